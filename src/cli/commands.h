@@ -1,0 +1,13 @@
+// cli/commands.h: one registration function per `ot` subcommand. Each lives in its own
+// file in src/cli/, parses its flags with CLI11 and calls into the library, nothing else.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace ot::cli {
+
+void register_forward(CLI::App& app);
+void register_generate(CLI::App& app);
+void register_inspect(CLI::App& app);
+
+}  // namespace ot::cli

@@ -1,0 +1,41 @@
+// cli/main.cpp: the `ot` entry point. Builds the subcommand tree and turns every error a
+// user can cause into one line on stderr and a non-zero exit code:
+//   1  the command failed (bad file, bad value, ...)
+//   2  the command line itself is wrong (CLI11 usage errors)
+#include <c10/util/Exception.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "util/error.h"
+#include "util/version.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"ot: Offsite-Tuning for decoder language models (LibTorch)", "ot"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", ot::build_info());
+  app.fallthrough(false);
+
+  ot::cli::register_forward(app);
+  ot::cli::register_generate(app);
+  ot::cli::register_inspect(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const ot::Error& e) {
+    std::cerr << "ot: error: " << e.what() << "\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    // LibTorch errors carry a C++ backtrace; the first line is the part a user can act on.
+    std::string msg = e.what_without_backtrace();
+    std::cerr << "ot: error: " << msg.substr(0, msg.find('\n')) << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "ot: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,58 @@
+// util/fs.h: file helpers every layer uses: whole-file reads with clear errors,
+// read-only memory maps, and atomic writes (temp file + fsync + rename) so that a
+// crash never leaves a half-written output behind.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ot {
+
+bool file_exists(const std::string& path);
+bool dir_exists(const std::string& path);
+std::uint64_t file_size(const std::string& path);
+
+// Reads a whole file; throws ot::Error naming the path if it cannot.
+std::string read_text_file(const std::string& path);
+std::vector<char> read_binary_file(const std::string& path);
+
+// A private (copy-on-write) memory map of a whole file. Pages stay backed by the file
+// until written, so tensors viewing it cost no anonymous memory.
+class MappedFile {
+ public:
+  static std::shared_ptr<MappedFile> open(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  char* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  MappedFile() = default;
+  char* data_ = nullptr;
+  std::size_t size_ = 0;
+  std::string path_;
+};
+
+// Writes `path` atomically: `write` receives a temporary path next to `path`; when it
+// returns, the temporary is fsync'ed and renamed over `path`. On any exception the
+// temporary is removed and `path` is untouched.
+void write_file_atomically(const std::string& path,
+                           const std::function<void(const std::string& tmp_path)>& write);
+void write_text_file_atomically(const std::string& path, const std::string& contents);
+
+// Same idea for a directory: `fill` populates a temporary sibling directory which then
+// replaces `dir` (an existing `dir` is removed only after `fill` succeeded).
+void write_dir_atomically(const std::string& dir,
+                          const std::function<void(const std::string& tmp_dir)>& fill);
+
+// Joins path components with a single '/'.
+std::string path_join(const std::string& a, const std::string& b);
+
+}  // namespace ot

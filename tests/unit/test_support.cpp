@@ -1,0 +1,32 @@
+// tests/unit/test_support.cpp: see test_support.h.
+#include "test_support.h"
+
+#include <sys/wait.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace ot::test {
+
+namespace {
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+}  // namespace
+
+CliResult run_cli(const std::string& args) {
+  TempDir tmp;
+  std::string out = tmp.file("stdout"), err = tmp.file("stderr");
+  std::string cmd = std::string(OT_CLI_PATH) + " " + args + " >" + out + " 2>" + err;
+  int status = std::system(cmd.c_str());
+  CliResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+}  // namespace ot::test

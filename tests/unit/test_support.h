@@ -1,0 +1,52 @@
+// tests/unit/test_support.h: helpers shared by the test files: where ../shared lives,
+// temporary directories, running the `ot` CLI, and reading fixture JSON.
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace ot::test {
+
+// The repository root and the shared data directory beside it (override: OT_SHARED_DIR).
+inline std::string repo_root() { return OT_REPO_ROOT; }
+inline std::string shared_dir() {
+  if (const char* env = std::getenv("OT_SHARED_DIR")) return env;
+  return std::string(OT_REPO_ROOT) + "/../shared";
+}
+inline std::string shared_path(const std::string& rel) { return shared_dir() + "/" + rel; }
+
+// A fresh directory under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "ot-test-XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data()) ? tmpl : std::string();
+    if (path_.empty()) throw std::runtime_error("mkdtemp failed");
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Result of running the `ot` binary.
+struct CliResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs `ot <args>` through the shell (args are passed verbatim: quote them yourself).
+CliResult run_cli(const std::string& args);
+
+}  // namespace ot::test
