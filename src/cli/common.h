@@ -1,0 +1,22 @@
+// cli/common.h: options several subcommands share (--device, --dtype, --threads) and the
+// one place they are turned into library settings.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "model/load.h"
+
+namespace ot::cli {
+
+struct RuntimeOptions {
+  std::string device = "cpu";
+  std::string dtype = "fp32";
+  int threads = 0;  // 0 = LibTorch's default
+};
+
+void add_runtime_options(CLI::App* cmd, RuntimeOptions& o);
+// Validates the options, applies --threads, and returns load settings.
+LoadOptions apply_runtime_options(const RuntimeOptions& o);
+
+}  // namespace ot::cli

@@ -1,0 +1,108 @@
+// model/attention.cpp: see attention.h.
+#include "model/attention.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "util/compat.h"
+
+namespace ot {
+
+at::Tensor causal_padding_allowed(const at::Tensor& key_mask, int64_t batch, int64_t T,
+                                  int64_t past, const at::TensorOptions& device) {
+  const int64_t S = past + T;
+  auto opts = device.dtype(torch::kLong);
+  // key j is visible to query i (absolute position past + i) iff j <= past + i
+  auto q_pos = torch::arange(past, S, opts).view({T, 1});
+  auto k_pos = torch::arange(0, S, opts).view({1, S});
+  auto allowed = (k_pos <= q_pos).unsqueeze(0).expand({batch, T, S});
+  if (key_mask.defined()) allowed = allowed & key_mask.to(torch::kBool).view({batch, 1, S});
+  return allowed;
+}
+
+at::Tensor additive_bias(const at::Tensor& allowed, at::ScalarType dtype) {
+  auto opts = allowed.options().dtype(dtype);
+  auto zero = torch::zeros({}, opts);
+  auto lowest = torch::full({}, at::Scalar(std::numeric_limits<float>::lowest()), opts);
+  if (dtype == torch::kHalf) lowest = torch::full({}, -65504.0, opts);
+  if (dtype == torch::kBFloat16) lowest = torch::full({}, at::Scalar(-3.38953139e38), opts);
+  return torch::where(allowed, zero, lowest).unsqueeze(1);
+}
+
+std::vector<double> alibi_slopes(int64_t n) {
+  // Geometric slopes 2^(-8/n') for the largest power of two n' <= n, interleaved with the
+  // slopes of 2n' for the remaining heads (the ALiBi paper's recipe, as BLOOM uses it).
+  int64_t p2 = 1;
+  while (p2 * 2 <= n) p2 *= 2;
+  auto base_for = [](int64_t m) { return std::pow(2.0, -std::pow(2.0, -(std::log2(double(m)) - 3))); };
+  std::vector<double> s;
+  double base = base_for(p2);
+  for (int64_t i = 1; i <= p2; ++i) s.push_back(std::pow(base, double(i)));
+  if (p2 != n) {
+    double extra = base_for(2 * p2);
+    int64_t remaining = std::min(p2, n - p2);
+    for (int64_t i = 0; i < remaining; ++i) s.push_back(std::pow(extra, double(1 + 2 * i)));
+  }
+  return s;
+}
+
+at::Tensor alibi_bias(const at::Tensor& key_mask, int64_t num_heads, at::ScalarType dtype) {
+  // HF computes slopes in fp32 and positions as (cumsum(mask) - 1) * mask.
+  auto slopes_d = alibi_slopes(num_heads);
+  std::vector<float> slopes_f(slopes_d.begin(), slopes_d.end());
+  auto slopes = torch::tensor(slopes_f, key_mask.options().dtype(torch::kFloat));
+  auto m = key_mask.to(torch::kFloat);
+  auto pos = ((m.cumsum(-1) - 1) * m).unsqueeze(1);             // (B, 1, S)
+  auto alibi = slopes.view({1, num_heads, 1}) * pos;             // (B, H, S)
+  return alibi.unsqueeze(2).to(dtype);                           // (B, H, 1, S)
+}
+
+void rope_tables(const at::Tensor& position_ids, int64_t head_dim, double theta,
+                 at::ScalarType dtype, at::Tensor& cos, at::Tensor& sin) {
+  auto fopts = position_ids.options().dtype(torch::kFloat);
+  auto inv_freq = 1.0 / torch::pow(theta, torch::arange(0, head_dim, 2, fopts) / double(head_dim));
+  auto freqs = position_ids.to(torch::kFloat).unsqueeze(-1) * inv_freq;  // (B, T, D/2)
+  auto emb = torch::cat({freqs, freqs}, -1);                           // (B, T, D)
+  cos = emb.cos().to(dtype).unsqueeze(1);
+  sin = emb.sin().to(dtype).unsqueeze(1);
+}
+
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  int64_t half = x.size(-1) / 2;
+  auto x1 = x.narrow(-1, 0, half);
+  auto x2 = x.narrow(-1, half, half);
+  return x * cos + torch::cat({-x2, x1}, -1) * sin;
+}
+
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                  const at::Tensor& bias, double scale) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+  const int64_t Hkv = k.size(1);
+  at::Tensor kk = k, vv = v;
+  if (Hkv != H) {  // GQA: (B, Hkv, S, D) -> (B, H, S, D)
+    kk = k.repeat_interleave(H / Hkv, 1);
+    vv = v.repeat_interleave(H / Hkv, 1);
+  }
+  // The fused kernel scales by 1/sqrt(D); fold any other scale into q.
+  const double default_scale = 1.0 / std::sqrt(double(D));
+  at::Tensor qq = std::abs(scale - default_scale) > 1e-12 ? q * (scale / default_scale) : q;
+  const bool causal = !bias.defined();
+  at::Tensor out = compat::scaled_dot_product_attention(qq, kk, vv, bias, causal && T > 1);
+  return out.transpose(1, 2).reshape({B, T, H * D});
+}
+
+void update_cache(LayerKV* cache, at::Tensor& k, at::Tensor& v) {
+  if (cache == nullptr) return;
+  if (cache->k.defined()) {
+    cache->k = torch::cat({cache->k, k}, 2);
+    cache->v = torch::cat({cache->v, v}, 2);
+  } else {
+    cache->k = k;
+    cache->v = v;
+  }
+  k = cache->k;
+  v = cache->v;
+}
+
+}  // namespace ot

@@ -1,0 +1,201 @@
+// model/config.cpp: config.json -> ModelConfig, with one clear error per bad key.
+#include "model/config.h"
+
+#include "util/error.h"
+
+namespace ot {
+
+std::string arch_name(Arch a) {
+  switch (a) {
+    case Arch::kOPT: return "opt";
+    case Arch::kGPT2: return "gpt2";
+    case Arch::kBloom: return "bloom";
+    case Arch::kLlama: return "llama";
+  }
+  return "unknown";
+}
+
+namespace {
+
+struct Reader {
+  const nlohmann::json& j;
+  const std::string& source;
+  std::string family;
+
+  const nlohmann::json* find(std::initializer_list<const char*> keys) const {
+    for (const char* k : keys) {
+      auto it = j.find(k);
+      if (it != j.end() && !it->is_null()) return &*it;
+    }
+    return nullptr;
+  }
+
+  std::string names(std::initializer_list<const char*> keys) const {
+    std::string s;
+    for (const char* k : keys) s += std::string(s.empty() ? "'" : " or '") + k + "'";
+    return s;
+  }
+
+  int64_t positive(std::initializer_list<const char*> keys) const {
+    const nlohmann::json* v = find(keys);
+    OT_REQUIRE(v != nullptr, source, ": missing key ", names(keys), " (needed by ", family,
+               " models)");
+    OT_REQUIRE(v->is_number_integer() && v->get<int64_t>() > 0, source, ": key ", names(keys),
+               ": expected a positive integer, got ", v->dump());
+    return v->get<int64_t>();
+  }
+
+  int64_t positive_or(std::initializer_list<const char*> keys, int64_t fallback) const {
+    return find(keys) ? positive(keys) : fallback;
+  }
+
+  double number_or(const char* key, double fallback) const {
+    const nlohmann::json* v = find({key});
+    if (!v) return fallback;
+    OT_REQUIRE(v->is_number(), source, ": key '", key, "': expected a number, got ", v->dump());
+    return v->get<double>();
+  }
+
+  bool bool_or(const char* key, bool fallback) const {
+    const nlohmann::json* v = find({key});
+    if (!v) return fallback;
+    OT_REQUIRE(v->is_boolean(), source, ": key '", key, "': expected true or false, got ",
+               v->dump());
+    return v->get<bool>();
+  }
+
+  std::string string_or(const char* key, const std::string& fallback) const {
+    const nlohmann::json* v = find({key});
+    if (!v) return fallback;
+    OT_REQUIRE(v->is_string(), source, ": key '", key, "': expected a string, got ", v->dump());
+    return v->get<std::string>();
+  }
+
+  std::optional<int64_t> token_id(const char* key) const {
+    const nlohmann::json* v = find({key});
+    if (!v) return std::nullopt;
+    if (v->is_array() && !v->empty()) v = &(*v)[0];  // some configs list several eos ids
+    OT_REQUIRE(v->is_number_integer() && v->get<int64_t>() >= 0, source, ": key '", key,
+               "': expected a non-negative integer token id, got ", v->dump());
+    return v->get<int64_t>();
+  }
+};
+
+}  // namespace
+
+ModelConfig parse_model_config(const nlohmann::json& j, const std::string& source) {
+  OT_REQUIRE(j.is_object(), source, ": expected a JSON object");
+  auto mt = j.find("model_type");
+  OT_REQUIRE(mt != j.end(), source,
+             ": missing key 'model_type' (expected one of opt, gpt2, bloom, llama)");
+  OT_REQUIRE(mt->is_string(), source, ": key 'model_type': expected a string, got ", mt->dump());
+  const std::string type = mt->get<std::string>();
+
+  ModelConfig c;
+  c.raw = j;
+  Reader r{j, source, type};
+  if (type == "opt") {
+    c.arch = Arch::kOPT;
+    c.hidden_size = r.positive({"hidden_size"});
+    c.num_layers = r.positive({"num_hidden_layers"});
+    c.num_heads = r.positive({"num_attention_heads"});
+    c.intermediate_size = r.positive({"ffn_dim"});
+    c.max_positions = r.positive({"max_position_embeddings"});
+    c.word_embed_proj_dim = r.positive_or({"word_embed_proj_dim"}, c.hidden_size);
+    c.do_layer_norm_before = r.bool_or("do_layer_norm_before", true);
+    c.enable_bias = r.bool_or("enable_bias", true);
+    c.layer_norm_elementwise_affine = r.bool_or("layer_norm_elementwise_affine", true);
+    c.remove_final_layer_norm = r.bool_or("_remove_final_layer_norm", false);
+    c.activation = r.string_or("activation_function", "relu");
+    c.norm_eps = 1e-5;
+  } else if (type == "gpt2") {
+    c.arch = Arch::kGPT2;
+    c.hidden_size = r.positive({"n_embd", "hidden_size"});
+    c.num_layers = r.positive({"n_layer", "num_hidden_layers"});
+    c.num_heads = r.positive({"n_head", "num_attention_heads"});
+    c.intermediate_size = r.positive_or({"n_inner"}, 4 * c.hidden_size);
+    c.max_positions = r.positive({"n_positions", "max_position_embeddings"});
+    c.norm_eps = r.number_or("layer_norm_epsilon", 1e-5);
+    c.activation = r.string_or("activation_function", "gelu_new");
+    c.scale_attn_weights = r.bool_or("scale_attn_weights", true);
+    c.scale_attn_by_inverse_layer_idx = r.bool_or("scale_attn_by_inverse_layer_idx", false);
+    OT_REQUIRE(!r.bool_or("reorder_and_upcast_attn", false), source,
+               ": key 'reorder_and_upcast_attn': true is not supported (expected false)");
+  } else if (type == "bloom") {
+    c.arch = Arch::kBloom;
+    c.hidden_size = r.positive({"hidden_size", "n_embed"});
+    c.num_layers = r.positive({"n_layer", "num_hidden_layers"});
+    c.num_heads = r.positive({"n_head", "num_attention_heads"});
+    c.intermediate_size = 4 * c.hidden_size;
+    c.max_positions = 0;  // ALiBi: no learned positions
+    c.norm_eps = r.number_or("layer_norm_epsilon", 1e-5);
+    c.activation = "bloom_gelu";
+    c.apply_residual_connection_post_layernorm =
+        r.bool_or("apply_residual_connection_post_layernorm", false);
+  } else if (type == "llama") {
+    c.arch = Arch::kLlama;
+    c.hidden_size = r.positive({"hidden_size"});
+    c.num_layers = r.positive({"num_hidden_layers"});
+    c.num_heads = r.positive({"num_attention_heads"});
+    c.num_kv_heads = r.positive_or({"num_key_value_heads"}, c.num_heads);
+    c.intermediate_size = r.positive({"intermediate_size"});
+    c.max_positions = r.positive_or({"max_position_embeddings"}, 2048);
+    c.norm_eps = r.number_or("rms_norm_eps", 1e-6);
+    c.rope_theta = r.number_or("rope_theta", 10000.0);
+    c.attention_bias = r.bool_or("attention_bias", false);
+    c.mlp_bias = r.bool_or("mlp_bias", false);
+    c.activation = r.string_or("hidden_act", "silu");
+    auto rs = j.find("rope_scaling");
+    OT_REQUIRE(rs == j.end() || rs->is_null(), source,
+               ": key 'rope_scaling': RoPE scaling is not supported (expected null)");
+    OT_REQUIRE(c.activation == "silu", source, ": key 'hidden_act': expected \"silu\", got \"",
+               c.activation, "\"");
+  } else {
+    fail(source, ": model_type '", type, "' is not supported (expected one of opt, gpt2, bloom, llama)");
+  }
+  c.vocab_size = r.positive({"vocab_size"});
+  if (c.num_kv_heads == 0) c.num_kv_heads = c.num_heads;
+  OT_REQUIRE(c.hidden_size % c.num_heads == 0, source, ": hidden size ", c.hidden_size,
+             " is not divisible by the number of attention heads ", c.num_heads);
+  OT_REQUIRE(c.num_heads % c.num_kv_heads == 0, source, ": num_attention_heads ", c.num_heads,
+             " is not a multiple of num_key_value_heads ", c.num_kv_heads);
+  c.head_dim = c.hidden_size / c.num_heads;
+  if (c.arch == Arch::kLlama)
+    OT_REQUIRE(c.head_dim % 2 == 0, source, ": RoPE needs an even head dimension, got ", c.head_dim);
+  if (c.arch == Arch::kOPT || c.arch == Arch::kGPT2)
+    OT_REQUIRE(c.activation == "relu" || c.activation == "gelu" || c.activation == "gelu_new" ||
+                   c.activation == "gelu_pytorch_tanh" || c.activation == "silu",
+               source, ": key 'activation_function': '", c.activation,
+               "' is not supported (expected relu, gelu, gelu_new, gelu_pytorch_tanh or silu)");
+  c.tie_word_embeddings = r.bool_or("tie_word_embeddings", true);
+  c.pad_token_id = r.token_id("pad_token_id");
+  c.bos_token_id = r.token_id("bos_token_id");
+  c.eos_token_id = r.token_id("eos_token_id");
+  return c;
+}
+
+nlohmann::json model_config_to_json(const ModelConfig& c) {
+  nlohmann::json j = c.raw.is_object() ? c.raw : nlohmann::json::object();
+  j["model_type"] = arch_name(c.arch);
+  j["vocab_size"] = c.vocab_size;
+  switch (c.arch) {
+    case Arch::kOPT:
+      j["num_hidden_layers"] = c.num_layers;
+      break;
+    case Arch::kGPT2:
+      j[j.contains("num_hidden_layers") && !j.contains("n_layer") ? "num_hidden_layers" : "n_layer"] =
+          c.num_layers;
+      break;
+    case Arch::kBloom:
+      j[j.contains("num_hidden_layers") && !j.contains("n_layer") ? "num_hidden_layers" : "n_layer"] =
+          c.num_layers;
+      break;
+    case Arch::kLlama:
+      j["num_hidden_layers"] = c.num_layers;
+      break;
+  }
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  return j;
+}
+
+}  // namespace ot

@@ -1,0 +1,64 @@
+// model/config.h: the architecture description of a decoder LM, parsed from a Hugging
+// Face config.json. One struct covers the four supported families (OPT, GPT-2, BLOOM,
+// LLaMA); family-specific fields are grouped and documented. The raw JSON is kept so a
+// written checkpoint carries every key the user's config had.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+namespace ot {
+
+enum class Arch { kOPT, kGPT2, kBloom, kLlama };
+
+std::string arch_name(Arch a);  // the HF model_type: opt, gpt2, bloom, llama
+
+struct ModelConfig {
+  Arch arch = Arch::kOPT;
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;         // C
+  int64_t num_layers = 0;          // number of blocks
+  int64_t num_heads = 0;           // query heads (H)
+  int64_t num_kv_heads = 0;        // key/value heads (GQA; == num_heads when absent)
+  int64_t head_dim = 0;            // C / H
+  int64_t intermediate_size = 0;   // FFN width
+  int64_t max_positions = 0;       // learned/rope position limit (0 = unlimited: ALiBi)
+  double norm_eps = 1e-5;
+  std::string activation;          // relu, gelu_new, bloom_gelu, silu, ...
+  bool tie_word_embeddings = true;
+  std::optional<int64_t> pad_token_id, bos_token_id, eos_token_id;
+
+  // OPT
+  bool do_layer_norm_before = true;      // pre-LN (all sizes but 350m)
+  int64_t word_embed_proj_dim = 0;       // != hidden_size -> project_in / project_out
+  bool enable_bias = true;
+  bool layer_norm_elementwise_affine = true;
+  bool remove_final_layer_norm = false;  // `_remove_final_layer_norm`
+  // GPT-2
+  bool scale_attn_weights = true;
+  bool scale_attn_by_inverse_layer_idx = false;
+  // BLOOM
+  bool apply_residual_connection_post_layernorm = false;
+  // LLaMA
+  double rope_theta = 10000.0;
+  bool attention_bias = false;
+  bool mlp_bias = false;
+
+  nlohmann::json raw;  // the config.json this came from (updated on write)
+
+  bool opt_projects() const { return arch == Arch::kOPT && word_embed_proj_dim != hidden_size; }
+  bool opt_final_norm() const {
+    return arch == Arch::kOPT && do_layer_norm_before && !remove_final_layer_norm;
+  }
+};
+
+// Parses config.json contents. `source` (usually the file path) prefixes every error:
+// "DIR/config.json: key 'n_embd': expected a positive integer, got \"x\"".
+ModelConfig parse_model_config(const nlohmann::json& j, const std::string& source);
+
+// The JSON to write back: `raw` with the fields this struct owns refreshed.
+nlohmann::json model_config_to_json(const ModelConfig& c);
+
+}  // namespace ot

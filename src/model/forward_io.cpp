@@ -1,0 +1,97 @@
+// model/forward_io.cpp: see forward_io.h.
+#include "model/forward_io.h"
+
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/safetensors.h"
+#include "util/error.h"
+#include "util/fs.h"
+
+namespace ot {
+
+namespace {
+
+at::Tensor int_matrix(const nlohmann::json& j, const std::string& key, const std::string& source,
+                      int64_t rows, int64_t cols) {
+  OT_REQUIRE(j.is_array() && !j.empty(), source, ": key '", key,
+             "': expected a non-empty list of lists of integers");
+  const int64_t B = static_cast<int64_t>(j.size());
+  OT_REQUIRE(rows < 0 || B == rows, source, ": key '", key, "': expected ", rows, " rows (as input_ids), got ", B);
+  std::vector<int64_t> flat;
+  int64_t T = -1;
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& row = j[static_cast<size_t>(b)];
+    OT_REQUIRE(row.is_array(), source, ": key '", key, "' row ", b, ": expected a list of integers");
+    if (T < 0) T = static_cast<int64_t>(row.size());
+    OT_REQUIRE(static_cast<int64_t>(row.size()) == T, source, ": key '", key, "' row ", b, " has ",
+               row.size(), " entries but row 0 has ", T, " (pad rows to equal length)");
+    for (size_t t = 0; t < row.size(); ++t) {
+      OT_REQUIRE(row[t].is_number_integer(), source, ": key '", key, "' row ", b, " position ", t,
+                 ": expected an integer, got ", row[t].dump());
+      flat.push_back(row[t].get<int64_t>());
+    }
+  }
+  OT_REQUIRE(T > 0, source, ": key '", key, "': rows are empty");
+  OT_REQUIRE(cols < 0 || T == cols, source, ": key '", key, "': expected ", cols,
+             " columns (as input_ids), got ", T);
+  return torch::tensor(flat, torch::kLong).view({B, T});
+}
+
+}  // namespace
+
+ForwardInput parse_forward_input(const std::string& text, const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    fail(source, ": not valid JSON (", e.what(), ")");
+  }
+  OT_REQUIRE(j.is_object(), source, ": expected a JSON object with key 'input_ids'");
+  for (auto it = j.begin(); it != j.end(); ++it)
+    OT_REQUIRE(it.key() == "input_ids" || it.key() == "attention_mask" || it.key() == "position_ids",
+               source, ": unknown key '", it.key(), "' (expected input_ids, attention_mask, position_ids)");
+  OT_REQUIRE(j.contains("input_ids"), source, ": missing key 'input_ids'");
+  ForwardInput in;
+  in.input_ids = int_matrix(j["input_ids"], "input_ids", source, -1, -1);
+  const int64_t B = in.input_ids.size(0), T = in.input_ids.size(1);
+  if (j.contains("attention_mask") && !j["attention_mask"].is_null()) {
+    in.attention_mask = int_matrix(j["attention_mask"], "attention_mask", source, B, T);
+    OT_REQUIRE(((in.attention_mask == 0) | (in.attention_mask == 1)).all().item<bool>(), source,
+               ": key 'attention_mask': expected only 0 and 1");
+  }
+  if (j.contains("position_ids") && !j["position_ids"].is_null())
+    in.position_ids = int_matrix(j["position_ids"], "position_ids", source, B, T);
+  if (in.position_ids.defined())
+    OT_REQUIRE(in.position_ids.min().item<int64_t>() >= 0, source,
+               ": key 'position_ids': expected non-negative positions");
+  return in;
+}
+
+ForwardInput read_forward_input(const std::string& path) {
+  return parse_forward_input(read_text_file(path), path);
+}
+
+void run_forward_to_file(DecoderLM& model, const ForwardInput& in, const std::string& out_path,
+                         bool hidden_states) {
+  check_token_ids(in.input_ids, model->config().vocab_size, "input_ids");
+  torch::NoGradGuard no_grad;
+  auto dev = model->device();
+  ForwardOptions fo;
+  fo.hidden_states = hidden_states;
+  auto to_dev = [&](const at::Tensor& t) { return t.defined() ? t.to(dev) : t; };
+  ForwardOutput out = model->forward(to_dev(in.input_ids), to_dev(in.attention_mask),
+                                     to_dev(in.position_ids), fo);
+  StateDict tensors;
+  auto f32 = [](const at::Tensor& t) { return t.to(torch::kCPU, torch::kFloat).contiguous(); };
+  tensors["logits"] = f32(out.logits);
+  if (hidden_states) {
+    tensors["embeddings"] = f32(out.embeddings);
+    for (size_t i = 0; i < out.block_outputs.size(); ++i)
+      tensors["hidden_states." + std::to_string(i)] = f32(out.block_outputs[i]);
+  }
+  save_safetensors(out_path, tensors);
+}
+
+}  // namespace ot

@@ -1,0 +1,30 @@
+// model/forward_io.h: the `ot forward` file contract. Input IDS.json:
+//   {"input_ids": [[...], ...], "attention_mask": [[...], ...], "position_ids": [[...], ...]}
+// (the last two optional; rows of equal length). Output OUT.safetensors: `logits` (B, T, V)
+// float32; with hidden states also `embeddings` (input to block 0) and `hidden_states.<i>`
+// (raw output of block i), all float32.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+#include "model/decoder_lm.h"
+
+namespace ot {
+
+struct ForwardInput {
+  at::Tensor input_ids;       // (B, T) int64
+  at::Tensor attention_mask;  // (B, T) int64 or undefined
+  at::Tensor position_ids;    // (B, T) int64 or undefined
+};
+
+// Parses and validates IDS.json (`path` names the file in errors).
+ForwardInput read_forward_input(const std::string& path);
+ForwardInput parse_forward_input(const std::string& json_text, const std::string& source);
+
+// Runs the model and writes OUT.safetensors atomically.
+void run_forward_to_file(DecoderLM& model, const ForwardInput& in, const std::string& out_path,
+                         bool hidden_states);
+
+}  // namespace ot

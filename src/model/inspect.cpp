@@ -1,0 +1,87 @@
+// model/inspect.cpp: see inspect.h.
+#include "model/inspect.h"
+
+#include <torch/torch.h>
+
+#include <iomanip>
+#include <map>
+#include <sstream>
+
+#include "checkpoint/hf_checkpoint.h"
+#include "model/decoder_lm.h"
+#include "util/device.h"
+#include "util/error.h"
+#include "util/fs.h"
+
+namespace ot {
+
+nlohmann::json inspect_model_dir(const std::string& dir) {
+  OT_REQUIRE(dir_exists(dir), dir, ": model directory does not exist");
+  nlohmann::json cfg_json = load_hf_config(dir);
+  ModelConfig cfg = parse_model_config(cfg_json, path_join(dir, "config.json"));
+  StateDict weights = load_hf_weights(dir);  // memory-mapped: cheap even for large models
+  DecoderLM model(cfg);                      // uninitialised: only shapes are needed
+  model->load_hf_state_dict(weights, dir, /*strict=*/true);
+
+  nlohmann::json j;
+  j["directory"] = dir;
+  j["model_type"] = arch_name(cfg.arch);
+  j["layers"] = cfg.num_layers;
+  j["hidden_size"] = cfg.hidden_size;
+  j["heads"] = cfg.num_heads;
+  j["kv_heads"] = cfg.num_kv_heads;
+  j["intermediate_size"] = cfg.intermediate_size;
+  j["vocab_size"] = cfg.vocab_size;
+  j["max_positions"] = cfg.max_positions;
+  j["tied_head"] = cfg.tie_word_embeddings;
+  j["parameters"] = {{"embeddings", model->num_parameters(ModelPart::kEmbeddings)},
+                     {"blocks", model->num_parameters(ModelPart::kBlocks)},
+                     {"head", model->num_parameters(ModelPart::kHead)},
+                     {"total", model->num_parameters(ModelPart::kAll)}};
+  std::map<std::string, int64_t> dtypes;
+  for (const auto& kv : weights) dtypes[safetensors_dtype_name(kv.second.scalar_type())] += kv.second.numel();
+  j["dtypes"] = dtypes;
+  WeightFiles wf = find_weight_files(dir);
+  j["format"] = wf.format;
+  j["files"] = wf.files;
+  if (!wf.index.empty()) j["index"] = wf.index;
+  if (cfg_json.contains("offsite")) j["offsite"] = cfg_json["offsite"];
+  return j;
+}
+
+namespace {
+std::string human(int64_t n) {
+  std::ostringstream os;
+  if (n >= 1000000000) os << std::fixed << std::setprecision(2) << double(n) / 1e9 << "B";
+  else if (n >= 1000000) os << std::fixed << std::setprecision(2) << double(n) / 1e6 << "M";
+  else if (n >= 1000) os << std::fixed << std::setprecision(1) << double(n) / 1e3 << "K";
+  else os << n;
+  return os.str();
+}
+}  // namespace
+
+std::string format_inspection(const nlohmann::json& j) {
+  std::ostringstream os;
+  os << "model        " << j["directory"].get<std::string>() << "\n";
+  os << "architecture " << j["model_type"].get<std::string>() << ": " << j["layers"] << " blocks, hidden "
+     << j["hidden_size"] << ", " << j["heads"] << " heads";
+  if (j["kv_heads"] != j["heads"]) os << " (" << j["kv_heads"] << " key/value)";
+  os << ", ffn " << j["intermediate_size"] << ", vocab " << j["vocab_size"];
+  if (j["max_positions"].get<int64_t>() > 0) os << ", " << j["max_positions"] << " positions";
+  os << (j["tied_head"].get<bool>() ? ", tied head" : ", untied head") << "\n";
+  const auto& p = j["parameters"];
+  os << "parameters   " << human(p["total"]) << " total (" << p["total"] << ")\n";
+  for (const char* part : {"embeddings", "blocks", "head"})
+    os << "  " << std::left << std::setw(11) << part << human(p[part]) << " (" << p[part] << ")\n";
+  os << "dtypes      ";
+  for (auto it = j["dtypes"].begin(); it != j["dtypes"].end(); ++it)
+    os << " " << it.key() << ": " << human(it.value().get<int64_t>());
+  os << "\n";
+  os << "files        " << j["format"].get<std::string>() << ":";
+  for (const auto& f : j["files"]) os << " " << f.get<std::string>();
+  os << "\n";
+  if (j.contains("offsite")) os << "offsite      " << j["offsite"].dump() << "\n";
+  return os.str();
+}
+
+}  // namespace ot

@@ -1,0 +1,85 @@
+// model/layers.h: the parameterised building blocks of every family, registered under the
+// names Hugging Face checkpoints use ("weight", "bias"). Parameters are allocated
+// uninitialised: a loaded checkpoint replaces them without a wasted random init, and
+// `init_weights` (model/decoder_lm.h) draws them HF-style when training from scratch.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <string>
+
+namespace ot::nn {
+
+struct LinearOptions {
+  LinearOptions(int64_t in, int64_t out) : in_features(in), out_features(out) {}
+  int64_t in_features;
+  int64_t out_features;
+  bool bias = true;
+  LinearOptions& with_bias(bool b) { bias = b; return *this; }
+};
+
+// y = x W^T + b, weight (out, in) as in torch.nn.Linear.
+class LinearImpl : public torch::nn::Module {
+ public:
+  explicit LinearImpl(const LinearOptions& o);
+  at::Tensor forward(const at::Tensor& x);  // (..., in) -> (..., out)
+  LinearOptions options;
+  at::Tensor weight, bias;
+};
+TORCH_MODULE(Linear);
+
+// GPT-2's Conv1D: y = x W + b with weight stored (in, out).
+class Conv1DImpl : public torch::nn::Module {
+ public:
+  Conv1DImpl(int64_t in, int64_t out);
+  at::Tensor forward(const at::Tensor& x);  // (..., in) -> (..., out)
+  int64_t in_features, out_features;
+  at::Tensor weight, bias;
+};
+TORCH_MODULE(Conv1D);
+
+struct LayerNormOptions {
+  explicit LayerNormOptions(int64_t d) : dim(d) {}
+  int64_t dim;
+  double eps = 1e-5;
+  bool affine = true;
+  LayerNormOptions& with_eps(double e) { eps = e; return *this; }
+  LayerNormOptions& with_affine(bool a) { affine = a; return *this; }
+};
+
+class LayerNormImpl : public torch::nn::Module {
+ public:
+  explicit LayerNormImpl(const LayerNormOptions& o);
+  at::Tensor forward(const at::Tensor& x);
+  LayerNormOptions options;
+  at::Tensor weight, bias;
+};
+TORCH_MODULE(LayerNorm);
+
+// LLaMA's RMSNorm: x / sqrt(mean(x^2) + eps) * weight, computed in fp32 as HF does.
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps);
+  at::Tensor forward(const at::Tensor& x);
+  int64_t dim;
+  double eps;
+  at::Tensor weight;
+};
+TORCH_MODULE(RMSNorm);
+
+// Token/position embedding table (num, dim); `padding_idx` gets no gradient, as in HF.
+class EmbeddingImpl : public torch::nn::Module {
+ public:
+  EmbeddingImpl(int64_t num, int64_t dim, int64_t padding_idx = -1);
+  at::Tensor forward(const at::Tensor& ids);  // (B, T) -> (B, T, dim)
+  int64_t num_embeddings, embedding_dim, padding_idx;
+  at::Tensor weight;
+};
+TORCH_MODULE(Embedding);
+
+// Activation by HF name: relu, gelu (erf), gelu_new / gelu_pytorch_tanh (tanh form),
+// bloom_gelu (BLOOM's tanh form with its own constant), silu.
+at::Tensor activation(const std::string& name, const at::Tensor& x);
+
+}  // namespace ot::nn

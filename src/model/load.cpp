@@ -1,0 +1,44 @@
+// model/load.cpp: see load.h.
+#include "model/load.h"
+
+#include <torch/torch.h>
+
+#include "checkpoint/hf_checkpoint.h"
+#include "util/error.h"
+#include "util/fs.h"
+
+namespace ot {
+
+DecoderLM build_model(const ModelConfig& config, const LoadOptions& opts) {
+  DecoderLM model(config);
+  model->to(opts.device, opts.dtype);
+  return model;
+}
+
+DecoderLM load_model(const std::string& dir, const LoadOptions& opts) {
+  OT_REQUIRE(dir_exists(dir), dir, ": model directory does not exist");
+  nlohmann::json cfg_json = load_hf_config(dir);
+  ModelConfig config = parse_model_config(cfg_json, path_join(dir, "config.json"));
+  // Parameters stay uninitialised (and their pages untouched) until replaced below.
+  DecoderLM model(config);
+  StateDict weights = load_hf_weights(dir);
+  {
+    // Match the checkpoint's dtype first so same-dtype tensors are adopted without a copy.
+    model->to(opts.device, opts.dtype);
+    model->load_hf_state_dict(weights, dir, /*strict=*/true);
+  }
+  model->eval();
+  return model;
+}
+
+void save_model(DecoderLM& model, const std::string& dir, const nlohmann::json& extra_config) {
+  nlohmann::json cfg = model_config_to_json(model->config());
+  for (auto it = extra_config.begin(); it != extra_config.end(); ++it) cfg[it.key()] = it.value();
+  cfg["torch_dtype"] = model->dtype() == c10::kFloat      ? "float32"
+                       : model->dtype() == c10::kBFloat16 ? "bfloat16"
+                       : model->dtype() == c10::kHalf     ? "float16"
+                                                          : "float32";
+  save_hf_checkpoint(dir, cfg, model->hf_state_dict());
+}
+
+}  // namespace ot

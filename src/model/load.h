@@ -1,0 +1,30 @@
+// model/load.h: building models from Hugging Face directories and writing them back.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "model/decoder_lm.h"
+
+namespace ot {
+
+struct LoadOptions {
+  c10::Device device = c10::Device(c10::kCPU);
+  c10::ScalarType dtype = c10::kFloat;  // weights are converted to this on load
+};
+
+// config.json + weights of `dir` -> an eval-mode model on `opts.device` in `opts.dtype`.
+DecoderLM load_model(const std::string& dir, const LoadOptions& opts = {});
+
+// A model with uninitialised weights (call init_weights or load_hf_state_dict).
+DecoderLM build_model(const ModelConfig& config, const LoadOptions& opts = {});
+
+// Writes config.json (the model's config, plus `extra_config` keys merged in) and
+// model.safetensors in the parameters' dtype. Atomic: `dir` is complete or untouched.
+void save_model(DecoderLM& model, const std::string& dir,
+                const nlohmann::json& extra_config = nlohmann::json::object());
+
+}  // namespace ot

@@ -1,0 +1,231 @@
+// tests/unit/test_model.cpp: parity of the four families with Hugging Face transformers
+// (fixtures in ../shared/fixtures/hf-parity): logits and every block's output (atol 1e-4),
+// loss (atol 1e-5), right/left padding, explicit position ids, loading from safetensors
+// and from pytorch_model.bin; KV-cache generation equals recomputation; dtype round trips.
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "checkpoint/hf_checkpoint.h"
+#include "model/decoder_lm.h"
+#include "model/generate.h"
+#include "model/load.h"
+#include "test_support.h"
+#include "util/fs.h"
+
+namespace {
+
+using ot::test::shared_path;
+namespace fs = std::filesystem;
+
+// Nested JSON list of numbers -> tensor of `dtype`.
+at::Tensor json_tensor(const nlohmann::json& j, at::ScalarType dtype) {
+  std::vector<int64_t> shape;
+  const nlohmann::json* p = &j;
+  while (p->is_array()) {
+    shape.push_back(static_cast<int64_t>(p->size()));
+    if (p->empty()) break;
+    p = &(*p)[0];
+  }
+  std::vector<double> flat;
+  std::function<void(const nlohmann::json&)> walk = [&](const nlohmann::json& x) {
+    if (x.is_array()) for (const auto& e : x) walk(e);
+    else flat.push_back(x.get<double>());
+  };
+  walk(j);
+  return torch::tensor(flat, torch::kDouble).view(shape).to(dtype);
+}
+
+const nlohmann::json& fixture(const std::string& arch) {
+  static std::map<std::string, nlohmann::json> cache;
+  auto it = cache.find(arch);
+  if (it == cache.end())
+    it = cache.emplace(arch, nlohmann::json::parse(ot::read_text_file(shared_path("fixtures/hf-parity/" + arch + ".json")))).first;
+  return it->second;
+}
+
+std::string model_dir(const std::string& arch) { return shared_path("fixtures/hf-parity/" + arch); }
+
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+}
+
+// Max |diff| over positions whose mask is 1: logits (B, T, V), mask (B, T).
+double masked_max_abs_diff(const at::Tensor& a, const at::Tensor& b, const at::Tensor& mask) {
+  auto keep = mask.to(torch::kBool);
+  return max_abs_diff(a.index({keep}), b.index({keep}));
+}
+
+class HFParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(HFParity, LogitsLossAndEveryBlockFromSafetensors) {
+  const auto& fx = fixture(GetParam());
+  ot::DecoderLM m = ot::load_model(model_dir(GetParam()));
+  ASSERT_EQ(ot::find_weight_files(model_dir(GetParam())).format, "safetensors");
+  auto ids = json_tensor(fx["input_ids"], torch::kLong);
+  torch::NoGradGuard ng;
+  ot::ForwardOptions fo;
+  fo.hidden_states = true;
+  auto out = m->forward(ids, {}, {}, fo);
+  EXPECT_LT(max_abs_diff(out.logits, json_tensor(fx["logits"], torch::kFloat)), 1e-4);
+  auto loss = ot::causal_lm_loss(out.logits, ids).item<double>();
+  EXPECT_NEAR(loss, fx["loss"].get<double>(), 1e-5);
+  for (int64_t b = 0; b < 2; ++b) {
+    auto lb = ot::causal_lm_loss(out.logits.narrow(0, b, 1), ids.narrow(0, b, 1)).item<double>();
+    EXPECT_NEAR(lb, fx["loss_per_sequence"][b].get<double>(), 1e-5) << "sequence " << b;
+  }
+  const auto& hs = fx["hidden_states_seq0"];
+  EXPECT_LT(max_abs_diff(out.embeddings[0], json_tensor(hs["hidden_states_hf"][0], torch::kFloat)), 1e-4);
+  ASSERT_EQ(out.block_outputs.size(), hs["decoder_layer_outputs"].size());
+  for (size_t i = 0; i < out.block_outputs.size(); ++i)
+    EXPECT_LT(max_abs_diff(out.block_outputs[i][0], json_tensor(hs["decoder_layer_outputs"][i], torch::kFloat)), 1e-4)
+        << "block " << i;
+}
+
+TEST_P(HFParity, PytorchModelBinGivesTheSameLogits) {
+  const auto& fx = fixture(GetParam());
+  ot::test::TempDir tmp;
+  fs::create_symlink(model_dir(GetParam()) + "/config.json", tmp.file("config.json"));
+  fs::create_symlink(model_dir(GetParam()) + "/pytorch_model.bin", tmp.file("pytorch_model.bin"));
+  ASSERT_EQ(ot::find_weight_files(tmp.path()).format, "torch");
+  ot::DecoderLM m = ot::load_model(tmp.path());
+  torch::NoGradGuard ng;
+  auto out = m->forward(json_tensor(fx["input_ids"], torch::kLong));
+  EXPECT_LT(max_abs_diff(out.logits, json_tensor(fx["logits"], torch::kFloat)), 1e-4);
+}
+
+TEST_P(HFParity, RightAndLeftPaddedBatches) {
+  const auto& fx = fixture(GetParam());
+  ot::DecoderLM m = ot::load_model(model_dir(GetParam()));
+  torch::NoGradGuard ng;
+  for (const char* side : {"right", "left"}) {
+    const auto& p = fx["padded"][side];
+    auto ids = json_tensor(p["input_ids"], torch::kLong);
+    auto mask = json_tensor(p["attention_mask"], torch::kLong);
+    auto out = m->forward(ids, mask);
+    EXPECT_LT(masked_max_abs_diff(out.logits, json_tensor(p["logits"], torch::kFloat), mask), 1e-4) << side;
+    auto labels = json_tensor(p["labels"], torch::kLong);
+    EXPECT_NEAR(ot::causal_lm_loss(out.logits, labels).item<double>(), p["loss"].get<double>(), 1e-5) << side;
+  }
+  // Right padding must not change the real tokens' logits.
+  const auto& u = fx["padded"]["unpadded_row1"];
+  auto out = m->forward(json_tensor(u["input_ids"], torch::kLong).unsqueeze(0));
+  EXPECT_LT(max_abs_diff(out.logits[0], json_tensor(u["logits"], torch::kFloat)), 1e-4);
+}
+
+TEST_P(HFParity, ExplicitPositionIds) {
+  const auto& fx = fixture(GetParam());
+  if (!fx["padded"].contains("left_with_position_ids")) GTEST_SKIP() << "HF has no position_ids for " << GetParam();
+  const auto& p = fx["padded"]["left_with_position_ids"];
+  ot::DecoderLM m = ot::load_model(model_dir(GetParam()));
+  torch::NoGradGuard ng;
+  auto mask = json_tensor(p["attention_mask"], torch::kLong);
+  auto out = m->forward(json_tensor(p["input_ids"], torch::kLong), mask, json_tensor(p["position_ids"], torch::kLong));
+  EXPECT_LT(masked_max_abs_diff(out.logits, json_tensor(p["logits"], torch::kFloat), mask), 1e-4);
+}
+
+TEST_P(HFParity, CachedGenerationEqualsRecomputation) {
+  ot::DecoderLM m = ot::load_model(model_dir(GetParam()));
+  std::vector<int64_t> prompt = {5, 17, 250, 999, 3, 42};
+  ot::GenerateOptions g;
+  g.max_new_tokens = 20;
+  auto cached = ot::generate(m, prompt, g);
+  g.use_cache = false;
+  auto recomputed = ot::generate(m, prompt, g);
+  EXPECT_EQ(cached, recomputed);
+  // Sampling is reproducible for a fixed seed.
+  g.use_cache = true;
+  g.temperature = 0.9;
+  g.top_p = 0.8;
+  g.seed = 7;
+  EXPECT_EQ(ot::generate(m, prompt, g), ot::generate(m, prompt, g));
+}
+
+TEST_P(HFParity, WriteReadRoundTripIsBitExact) {
+  ot::DecoderLM m = ot::load_model(model_dir(GetParam()));
+  ot::test::TempDir tmp;
+  std::string out = tmp.file("copy");
+  ot::save_model(m, out);
+  ot::DecoderLM back = ot::load_model(out);
+  auto a = m->hf_state_dict(), b = back->hf_state_dict();
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& kv : a) {
+    ASSERT_TRUE(b.count(kv.first)) << kv.first;
+    EXPECT_TRUE(torch::equal(kv.second, b[kv.first])) << kv.first;
+  }
+  EXPECT_EQ(ot::load_hf_config(out)["model_type"], ot::arch_name(m->config().arch));
+}
+
+TEST_P(HFParity, HalfPrecisionWeightsLoad) {
+  const auto& fx = fixture(GetParam());
+  ot::DecoderLM m = ot::load_model(model_dir(GetParam()));
+  for (auto dtype : {torch::kBFloat16, torch::kHalf}) {
+    ot::test::TempDir tmp;
+    m->to(dtype);
+    ot::save_model(m, tmp.file("half"));
+    m->to(torch::kFloat);
+    // Stored in 16 bits, computed in fp32: close to the reference at 16-bit precision.
+    ot::DecoderLM h = ot::load_model(tmp.file("half"));
+    EXPECT_EQ(h->dtype(), torch::kFloat);
+    torch::NoGradGuard ng;
+    auto logits = h->forward(json_tensor(fx["input_ids"], torch::kLong)).logits;
+    EXPECT_LT(max_abs_diff(logits, json_tensor(fx["logits"], torch::kFloat)), 0.1) << c10::toString(dtype);
+    // Loaded as its own dtype, parameters are the stored values exactly.
+    ot::LoadOptions lo;
+    lo.dtype = dtype;
+    ot::DecoderLM same = ot::load_model(tmp.file("half"), lo);
+    EXPECT_EQ(same->dtype(), dtype);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, HFParity, ::testing::Values("opt", "gpt2", "bloom", "llama"),
+                         [](const auto& info) { return info.param; });
+
+TEST(ModelConfigErrors, UnknownModelTypeAndMissingKeys) {
+  try {
+    ot::parse_model_config({{"model_type", "mamba"}}, "x/config.json");
+    FAIL() << "expected an error";
+  } catch (const ot::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model_type 'mamba' is not supported"), std::string::npos) << e.what();
+  }
+  try {
+    ot::parse_model_config({{"model_type", "opt"}, {"hidden_size", 64}}, "x/config.json");
+    FAIL() << "expected an error";
+  } catch (const ot::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("x/config.json: missing key 'num_hidden_layers'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ModelLoadErrors, WeightShapeNotMatchingConfig) {
+  ot::test::TempDir tmp;
+  auto cfg = ot::load_hf_config(model_dir("opt"));
+  cfg["ffn_dim"] = 128;  // the checkpoint has 256
+  fs::create_symlink(model_dir("opt") + "/model.safetensors", tmp.file("model.safetensors"));
+  std::ofstream(tmp.file("config.json")) << cfg.dump();
+  try {
+    ot::load_model(tmp.path());
+    FAIL() << "expected an error";
+  } catch (const ot::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("fc1.weight' has shape [256, 64] but config.json implies [128, 64]"),
+              std::string::npos) << e.what();
+  }
+}
+
+TEST(ModelLoadErrors, TokenIdsOutsideVocabulary) {
+  ot::DecoderLM m = ot::load_model(model_dir("gpt2"));
+  auto ids = torch::tensor({{1, 2, 1000}}, torch::kLong);
+  EXPECT_THROW(ot::check_token_ids(ids, m->config().vocab_size, "input_ids"), ot::Error);
+}
+
+TEST(AlibiSlopes, MatchBloomForPowerOfTwoAndOtherHeadCounts) {
+  // 8 heads: 2^-1 ... 2^-8.
+  auto s8 = ot::alibi_slopes(8);
+  for (int i = 0; i < 8; ++i) EXPECT_DOUBLE_EQ(s8[i], std::pow(2.0, -(i + 1)));
+  // 12 heads: 8 geometric slopes of base 2^-1, then 4 odd powers of base 2^-0.5.
+  auto s12 = ot::alibi_slopes(12);
+  ASSERT_EQ(s12.size(), 12u);
+  for (int i = 0; i < 4; ++i) EXPECT_DOUBLE_EQ(s12[8 + i], std::pow(2.0, -0.5 * (1 + 2 * i)));
+}
+
+}  // namespace
