@@ -41,6 +41,8 @@ class DecoderLMImpl : public torch::nn::Module {
   explicit DecoderLMImpl(const ModelConfig& config);
 
   const ModelConfig& config() const { return config_; }
+  // Sets a top-level key of the config.json this model writes (e.g. the offsite section).
+  void set_config_entry(const std::string& key, const nlohmann::json& value) { config_.raw[key] = value; }
   int64_t num_blocks() const { return static_cast<int64_t>(blocks_.size()); }
   BlockBase& block(int64_t i) { return *blocks_.at(static_cast<size_t>(i)); }
   std::shared_ptr<BlockBase> block_ptr(int64_t i) const { return blocks_.at(static_cast<size_t>(i)); }

@@ -21,6 +21,23 @@ DecoderLM load_model(const std::string& dir, const LoadOptions& opts) {
   ModelConfig config = parse_model_config(cfg_json, path_join(dir, "config.json"));
   // Parameters stay uninitialised (and their pages untouched) until replaced below.
   DecoderLM model(config);
+  // Offsite bundles record which original block each of their blocks came from; blocks
+  // are built with their original index (GPT-2 can scale attention by it).
+  if (cfg_json.contains("offsite") && cfg_json["offsite"].contains("block_origin")) {
+    const auto& origin = cfg_json["offsite"]["block_origin"];
+    std::vector<int64_t> o;
+    for (const auto& v : origin) {
+      OT_REQUIRE(v.is_number_integer() && v.get<int64_t>() >= 0, dir,
+                 "/config.json: offsite.block_origin: expected non-negative integers, got ", v.dump());
+      o.push_back(v.get<int64_t>());
+    }
+    OT_REQUIRE(static_cast<int64_t>(o.size()) == model->num_blocks(), dir,
+               "/config.json: offsite.block_origin has ", o.size(), " entries but the model has ",
+               model->num_blocks(), " blocks");
+    std::vector<std::shared_ptr<BlockBase>> blocks;
+    for (int64_t b : o) blocks.push_back(make_block(config, b));
+    model->set_blocks(std::move(blocks), std::move(o));
+  }
   StateDict weights = load_hf_weights(dir);
   {
     // Match the checkpoint's dtype first so same-dtype tensors are adopted without a copy.

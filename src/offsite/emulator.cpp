@@ -1,0 +1,214 @@
+// offsite/emulator.cpp: see emulator.h.
+#include "offsite/emulator.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+
+#include "offsite/layer_selection.h"
+#include "util/error.h"
+
+namespace ot {
+
+std::vector<int64_t> OffsiteLayout::adapter_blocks() const {
+  std::vector<int64_t> a;
+  for (int64_t i = 0; i < bottom; ++i) a.push_back(i);
+  for (int64_t i = num_original - top; i < num_original; ++i) a.push_back(i);
+  return a;
+}
+
+bool OffsiteLayout::is_adapter(int64_t i) const { return i < bottom || i >= num_original - top; }
+
+std::vector<int64_t> select_middle_blocks(int64_t m, int64_t k, const std::string& strategy) {
+  if (strategy == "uniform") return uniform_layer_indices(m, k);
+  if (strategy == "floor") return floor_layer_indices(m, k);
+  if (strategy == "cka")
+    fail("--strategy cka: needs calibration activations (use the CKA selector with a corpus)");
+  if (!strategy.empty() && (std::isdigit(static_cast<unsigned char>(strategy[0])) || strategy.find(',') != std::string::npos)) {
+    auto idx = parse_layer_list(strategy, m, "--strategy");
+    OT_REQUIRE(static_cast<int64_t>(idx.size()) == k, "--strategy: the index list has ", idx.size(),
+               " entries but --emulator-layers is ", k);
+    return idx;
+  }
+  fail("--strategy: '", strategy, "' is not a strategy (expected uniform, floor, cka or an index list like 0,3,5)");
+}
+
+OffsiteLayout make_layout(int64_t n, const EmulatorOptions& o, const std::vector<int64_t>& kept) {
+  const int64_t k = static_cast<int64_t>(kept.size());
+  check_offsite_split(n, o.bottom, o.top, k);
+  OffsiteLayout L;
+  L.num_original = n;
+  L.bottom = o.bottom;
+  L.top = o.top;
+  L.middle_kept = kept;
+  const int64_t m = n - o.bottom - o.top;
+  for (int64_t i = 0; i < o.bottom; ++i) L.block_origin.push_back(i);
+  if (o.repeat) {
+    // CRaSh sharing: every middle position holds its nearest kept block (ties: lower).
+    for (int64_t p = 0; p < m; ++p) {
+      int64_t best = kept[0];
+      for (int64_t c : kept)
+        if (std::llabs(c - p) < std::llabs(best - p)) best = c;
+      L.block_origin.push_back(o.bottom + best);
+    }
+  } else {
+    for (int64_t c : kept) L.block_origin.push_back(o.bottom + c);
+  }
+  for (int64_t i = n - o.top; i < n; ++i) L.block_origin.push_back(i);
+  return L;
+}
+
+std::shared_ptr<BlockBase> copy_block(const ModelConfig& cfg, BlockBase& src, int64_t layer_index) {
+  torch::NoGradGuard ng;
+  auto dst = make_block(cfg, layer_index);
+  auto sp = src.named_parameters(true);
+  auto dp = dst->named_parameters(true);
+  OT_REQUIRE(sp.size() == dp.size(), "copy_block: parameter sets differ");
+  for (auto& item : dp) {
+    const at::Tensor* s = sp.find(item.key());
+    OT_REQUIRE(s != nullptr, "copy_block: missing parameter ", item.key());
+    item.value().set_data(s->detach().clone());
+    item.value().set_requires_grad(s->requires_grad());
+  }
+  return dst;
+}
+
+void magnitude_prune(BlockBase& block, double ratio) {
+  OT_REQUIRE(ratio >= 0.0 && ratio < 1.0, "--prune: expected a ratio in [0, 1), got ", ratio);
+  if (ratio == 0.0) return;
+  torch::NoGradGuard ng;
+  for (auto& p : block.parameters()) {
+    if (p.dim() <= 1) continue;
+    const int64_t k = static_cast<int64_t>(double(p.numel()) * ratio);  // Python int(): truncation
+    if (k < 1) continue;
+    auto mag = p.abs();
+    auto thr = std::get<0>(mag.flatten().to(torch::kFloat).kthvalue(k));
+    p.mul_((mag.to(torch::kFloat) >= thr).to(p.scalar_type()));
+  }
+}
+
+void quantize_uniform(BlockBase& block, int bits) {
+  OT_REQUIRE(bits >= 1 && bits <= 16, "--quantize: expected 1 to 16 bits, got ", bits);
+  torch::NoGradGuard ng;
+  for (auto& p : block.parameters()) {
+    if (p.dim() <= 1) continue;
+    auto w = p.to(torch::kFloat);
+    auto mx = w.max(), mn = w.min();
+    auto zp = (mx + mn) / 2;
+    auto scale = (mx - mn) / (std::pow(2.0, bits) - 1.0);
+    if (scale.item<float>() == 0.0f) continue;  // constant tensor: already exact
+    p.copy_((torch::round((w - zp) / scale) * scale + zp).to(p.scalar_type()));
+  }
+}
+
+DecoderLM build_bundle(DecoderLM& full, const OffsiteLayout& layout, const EmulatorOptions& o) {
+  torch::NoGradGuard ng;
+  OT_REQUIRE(full->num_blocks() == layout.num_original, "bundle: model has ", full->num_blocks(),
+             " blocks but the layout was made for ", layout.num_original);
+  ModelConfig cfg = full->config();
+  DecoderLM bundle(cfg);
+  bundle->to(full->device(), full->dtype());
+  // Embeddings and head: copy every non-block parameter.
+  auto src = full->named_parameters(true);
+  for (auto& item : bundle->named_parameters(true)) {
+    if (item.key().rfind("blocks.", 0) == 0) continue;
+    const at::Tensor* s = src.find(item.key());
+    OT_REQUIRE(s != nullptr, "bundle: missing parameter ", item.key());
+    item.value().set_data(s->detach().clone());
+  }
+  // Blocks: adapter blocks copied as they are, emulator blocks copied and compressed.
+  // With repeat, positions sharing an original block share one compressed copy.
+  std::vector<std::shared_ptr<BlockBase>> blocks;
+  std::map<int64_t, std::shared_ptr<BlockBase>> emulator_copies;
+  for (size_t j = 0; j < layout.block_origin.size(); ++j) {
+    int64_t orig = layout.block_origin[j];
+    if (layout.is_adapter(orig)) {
+      blocks.push_back(copy_block(cfg, full->block(orig), orig));
+      continue;
+    }
+    auto it = emulator_copies.find(orig);
+    if (it == emulator_copies.end()) {
+      auto b = copy_block(cfg, full->block(orig), orig);
+      if (o.prune_ratio > 0.0) magnitude_prune(*b, o.prune_ratio);
+      if (o.quantize_bits > 0) quantize_uniform(*b, o.quantize_bits);
+      it = emulator_copies.emplace(orig, b).first;
+    }
+    blocks.push_back(it->second);
+  }
+  bundle->set_blocks(std::move(blocks), layout.block_origin);
+  bundle->set_config_entry("offsite", offsite_section(layout, o, model_fingerprint(full)));
+  bundle->eval();
+  return bundle;
+}
+
+nlohmann::json offsite_section(const OffsiteLayout& L, const EmulatorOptions& o, const std::string& fp) {
+  nlohmann::json s;
+  s["format_version"] = 1;
+  s["num_original_layers"] = L.num_original;
+  s["adapter"] = {{"bottom", L.bottom}, {"top", L.top}, {"blocks", L.adapter_blocks()}};
+  std::vector<int64_t> kept;
+  for (int64_t c : L.middle_kept) kept.push_back(L.bottom + c);
+  s["emulator"] = {{"strategy", o.strategy}, {"layers", static_cast<int64_t>(L.middle_kept.size())},
+                   {"kept_blocks", kept},    {"repeat", o.repeat},
+                   {"prune_ratio", o.prune_ratio}, {"quantize_bits", o.quantize_bits}};
+  s["block_origin"] = L.block_origin;
+  s["fingerprint"] = fp;
+  return s;
+}
+
+OffsiteLayout layout_from_section(const nlohmann::json& s, int64_t bundle_blocks, const std::string& source) {
+  auto need = [&](const nlohmann::json& j, const char* key) -> const nlohmann::json& {
+    OT_REQUIRE(j.is_object() && j.contains(key), source, ": offsite section: missing key '", key, "'");
+    return j.at(key);
+  };
+  OffsiteLayout L;
+  try {
+    L.num_original = need(s, "num_original_layers").get<int64_t>();
+    L.bottom = need(need(s, "adapter"), "bottom").get<int64_t>();
+    L.top = need(need(s, "adapter"), "top").get<int64_t>();
+    L.block_origin = need(s, "block_origin").get<std::vector<int64_t>>();
+    for (int64_t c : need(need(s, "emulator"), "kept_blocks").get<std::vector<int64_t>>())
+      L.middle_kept.push_back(c - L.bottom);
+  } catch (const nlohmann::json::exception& e) {
+    fail(source, ": offsite section: malformed (", e.what(), ")");
+  }
+  OT_REQUIRE(static_cast<int64_t>(L.block_origin.size()) == bundle_blocks, source,
+             ": offsite section maps ", L.block_origin.size(), " blocks but the checkpoint has ", bundle_blocks);
+  for (int64_t b : L.block_origin)
+    OT_REQUIRE(b >= 0 && b < L.num_original, source, ": offsite section: block index ", b,
+               " outside the original ", L.num_original, " blocks");
+  return L;
+}
+
+std::string model_fingerprint(DecoderLM& model) {
+  // FNV-1a 64 over the architecture numbers and the token table's bytes.
+  torch::NoGradGuard ng;
+  const auto& c = model->config();
+  uint64_t h = 1469598103934665603ULL;
+  auto mix = [&](const void* data, size_t n) {
+    auto* p = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  };
+  std::string arch = arch_name(c.arch);
+  mix(arch.data(), arch.size());
+  for (int64_t v : {c.vocab_size, c.hidden_size, c.num_heads, c.num_kv_heads, c.intermediate_size})
+    mix(&v, sizeof v);
+  auto table = model->hf_state_dict();
+  const std::string key = [&] {
+    for (const auto& kv : table)
+      if (kv.first.find("embed_tokens.weight") != std::string::npos || kv.first.find("wte.weight") != std::string::npos ||
+          kv.first.find("word_embeddings.weight") != std::string::npos)
+        return kv.first;
+    return std::string();
+  }();
+  OT_REQUIRE(!key.empty(), "fingerprint: no token embedding table found");
+  auto t = table[key].to(torch::kCPU, torch::kFloat).contiguous();
+  mix(t.data_ptr(), static_cast<size_t>(t.numel()) * sizeof(float));
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+}  // namespace ot

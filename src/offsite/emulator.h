@@ -1,0 +1,69 @@
+// offsite/emulator.h: the model owner's side of offsite-tuning. Splits a full model of n
+// blocks into the adapter (bottom l and top r blocks) and the middle; builds the emulator
+// from k chosen middle blocks (optionally repeated in place of dropped ones, CRaSh-style,
+// and made lossier by magnitude pruning and uniform quantization); and assembles the
+// bundle: embeddings + adapter + emulator + head, an ordinary reduced-depth model whose
+// `block_origin` maps each block to its original index. Dropped blocks never enter it.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "model/decoder_lm.h"
+
+namespace ot {
+
+struct EmulatorOptions {
+  int64_t bottom = 2;           // l adapter blocks at the bottom
+  int64_t top = 2;              // r adapter blocks at the top
+  int64_t layers = 0;           // k emulator blocks (0: keep all middle blocks)
+  std::string strategy = "uniform";  // uniform | floor | cka | an index list "0,3,5"
+  bool repeat = false;          // fill dropped positions with the nearest kept block
+  double prune_ratio = 0.0;     // magnitude pruning of emulator weight matrices, [0, 1)
+  int quantize_bits = 0;        // uniform per-tensor quantization bits, 0 = off
+};
+
+// Where the blocks of a bundle come from.
+struct OffsiteLayout {
+  int64_t num_original = 0;                // n
+  int64_t bottom = 0, top = 0;             // l, r
+  std::vector<int64_t> middle_kept;        // chosen middle indices, relative to the middle (0..m-1)
+  std::vector<int64_t> block_origin;       // original index of every bundle block
+  std::vector<int64_t> adapter_blocks() const;   // original indices of the adapter blocks
+  bool is_adapter(int64_t original_index) const;
+};
+
+// Middle-block indices for strategies that need no activations (uniform, floor, list).
+std::vector<int64_t> select_middle_blocks(int64_t m, int64_t k, const std::string& strategy);
+
+// Builds the layout for n blocks; `middle_kept` from select_middle_blocks or CKA.
+OffsiteLayout make_layout(int64_t n, const EmulatorOptions& o, const std::vector<int64_t>& middle_kept);
+
+// A new block with the same weights as `src` (deep copy, same dtype/device).
+std::shared_ptr<BlockBase> copy_block(const ModelConfig& cfg, BlockBase& src, int64_t layer_index);
+
+// The paper's lossy compressors, applied in place to every weight matrix (dim > 1):
+// prune zeroes |w| below the int(numel * ratio)-th smallest magnitude; quantize maps w to
+// round((w - zp) / scale) * scale + zp with zp = (max + min) / 2, scale = (max - min) / (2^bits - 1).
+void magnitude_prune(BlockBase& block, double ratio);
+void quantize_uniform(BlockBase& block, int bits);
+
+// Bundle = embeddings + adapter blocks + emulator blocks + head, sharing nothing with
+// `full` (all tensors copied). Its config carries the `offsite` section (offsite_section)
+// with `full`'s fingerprint.
+DecoderLM build_bundle(DecoderLM& full, const OffsiteLayout& layout, const EmulatorOptions& o);
+
+// The `offsite` section written into a bundle's config.json.
+nlohmann::json offsite_section(const OffsiteLayout& layout, const EmulatorOptions& o,
+                               const std::string& fingerprint);
+// Reads it back (validating lengths and ranges); `source` names the file in errors.
+OffsiteLayout layout_from_section(const nlohmann::json& section, int64_t bundle_blocks,
+                                  const std::string& source);
+
+// Identifies a full model: hash of its architecture and token embedding table. Stored in
+// bundles and adapters so plug-in refuses an adapter trained for a different model.
+std::string model_fingerprint(DecoderLM& model);
+
+}  // namespace ot
