@@ -7,16 +7,72 @@
 
 namespace ot::nn {
 
+void ProjectionBase::add_lora(int64_t rank, double alpha, double dropout) {
+  OT_REQUIRE(rank >= 1, "lora: rank must be >= 1, got ", rank);
+  OT_REQUIRE(!has_lora(), "lora: already added to this projection");
+  torch::NoGradGuard ng;
+  auto opts = weight.options();
+  // As PEFT: A ~ kaiming-uniform(a = sqrt(5)), i.e. U(-1/sqrt(in), 1/sqrt(in)); B = 0.
+  double bound = 1.0 / std::sqrt(double(in_features));
+  lora_A = register_parameter("lora_A", torch::empty({rank, in_features}, opts).uniform_(-bound, bound));
+  lora_B = register_parameter("lora_B", torch::zeros({out_features, rank}, opts));
+  lora_scale_ = alpha / double(rank);
+  lora_dropout_ = dropout;
+}
+
+void ProjectionBase::merge_lora() {
+  if (!has_lora()) return;
+  torch::NoGradGuard ng;
+  auto delta = torch::mm(lora_B.to(torch::kFloat), lora_A.to(torch::kFloat)) * lora_scale_;  // (out, in)
+  if (weight_is_in_out()) delta = delta.t();
+  weight.copy_((weight.to(torch::kFloat) + delta).to(weight.scalar_type()));
+  parameters_.erase("lora_A");
+  parameters_.erase("lora_B");
+  lora_A = at::Tensor();
+  lora_B = at::Tensor();
+}
+
+void ProjectionBase::add_bottleneck(int64_t size, double dropout) {
+  OT_REQUIRE(size >= 1, "adapter: bottleneck size must be >= 1, got ", size);
+  OT_REQUIRE(!has_bottleneck(), "adapter: already added to this projection");
+  torch::NoGradGuard ng;
+  auto opts = weight.options();
+  double bound = 1.0 / std::sqrt(double(out_features));
+  adapter_down = register_parameter("adapter_down", torch::empty({size, out_features}, opts).uniform_(-bound, bound));
+  adapter_down_bias = register_parameter("adapter_down_bias", torch::zeros({size}, opts));
+  adapter_up = register_parameter("adapter_up", torch::zeros({out_features, size}, opts));
+  adapter_up_bias = register_parameter("adapter_up_bias", torch::zeros({out_features}, opts));
+  adapter_dropout_ = dropout;
+}
+
+at::Tensor ProjectionBase::with_peft(const at::Tensor& x, at::Tensor y) {
+  namespace F = torch::nn::functional;
+  if (has_lora()) {
+    auto xd = lora_dropout_ > 0 ? F::dropout(x, F::DropoutFuncOptions().p(lora_dropout_).training(is_training())) : x;
+    y = y + F::linear(F::linear(xd, lora_A), lora_B) * lora_scale_;
+  }
+  if (has_bottleneck()) {
+    auto h = torch::relu(F::linear(y, adapter_down, adapter_down_bias));
+    if (adapter_dropout_ > 0) h = F::dropout(h, F::DropoutFuncOptions().p(adapter_dropout_).training(is_training()));
+    y = y + F::linear(h, adapter_up, adapter_up_bias);
+  }
+  return y;
+}
+
 LinearImpl::LinearImpl(const LinearOptions& o) : options(o) {
+  in_features = o.in_features;
+  out_features = o.out_features;
   weight = register_parameter("weight", torch::empty({o.out_features, o.in_features}));
   if (o.bias) bias = register_parameter("bias", torch::empty({o.out_features}));
 }
 
 at::Tensor LinearImpl::forward(const at::Tensor& x) {
-  return torch::nn::functional::linear(x, weight, bias);
+  return with_peft(x, torch::nn::functional::linear(x, weight, bias));
 }
 
-Conv1DImpl::Conv1DImpl(int64_t in, int64_t out) : in_features(in), out_features(out) {
+Conv1DImpl::Conv1DImpl(int64_t in, int64_t out) {
+  in_features = in;
+  out_features = out;
   weight = register_parameter("weight", torch::empty({in, out}));
   bias = register_parameter("bias", torch::empty({out}));
 }
@@ -24,7 +80,7 @@ Conv1DImpl::Conv1DImpl(int64_t in, int64_t out) : in_features(in), out_features(
 at::Tensor Conv1DImpl::forward(const at::Tensor& x) {
   auto shape = x.sizes().vec();
   shape.back() = out_features;
-  return torch::addmm(bias, x.reshape({-1, in_features}), weight).view(shape);
+  return with_peft(x, torch::addmm(bias, x.reshape({-1, in_features}), weight).view(shape));
 }
 
 LayerNormImpl::LayerNormImpl(const LayerNormOptions& o) : options(o) {

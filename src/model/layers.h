@@ -19,23 +19,49 @@ struct LinearOptions {
   LinearOptions& with_bias(bool b) { bias = b; return *this; }
 };
 
+// Parameter-efficient additions a projection can carry (offsite/peft.h decides where):
+//   LoRA        y += dropout(x) A^T B^T * alpha / r, A (r, in), B (out, r); B starts at 0
+//   bottleneck  y += up(dropout(relu(down(y)))), down (size, out), up (out, size); up starts at 0
+// Both start as the identity change, so adding them does not alter the model's output.
+class ProjectionBase : public torch::nn::Module {
+ public:
+  void add_lora(int64_t rank, double alpha, double dropout);
+  // Folds LoRA into the weight (W += scale * B A, transposed for Conv1D) and removes it.
+  void merge_lora();
+  bool has_lora() const { return lora_A.defined(); }
+  void add_bottleneck(int64_t size, double dropout);
+  bool has_bottleneck() const { return adapter_down.defined(); }
+  int64_t in_features = 0, out_features = 0;
+  at::Tensor weight, bias;
+  at::Tensor lora_A, lora_B, adapter_down, adapter_down_bias, adapter_up, adapter_up_bias;
+
+ protected:
+  // Adds the enabled PEFT paths to the base output y = base(x).
+  at::Tensor with_peft(const at::Tensor& x, at::Tensor y);
+  virtual bool weight_is_in_out() const = 0;  // Conv1D stores (in, out)
+  double lora_scale_ = 0.0, lora_dropout_ = 0.0, adapter_dropout_ = 0.0;
+};
+
 // y = x W^T + b, weight (out, in) as in torch.nn.Linear.
-class LinearImpl : public torch::nn::Module {
+class LinearImpl : public ProjectionBase {
  public:
   explicit LinearImpl(const LinearOptions& o);
   at::Tensor forward(const at::Tensor& x);  // (..., in) -> (..., out)
   LinearOptions options;
-  at::Tensor weight, bias;
+
+ protected:
+  bool weight_is_in_out() const override { return false; }
 };
 TORCH_MODULE(Linear);
 
 // GPT-2's Conv1D: y = x W + b with weight stored (in, out).
-class Conv1DImpl : public torch::nn::Module {
+class Conv1DImpl : public ProjectionBase {
  public:
   Conv1DImpl(int64_t in, int64_t out);
   at::Tensor forward(const at::Tensor& x);  // (..., in) -> (..., out)
-  int64_t in_features, out_features;
-  at::Tensor weight, bias;
+
+ protected:
+  bool weight_is_in_out() const override { return true; }
 };
 TORCH_MODULE(Conv1D);
 

@@ -1,0 +1,27 @@
+// data/batch.h: what training and evaluation loops consume. A BatchSource is a fixed,
+// indexable set of examples that can assemble any subset into one padded batch; the
+// sampler (data/sampler.h) decides which indices go together.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace ot {
+
+struct Batch {
+  at::Tensor input_ids;       // (B, T) int64
+  at::Tensor attention_mask;  // (B, T) int64, 1 = real token (undefined: no padding)
+  at::Tensor labels;          // (B, T) int64, -100 = not scored
+  int64_t tokens = 0;         // real (unpadded) tokens, for throughput
+};
+
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual int64_t size() const = 0;
+  virtual Batch batch(const std::vector<int64_t>& indices) const = 0;
+};
+
+}  // namespace ot

@@ -1,0 +1,113 @@
+// offsite/peft.cpp: see peft.h.
+#include "offsite/peft.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <set>
+
+#include "model/layers.h"
+#include "util/error.h"
+
+namespace ot {
+
+std::vector<std::string> default_lora_targets(Arch arch) {
+  switch (arch) {
+    case Arch::kOPT: return {"q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"};
+    case Arch::kGPT2: return {"c_attn", "c_proj", "c_fc"};
+    case Arch::kBloom: return {"query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"};
+    case Arch::kLlama: return {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  }
+  return {};
+}
+
+std::vector<std::string> default_adapter_targets(Arch arch) {
+  switch (arch) {
+    case Arch::kOPT: return {"out_proj", "fc2"};
+    case Arch::kGPT2: return {"attn.c_proj", "mlp.c_proj"};
+    case Arch::kBloom: return {"self_attention.dense", "dense_4h_to_h"};
+    case Arch::kLlama: return {"o_proj", "down_proj"};
+  }
+  return {};
+}
+
+namespace {
+// A module path inside a block ("self_attn.q_proj") matches a target equal to the path
+// or to its last components ("q_proj", "attn.c_proj").
+bool matches(const std::string& path, const std::string& target) {
+  if (path == target) return true;
+  return path.size() > target.size() && path.compare(path.size() - target.size(), target.size(), target) == 0 &&
+         path[path.size() - target.size() - 1] == '.';
+}
+
+bool is_peft_param(const std::string& name) {
+  for (const char* p : {"lora_A", "lora_B", "adapter_down", "adapter_down_bias", "adapter_up", "adapter_up_bias"}) {
+    const std::string s = p;
+    if (name == s || (name.size() > s.size() && name.compare(name.size() - s.size() - 1, s.size() + 1, "." + s) == 0))
+      return true;
+  }
+  return false;
+}
+}  // namespace
+
+void apply_peft(DecoderLM& model, const std::vector<int64_t>& positions, const PeftOptions& o) {
+  if (o.method == "none" || o.method == "bitfit") return;
+  OT_REQUIRE(o.method == "lora" || o.method == "adapter", "peft: method '", o.method,
+             "' is not supported (expected none, lora, bitfit or adapter)");
+  auto targets = o.method == "lora" ? (o.lora_targets.empty() ? default_lora_targets(model->config().arch) : o.lora_targets)
+                                    : (o.adapter_targets.empty() ? default_adapter_targets(model->config().arch) : o.adapter_targets);
+  std::set<std::string> used;
+  for (int64_t pos : positions) {
+    for (auto& item : model->block(pos).named_modules("", false)) {
+      auto* proj = dynamic_cast<nn::ProjectionBase*>(item.value().get());
+      if (!proj) continue;
+      for (const auto& t : targets) {
+        if (!matches(item.key(), t)) continue;
+        used.insert(t);
+        if (o.method == "lora") proj->add_lora(o.lora_rank, o.lora_alpha, o.lora_dropout);
+        else proj->add_bottleneck(o.adapter_size, o.adapter_dropout);
+        break;
+      }
+    }
+  }
+  if (!positions.empty())
+    for (const auto& t : targets)
+      OT_REQUIRE(used.count(t), "peft: target module '", t, "' does not exist in ", arch_name(model->config().arch),
+                 " blocks");
+}
+
+int64_t set_trainable(DecoderLM& model, const std::vector<int64_t>& positions, bool train_head,
+                      const PeftOptions& o) {
+  for (auto& p : model->parameters()) p.set_requires_grad(false);
+  int64_t n = 0;
+  for (int64_t pos : positions) {
+    OT_REQUIRE(pos >= 0 && pos < model->num_blocks(), "trainable block ", pos, " outside the model's ",
+               model->num_blocks(), " blocks");
+    for (auto& item : model->block(pos).named_parameters(true)) {
+      bool on = o.method == "none" || (o.method == "bitfit" ? item.value().dim() == 1 : is_peft_param(item.key()));
+      item.value().set_requires_grad(on);
+    }
+  }
+  if (train_head)
+    for (auto& item : model->named_parameters(true))
+      if (item.key().rfind("head.", 0) == 0 || item.key().rfind("lm_head.", 0) == 0) item.value().set_requires_grad(true);
+  for (auto& p : model->parameters())
+    if (p.requires_grad()) n += p.numel();
+  return n;
+}
+
+void merge_peft(DecoderLM& model) {
+  for (auto& item : model->named_modules("", false))
+    if (auto* proj = dynamic_cast<nn::ProjectionBase*>(item.value().get())) proj->merge_lora();
+}
+
+nlohmann::json peft_to_json(const PeftOptions& o) {
+  nlohmann::json j = {{"method", o.method}};
+  if (o.method == "lora")
+    j.update({{"rank", o.lora_rank}, {"alpha", o.lora_alpha}, {"dropout", o.lora_dropout}, {"targets", o.lora_targets}});
+  if (o.method == "adapter")
+    j.update({{"size", o.adapter_size}, {"dropout", o.adapter_dropout}, {"targets", o.adapter_targets}});
+  return j;
+}
+
+}  // namespace ot

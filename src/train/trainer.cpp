@@ -1,0 +1,276 @@
+// train/trainer.cpp: see trainer.h.
+#include "train/trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "data/sampler.h"
+#include "train/schedule.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/progress.h"
+#include "util/signals.h"
+
+namespace ot {
+
+struct Trainer::OptimizerHolder {
+  std::unique_ptr<torch::optim::AdamW> adamw;
+};
+
+Trainer::Trainer(NamedTensors params, TrainerOptions opts) : params_(std::move(params)), o_(std::move(opts)) {
+  OT_REQUIRE(!params_.empty(), o_.label, ": nothing to train (no trainable parameters)");
+  OT_REQUIRE(o_.lr > 0, o_.label, ": learning rate must be positive, got ", o_.lr);
+  OT_REQUIRE(o_.batch_size > 0, o_.label, ": batch size must be positive, got ", o_.batch_size);
+  OT_REQUIRE(o_.grad_accum > 0, o_.label, ": gradient accumulation must be positive, got ", o_.grad_accum);
+  OT_REQUIRE(o_.epochs > 0 || o_.max_steps > 0, o_.label, ": needs epochs > 0 or max_steps > 0");
+  check_schedule_kind(o_.schedule, o_.label + ": schedule");
+  // Two groups as in the paper's scripts: no weight decay on biases and norm weights.
+  std::vector<at::Tensor> decay, no_decay;
+  for (auto& p : params_) (p.second.dim() <= 1 ? no_decay : decay).push_back(p.second);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  auto base = torch::optim::AdamWOptions(o_.lr).betas({o_.beta1, o_.beta2}).eps(o_.eps);
+  if (!decay.empty())
+    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
+                                   torch::optim::AdamWOptions(base).weight_decay(o_.weight_decay)));
+  if (!no_decay.empty())
+    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
+                                      torch::optim::AdamWOptions(base).weight_decay(0.0)));
+  opt_ = std::make_shared<OptimizerHolder>();
+  opt_->adamw = std::make_unique<torch::optim::AdamW>(groups, base);
+}
+
+void Trainer::set_distributed(int rank, int world, GradReduceFn grads, ScalarReduceFn scalars) {
+  rank_ = rank;
+  world_ = world;
+  reduce_grads_ = std::move(grads);
+  reduce_scalars_ = std::move(scalars);
+}
+
+namespace {
+nlohmann::json evals_to_json(const std::vector<Metrics>& evals) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& m : evals) j.push_back(m);
+  return j;
+}
+}  // namespace
+
+void Trainer::save_state(int64_t step, int64_t micro, int64_t tokens, double best, int64_t best_step,
+                         const std::vector<Metrics>& evals) {
+  if (o_.state_path.empty() || rank_ != 0) return;
+  torch::NoGradGuard ng;
+  torch::serialize::OutputArchive ar;
+  nlohmann::json meta = {{"format", "offsite-trainer-state"}, {"version", 1}, {"step", step},
+                         {"micro", micro}, {"tokens", tokens}, {"best", best}, {"best_step", best_step},
+                         {"evals", evals_to_json(evals)}, {"label", o_.label}};
+  std::vector<std::string> names;
+  std::vector<at::Tensor> values, best_values;
+  for (auto& p : params_) {
+    names.push_back(p.first);
+    values.push_back(p.second.detach().to(torch::kCPU).clone());
+  }
+  for (auto& p : best_) best_values.push_back(p.second);
+  meta["names"] = names;
+  meta["has_best"] = !best_.empty();
+  ar.write("meta", c10::IValue(meta.dump()));
+  ar.write("params", c10::IValue(c10::List<at::Tensor>(values)));
+  ar.write("best", c10::IValue(c10::List<at::Tensor>(best_values)));
+  ar.write("rng", at::detail::getDefaultCPUGenerator().get_state());
+  torch::serialize::OutputArchive opt_ar;
+  opt_->adamw->save(opt_ar);
+  ar.write("optimizer", opt_ar);
+  write_file_atomically(o_.state_path, [&](const std::string& tmp) { ar.save_to(tmp); });
+}
+
+bool Trainer::load_state(int64_t& step, int64_t& micro, int64_t& tokens, double& best, int64_t& best_step,
+                         std::vector<Metrics>& evals) {
+  if (o_.state_path.empty() || !file_exists(o_.state_path)) return false;
+  torch::NoGradGuard ng;
+  torch::serialize::InputArchive ar;
+  try {
+    ar.load_from(o_.state_path);
+  } catch (const c10::Error& e) {
+    fail(o_.state_path, ": cannot read trainer state (", std::string(e.what_without_backtrace()).substr(0, 200),
+         "); delete it to start over");
+  }
+  c10::IValue meta_v, params_v, best_v, rng_v;
+  ar.read("meta", meta_v);
+  auto meta = nlohmann::json::parse(meta_v.toStringRef());
+  OT_REQUIRE(meta.value("format", "") == "offsite-trainer-state", o_.state_path, ": not a trainer state file");
+  std::vector<std::string> names = meta["names"].get<std::vector<std::string>>();
+  OT_REQUIRE(names.size() == params_.size(), o_.state_path, ": state has ", names.size(),
+             " trainable tensors but this run trains ", params_.size(), " (different configuration?)");
+  for (size_t i = 0; i < names.size(); ++i)
+    OT_REQUIRE(names[i] == params_[i].first, o_.state_path, ": state tensor ", i, " is '", names[i],
+               "' but this run expects '", params_[i].first, "' (different configuration?)");
+  ar.read("params", params_v);
+  auto values = params_v.toTensorList();
+  for (size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor v = values.get(i);
+    OT_REQUIRE(v.sizes() == params_[i].second.sizes(), o_.state_path, ": tensor '", names[i], "' has shape ",
+               v.sizes(), ", expected ", params_[i].second.sizes());
+    params_[i].second.copy_(v);
+  }
+  best_.clear();
+  if (meta.value("has_best", false)) {
+    ar.read("best", best_v);
+    auto bl = best_v.toTensorList();
+    for (size_t i = 0; i < params_.size(); ++i) best_.emplace_back(params_[i].first, bl.get(i));
+  }
+  at::Tensor rng;
+  ar.read("rng", rng);
+  at::Generator gen = at::detail::getDefaultCPUGenerator();  // a handle on the global generator
+  gen.set_state(rng);
+  torch::serialize::InputArchive opt_ar;
+  ar.read("optimizer", opt_ar);
+  opt_->adamw->load(opt_ar);
+  step = meta["step"].get<int64_t>();
+  micro = meta["micro"].get<int64_t>();
+  tokens = meta["tokens"].get<int64_t>();
+  best = meta["best"].get<double>();
+  best_step = meta["best_step"].get<int64_t>();
+  evals.clear();
+  for (const auto& e : meta["evals"]) evals.push_back(e.get<Metrics>());
+  return true;
+}
+
+TrainResult Trainer::fit(const BatchSource& data, const LossFn& loss_fn, const EvalFn& eval, const LogFn& log) {
+  SamplerOptions so;
+  so.num_examples = data.size();
+  so.batch_size = o_.batch_size;
+  so.seed = o_.seed;
+  so.rank = rank_;
+  so.world_size = world_;
+  so.drop_last = o_.drop_last;
+  EpochSampler sampler(so);
+  const int64_t per_epoch = sampler.batches_per_epoch();
+  OT_REQUIRE(per_epoch > 0, o_.label, ": ", data.size(), " examples make no batch of ", o_.batch_size * world_);
+  const int64_t total_micro = o_.max_steps > 0 ? o_.max_steps * o_.grad_accum : o_.epochs * per_epoch;
+  const int64_t total_steps = (total_micro + o_.grad_accum - 1) / o_.grad_accum;
+  LrSchedule sched{o_.schedule, o_.lr, o_.warmup_steps, total_steps};
+
+  TrainResult r;
+  r.total_steps = total_steps;
+  int64_t step = 0, micro = 0, tokens = 0, best_step = -1;
+  double best = o_.lower_is_better ? INFINITY : -INFINITY;
+  r.resumed = load_state(step, micro, tokens, best, best_step, r.evals);
+
+  std::vector<at::Tensor> tensors;
+  for (auto& p : params_) tensors.push_back(p.second);
+  auto set_mode = [&](bool training) { if (mode_fn_) mode_fn_(training); };
+
+  auto run_eval = [&](int64_t at_step) {
+    if (!eval) return;
+    set_mode(false);
+    Metrics m;
+    {
+      torch::NoGradGuard ng;
+      m = eval();
+    }
+    set_mode(true);
+    m["step"] = double(at_step);
+    r.evals.push_back(m);
+    if (log) log(o_.label + "_eval", m);
+    auto it = m.find(o_.best_metric);
+    if (it != m.end()) {
+      bool better = o_.lower_is_better ? it->second < best : it->second > best;
+      if (better) {
+        best = it->second;
+        best_step = at_step;
+        if (o_.keep_best) {
+          best_.clear();
+          for (auto& p : params_) best_.emplace_back(p.first, p.second.detach().to(torch::kCPU).clone());
+        }
+      }
+    }
+  };
+
+  ProgressBar bar(o_.label, total_steps);
+  if (r.resumed) bar.note(o_.label + ": resumed from " + o_.state_path + " at step " + std::to_string(step));
+  set_mode(true);
+  auto t0 = std::chrono::steady_clock::now();
+  int64_t tokens_this_process = 0;
+  for (; step < total_steps; ++step) {
+    if (stop_requested()) {
+      save_state(step, micro, tokens, best, best_step, r.evals);
+      r.interrupted = true;
+      break;
+    }
+    const double lr = sched.lr(step);
+    for (auto& g : opt_->adamw->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    opt_->adamw->zero_grad();
+    const int64_t n_micro = std::min(o_.grad_accum, total_micro - step * o_.grad_accum);
+    double loss_sum = 0.0;
+    int64_t step_tokens = 0;
+    Metrics extra_sum;
+    for (int64_t j = 0; j < n_micro; ++j, ++micro) {
+      const int64_t epoch = micro / per_epoch, b = micro % per_epoch;
+      std::vector<int64_t> idx = sampler.batch(epoch, b);
+      if (idx.empty()) continue;  // a rank with no share of a final partial batch
+      Batch batch = data.batch(idx);
+      Metrics extra;
+      at::Tensor loss = loss_fn(batch, extra);
+      OT_REQUIRE(std::isfinite(loss.item<double>()), o_.label, ": loss became ", loss.item<double>(),
+                 " at step ", step + 1, " (lower the learning rate?)");
+      (loss / double(n_micro)).backward();
+      loss_sum += loss.item<double>();
+      for (const auto& e : extra) extra_sum[e.first] += e.second;
+      step_tokens += batch.tokens;
+    }
+    std::vector<double> scalars = {loss_sum, double(step_tokens)};
+    if (world_ > 1) {
+      std::vector<at::Tensor> grads;
+      for (auto& t : tensors) {
+        if (!t.grad().defined()) t.mutable_grad() = torch::zeros_like(t);
+        grads.push_back(t.grad());
+      }
+      if (reduce_grads_) reduce_grads_(grads);  // averages across ranks
+      if (reduce_scalars_) scalars = reduce_scalars_(scalars);
+    }
+    double grad_norm = o_.clip_norm > 0 ? torch::nn::utils::clip_grad_norm_(tensors, o_.clip_norm) : 0.0;
+    opt_->adamw->step();
+    tokens += int64_t(scalars[1]);
+    tokens_this_process += int64_t(scalars[1]);
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    Metrics row = {{"step", double(step + 1)},
+                   {"loss", scalars[0] / double(n_micro * world_)},
+                   {"lr", lr},
+                   {"grad_norm", grad_norm},
+                   {"tokens_per_s", elapsed > 0 ? double(tokens_this_process) / elapsed : 0.0}};
+    for (const auto& e : extra_sum) row[e.first] = e.second / double(n_micro);
+    if (log) log(o_.label, row);
+    bar.update(step + 1, int64_t(scalars[1]), {{"loss", row["loss"]}, {"lr", lr}});
+    const bool last = step + 1 == total_steps;
+    if ((o_.eval_every > 0 && (step + 1) % o_.eval_every == 0) || last) {
+      run_eval(step + 1);
+      if (!r.evals.empty() && r.evals.back()["step"] == double(step + 1)) {
+        std::string msg = o_.label + " eval @" + std::to_string(step + 1) + ":";
+        for (const auto& kv : r.evals.back())
+          if (kv.first != "step") msg += " " + kv.first + " " + std::to_string(kv.second);
+        bar.note(msg);
+      }
+    }
+    if (o_.save_every > 0 && (step + 1) % o_.save_every == 0 && !last)
+      save_state(step + 1, micro, tokens, best, best_step, r.evals);
+  }
+  bar.finish();
+  set_mode(false);
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.steps = step;
+  r.tokens = tokens;
+  r.tokens_per_second = elapsed > 0 ? double(tokens_this_process) / elapsed : 0.0;
+  r.best_metric = best;
+  r.best_step = best_step;
+  if (!r.interrupted) {
+    if (o_.keep_best && !best_.empty()) {
+      torch::NoGradGuard ng;
+      for (size_t i = 0; i < params_.size(); ++i) params_[i].second.copy_(best_[i].second);
+    }
+    if (!o_.state_path.empty() && rank_ == 0 && file_exists(o_.state_path)) std::remove(o_.state_path.c_str());
+  }
+  return r;
+}
+
+}  // namespace ot

@@ -1,0 +1,98 @@
+// train/trainer.h: the training loop every recipe uses (pretraining, emulator
+// distillation, adapter and full fine-tuning). AdamW with no weight decay on biases and
+// norm weights (1-D tensors); constant/linear/cosine schedules with warmup; gradient
+// clipping; gradient accumulation; evaluation every N steps keeping the best weights;
+// a seeded, deterministic data order; a progress bar; and a resumable state (weights,
+// optimizer, schedule position, data position, RNG) written atomically so an interrupted
+// run continues with bit-identical results.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "data/batch.h"
+
+namespace ot {
+
+struct TrainerOptions {
+  double lr = 1e-4;
+  double weight_decay = 0.0;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  std::string schedule = "linear";  // constant | linear | cosine
+  int64_t warmup_steps = 0;
+  int64_t epochs = 1;
+  int64_t max_steps = 0;            // > 0 overrides epochs
+  int64_t batch_size = 4;           // per rank, per micro-batch
+  int64_t grad_accum = 1;           // micro-batches per optimizer step
+  double clip_norm = 1.0;           // <= 0: no clipping
+  int64_t eval_every = 0;           // optimizer steps; 0: only at the end
+  bool keep_best = true;            // restore the best-evaluated weights at the end
+  std::string best_metric = "loss";
+  bool lower_is_better = true;
+  uint64_t seed = 42;
+  std::string state_path;           // resumable state file; empty: no resume support
+  int64_t save_every = 0;           // write the state every N steps (0: only on stop)
+  std::string label = "train";      // progress bar and curve name
+  bool drop_last = false;
+};
+
+using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+using Metrics = std::map<std::string, double>;
+
+struct TrainResult {
+  int64_t steps = 0;           // optimizer steps completed (including before a resume)
+  int64_t total_steps = 0;
+  bool interrupted = false;    // stopped by a signal; state written
+  bool resumed = false;
+  double best_metric = 0.0;
+  int64_t best_step = -1;
+  double tokens_per_second = 0.0;  // this process, training steps only
+  int64_t tokens = 0;
+  std::vector<Metrics> evals;  // every evaluation, with "step"
+};
+
+class Trainer {
+ public:
+  // `params`: the trainable tensors by name (names key the resumable state).
+  Trainer(NamedTensors params, TrainerOptions opts);
+
+  // loss(batch) returns the scalar loss of one micro-batch (already averaged over its
+  // tokens); it may add entries to `extra` (e.g. kd, lm) which are averaged into the curve.
+  using LossFn = std::function<at::Tensor(const Batch& batch, Metrics& extra)>;
+  using EvalFn = std::function<Metrics()>;
+  // Receives curve rows: {"step", "loss", "lr", "grad_norm", "tokens_per_s", ...} and
+  // eval rows (curve name + "_eval").
+  using LogFn = std::function<void(const std::string& curve, const Metrics& row)>;
+  // Called when the world has more than one rank: reduce gradients (in place) and
+  // scalar metrics (sum) across ranks. Defaults: identity.
+  using GradReduceFn = std::function<void(const std::vector<at::Tensor>& grads)>;
+  using ScalarReduceFn = std::function<std::vector<double>(const std::vector<double>&)>;
+  void set_distributed(int rank, int world_size, GradReduceFn grads, ScalarReduceFn scalars);
+  // Called by eval to signal improvement etc.; on_train_mode toggles dropout on the model.
+  void set_mode_callback(std::function<void(bool training)> fn) { mode_fn_ = std::move(fn); }
+
+  TrainResult fit(const BatchSource& data, const LossFn& loss, const EvalFn& eval = {}, const LogFn& log = {});
+
+ private:
+  void save_state(int64_t step, int64_t micro_index, int64_t tokens, double best, int64_t best_step,
+                  const std::vector<Metrics>& evals);
+  bool load_state(int64_t& step, int64_t& micro_index, int64_t& tokens, double& best, int64_t& best_step,
+                  std::vector<Metrics>& evals);
+
+  NamedTensors params_;
+  TrainerOptions o_;
+  int rank_ = 0, world_ = 1;
+  GradReduceFn reduce_grads_;
+  ScalarReduceFn reduce_scalars_;
+  std::function<void(bool)> mode_fn_;
+  struct OptimizerHolder;
+  std::shared_ptr<OptimizerHolder> opt_;
+  NamedTensors best_;
+};
+
+}  // namespace ot
