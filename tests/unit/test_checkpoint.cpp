@@ -327,6 +327,15 @@ TEST_F(SafetensorsCorrupt, BadMetadata) {
                   {"__metadata__", "format", "string"});
 }
 
+TEST_F(SafetensorsCorrupt, BoolBytesOtherThanZeroOrOne) {
+  std::string b = safetensors_bytes(R"({"m":{"dtype":"BOOL","shape":[3],"data_offsets":[0,3]}})", 3);
+  b[b.size() - 2] = '\x05';
+  const std::string path = tmp_.file("model.safetensors");
+  write_bytes(path, b);
+  ot::SafetensorsFile f = ot::SafetensorsFile::open(path);  // the header itself is fine
+  expect_error([&] { f.tensor("m"); }, {"model.safetensors", "tensor 'm'", "byte 5", "element 1"});
+}
+
 TEST_F(SafetensorsCorrupt, ValidHeaderStillParses) {
   std::string b = safetensors_bytes(
       R"({"__metadata__":{"k":"v"},"b":{"dtype":"BF16","shape":[],"data_offsets":[4,6]},)"
