@@ -2,7 +2,8 @@
 // JSON header, raw little-endian data). The reader validates the whole header before any
 // tensor is touched: length within the file, well-formed JSON, known dtype, offsets in
 // range, non-overlapping, and shape x element size equal to the byte span. Any violation
-// throws ot::Error naming the file and the tensor.
+// throws ot::Error naming the file and the tensor. The header structs and the parser
+// (parse_safetensors_header) live in the torch-free safetensors_header.h.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -13,29 +14,11 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/safetensors_header.h"
 #include "checkpoint/state_dict.h"
 #include "util/fs.h"
 
 namespace ot {
-
-struct SafetensorsEntry {
-  std::string name;
-  std::string dtype;            // "F32", "BF16", ...
-  std::vector<int64_t> shape;
-  std::uint64_t begin = 0;      // byte offsets relative to the start of the data section
-  std::uint64_t end = 0;
-};
-
-struct SafetensorsHeader {
-  std::uint64_t data_offset = 0;                  // 8 + header length
-  std::vector<SafetensorsEntry> entries;          // in file order (sorted by begin)
-  std::map<std::string, std::string> metadata;    // "__metadata__"
-};
-
-// Parses and validates the header of a safetensors file held in `bytes` (the whole file).
-// `label` names the file in error messages. Never reads outside [bytes, bytes + size).
-SafetensorsHeader parse_safetensors_header(const char* bytes, std::uint64_t size,
-                                           const std::string& label);
 
 // A validated, memory-mapped safetensors file.
 class SafetensorsFile {
@@ -48,13 +31,22 @@ class SafetensorsFile {
   // A tensor viewing the mapped bytes (copied only when the data is misaligned).
   at::Tensor tensor(const std::string& name) const;
   StateDict all() const;
+  std::vector<std::string> names() const;  // in file order
 
  private:
+  const SafetensorsEntry& entry(const std::string& name) const;
+
   std::shared_ptr<MappedFile> map_;
   SafetensorsHeader header_;
+  std::map<std::string, std::size_t> index_;  // name -> position in header_.entries
 };
 
-// Writes tensors (any device/layout; stored contiguous, little-endian) atomically.
+// The c10 dtype of a safetensors dtype name; throws ot::Error for an unknown name.
+c10::ScalarType safetensors_scalar_type(const std::string& dtype);
+
+// Writes tensors (any device/layout; stored contiguous, little-endian) atomically. The
+// JSON header has sorted keys and is space-padded so the data section starts 8-byte
+// aligned; data follows in key order. Undefined or sparse tensors throw ot::Error.
 void save_safetensors(const std::string& path, const StateDict& tensors,
                       const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
 

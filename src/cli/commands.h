@@ -10,5 +10,6 @@ void register_forward(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_inspect(CLI::App& app);
 void register_init(CLI::App& app);
+void register_convert(CLI::App& app);  // convert.cpp: `ot convert llama2c ...`
 
 }  // namespace ot::cli
