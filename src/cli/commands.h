@@ -9,5 +9,7 @@ namespace ot::cli {
 void register_forward(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_inspect(CLI::App& app);
+// `ot tokenize` and `ot detokenize`.
+void register_tokenize(CLI::App& app);
 
 }  // namespace ot::cli

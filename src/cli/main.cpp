@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   ot::cli::register_forward(app);
   ot::cli::register_generate(app);
   ot::cli::register_inspect(app);
+  ot::cli::register_tokenize(app);
 
   try {
     app.parse(argc, argv);
