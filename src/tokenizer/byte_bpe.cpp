@@ -112,7 +112,9 @@ ByteBpeTokenizer::ByteBpeTokenizer(std::unordered_map<std::string, int64_t> voca
 
   merges_.reserve(merges.size() * 2);
   for (std::size_t r = 0; r < merges.size(); ++r) {
-    const auto& [a, b] = merges[r];
+    // Plain references, not a structured binding: lambdas may not capture those in C++17.
+    const std::string& a = merges[r].first;
+    const std::string& b = merges[r].second;
     auto lookup = [&](const std::string& t) {
       auto it = vocab_.find(t);
       OT_REQUIRE(it != vocab_.end(), source_, ": merge #", r + 1, " ('", a, " ", b, "'): token '", t,
