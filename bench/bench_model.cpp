@@ -80,4 +80,4 @@ BENCHMARK(BM_OPT125mForwardBackward)->Arg(1)->Unit(benchmark::kMillisecond)->Min
 
 }  // namespace
 
-BENCHMARK_MAIN();
+

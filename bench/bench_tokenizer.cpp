@@ -107,4 +107,4 @@ BENCHMARK_CAPTURE(BM_Llama2cEncode, llama2_32k, "data/tokenizers/llama2/tokenize
 
 }  // namespace
 
-BENCHMARK_MAIN();
+

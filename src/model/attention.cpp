@@ -30,6 +30,17 @@ at::Tensor additive_bias(const at::Tensor& allowed, at::ScalarType dtype) {
   return torch::where(allowed, zero, lowest).unsqueeze(1);
 }
 
+at::Tensor additive_bias_summed(const at::Tensor& key_mask, int64_t batch, int64_t T, int64_t past,
+                                at::ScalarType dtype) {
+  auto causal = causal_padding_allowed(at::Tensor(), batch, T, past, key_mask.options());  // (B, T, S)
+  auto pad = key_mask.to(torch::kBool).view({batch, 1, past + T}).expand_as(causal);
+  auto f = key_mask.options().dtype(torch::kFloat);
+  const float lowest = std::numeric_limits<float>::lowest();
+  auto b = torch::where(causal, torch::zeros({}, f), torch::full({}, lowest, f)) +
+           torch::where(pad, torch::zeros({}, f), torch::full({}, lowest, f));
+  return b.to(dtype).unsqueeze(1);
+}
+
 std::vector<double> alibi_slopes(int64_t n) {
   // Geometric slopes 2^(-8/n') for the largest power of two n' <= n, interleaved with the
   // slopes of 2n' for the remaining heads (the ALiBi paper's recipe, as BLOOM uses it).

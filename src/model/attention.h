@@ -40,6 +40,13 @@ at::Tensor causal_padding_allowed(const at::Tensor& key_mask, int64_t batch, int
 // 0 / lowest-value additive bias (B, 1, T, S) of `dtype` from an allowed mask (B, T, S).
 at::Tensor additive_bias(const at::Tensor& allowed, at::ScalarType dtype);
 
+// The same mask as transformers 4.35 builds it for GPT-2 and LLaMA: the causal and the
+// padding parts are added, so a key both in the future and padded gets lowest + lowest
+// = -inf. It only matters for query rows at padded positions (their outputs are never
+// used, but they feed a left-padded batch's loss at the first real token).
+at::Tensor additive_bias_summed(const at::Tensor& key_mask, int64_t batch, int64_t T, int64_t past,
+                                at::ScalarType dtype);
+
 // BLOOM's ALiBi bias (B, H, 1, S) for key mask (B, S): slope_h * (index among real keys).
 at::Tensor alibi_bias(const at::Tensor& key_mask, int64_t num_heads, at::ScalarType dtype);
 std::vector<double> alibi_slopes(int64_t num_heads);

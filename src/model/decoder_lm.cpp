@@ -100,7 +100,10 @@ AttentionContext DecoderLMImpl::make_context(const at::Tensor& ids, const at::Te
     at::Tensor km = key_mask.defined() ? key_mask : torch::ones({B, S}, dev.dtype(torch::kLong));
     auto allowed = causal_padding_allowed(km, B, T, past, dev);
     ctx.bias = alibi_bias(km, config_.num_heads, dtype) + additive_bias(allowed, dtype);
+  } else if (padded && (config_.arch == Arch::kGPT2 || config_.arch == Arch::kLlama)) {
+    ctx.bias = additive_bias_summed(key_mask, B, T, past, dtype);
   } else if (need_mask) {
+    // OPT clamps its scores at the lowest value, so masked keys all end up equal.
     ctx.bias = additive_bias(causal_padding_allowed(padded ? key_mask : at::Tensor(), B, T, past, dev), dtype);
   }
   if (config_.arch == Arch::kLlama)

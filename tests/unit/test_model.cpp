@@ -12,6 +12,7 @@
 #include "model/generate.h"
 #include "model/load.h"
 #include "test_support.h"
+#include "util/error.h"
 #include "util/fs.h"
 
 namespace {
