@@ -133,6 +133,23 @@ void write_text_file_atomically(const std::string& path, const std::string& cont
   });
 }
 
+void remove_atomic_write_leftovers(const std::string& path) {
+  fs::path p(path);
+  std::string prefix = "." + p.filename().string() + ".tmp.";
+  std::string own = fs::path(temp_sibling(path)).filename().string();
+  std::error_code ec;
+  fs::directory_iterator it(parent_or_dot(path), ec);
+  if (ec) return;
+  for (const auto& entry : it) {
+    std::string name = entry.path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    // Only "<prefix><pid>": the directory variant's "<pid>.old" and others stay.
+    bool digits = name.find_first_not_of("0123456789", prefix.size()) == std::string::npos;
+    if (!digits || name == own || !entry.is_regular_file(ec)) continue;
+    fs::remove(entry.path(), ec);
+  }
+}
+
 void write_dir_atomically(const std::string& dir,
                           const std::function<void(const std::string&)>& fill) {
   fs::path target = fs::absolute(dir).lexically_normal();

@@ -47,6 +47,10 @@ void write_file_atomically(const std::string& path,
                            const std::function<void(const std::string& tmp_path)>& write);
 void write_text_file_atomically(const std::string& path, const std::string& contents);
 
+// Removes temporaries that write_file_atomically(path, ...) left behind in processes that
+// were killed mid-write (other processes' only: this one's own temporary is kept).
+void remove_atomic_write_leftovers(const std::string& path);
+
 // Same idea for a directory: `fill` populates a temporary sibling directory which then
 // replaces `dir` (an existing `dir` is removed only after `fill` succeeded).
 void write_dir_atomically(const std::string& dir,
