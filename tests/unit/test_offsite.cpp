@@ -1,0 +1,233 @@
+// tests/unit/test_offsite.cpp: the model owner's operations. Layer selection against the
+// paper's formula evaluated by Python itself (round-half-to-even), emulator bundles that
+// compute exactly what the original computes with only the kept blocks, bundles that hold
+// no dropped block, bit-exact plug-in, pruning/quantization definitions, LoRA merging.
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <set>
+
+#include "checkpoint/safetensors.h"
+#include "model/load.h"
+#include "offsite/adapter.h"
+#include "offsite/emulator.h"
+#include "offsite/layer_selection.h"
+#include "offsite/peft.h"
+#include "test_support.h"
+#include "util/error.h"
+
+namespace {
+
+using ot::test::shared_path;
+
+std::string fixture_dir(const std::string& arch) { return shared_path("fixtures/hf-parity/" + arch); }
+
+std::string run_python(const std::string& code) {
+  std::string cmd = "/usr/bin/python3 -c '" + code + "'";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  EXPECT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  EXPECT_EQ(::pclose(p), 0) << cmd;
+  return out;
+}
+
+TEST(LayerSelection, UniformMatchesThePapersFunctionUnderPythonRounding) {
+  // The paper: stride = (m-1)/(k-1); idx_i = round(i*stride), Python 3 round (half to even).
+  auto expected = nlohmann::json::parse(run_python(
+      "import json; print(json.dumps({f\"{m},{k}\": [round(i*((m-1)/(k-1))) for i in range(k)] "
+      "for m in range(2, 13) for k in range(2, m+1)}))"));
+  int checked = 0;
+  for (int64_t m = 2; m <= 12; ++m)
+    for (int64_t k = 2; k <= m; ++k, ++checked)
+      EXPECT_EQ(nlohmann::json(ot::uniform_layer_indices(m, k)), expected[std::to_string(m) + "," + std::to_string(k)])
+          << "m=" << m << " k=" << k;
+  EXPECT_EQ(checked, 66);
+  EXPECT_EQ(ot::uniform_layer_indices(6, 3), (std::vector<int64_t>{0, 2, 5}));  // a tie: 2.5 -> 2
+  // PAPER.md's table of kept blocks for OPT-1.3B 2-8-2 (absolute = 2 + relative).
+  auto opt = ot::uniform_layer_indices(20, 8);
+  for (auto& i : opt) i += 2;
+  EXPECT_EQ(opt, (std::vector<int64_t>{2, 5, 7, 10, 13, 16, 18, 21}));
+}
+
+TEST(LayerSelection, RoundHalfEvenAndFloorAndLists) {
+  EXPECT_EQ(ot::round_half_even(0.5), 0);
+  EXPECT_EQ(ot::round_half_even(1.5), 2);
+  EXPECT_EQ(ot::round_half_even(2.5), 2);
+  EXPECT_EQ(ot::round_half_even(2.5000001), 3);
+  EXPECT_EQ(ot::floor_layer_indices(6, 3), (std::vector<int64_t>{0, 2, 5}));
+  EXPECT_EQ(ot::floor_layer_indices(10, 4), (std::vector<int64_t>{0, 3, 6, 9}));
+  EXPECT_EQ(ot::parse_layer_list("0, 3,5", 6, "--strategy"), (std::vector<int64_t>{0, 3, 5}));
+  EXPECT_THROW(ot::parse_layer_list("0,6", 6, "--strategy"), ot::Error);
+  EXPECT_THROW(ot::parse_layer_list("3,1", 6, "--strategy"), ot::Error);
+  EXPECT_THROW(ot::parse_layer_list("x", 6, "--strategy"), ot::Error);
+}
+
+TEST(LayerSelection, InconsistentSizesAreRejected) {
+  auto msg = [](auto fn) {
+    try { fn(); } catch (const ot::Error& e) { return std::string(e.what()); }
+    return std::string("no error");
+  };
+  EXPECT_NE(msg([] { ot::check_offsite_split(4, 2, 2, 1); }).find("leaves no middle"), std::string::npos);
+  EXPECT_NE(msg([] { ot::check_offsite_split(8, 2, 2, 5); }).find("only 4 middle blocks"), std::string::npos);
+  EXPECT_NE(msg([] { ot::check_offsite_split(8, 2, 2, 0); }).find("at least 1 layer"), std::string::npos);
+  EXPECT_NE(msg([] { ot::select_middle_blocks(4, 2, "random"); }).find("'random' is not a strategy"), std::string::npos);
+}
+
+class Emulator : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Emulator, BundleComputesTheOriginalWithOnlyTheKeptBlocks) {
+  ot::DecoderLM full = ot::load_model(fixture_dir(GetParam()));
+  ot::EmulatorOptions o;
+  o.bottom = 1;
+  o.top = 1;
+  auto kept = ot::select_middle_blocks(2, 1, "uniform");  // 4 blocks: keep 1 of the middle 2
+  auto layout = ot::make_layout(4, o, kept);
+  // k = 1 keeps the central middle block: round_half_even(0.5) = 0 -> original block 1.
+  EXPECT_EQ(layout.block_origin, (std::vector<int64_t>{0, 1, 3}));
+  ot::DecoderLM bundle = ot::build_bundle(full, layout, o);
+  ASSERT_EQ(bundle->num_blocks(), 3);
+  // Reference: the original model's own blocks 0, origin[1], 3 run in sequence.
+  torch::NoGradGuard ng;
+  auto ids = torch::randint(0, 1000, {2, 12}, torch::kLong);
+  auto ctx = full->make_context(ids, {}, {}, 0);
+  auto h = full->embed(ids, ctx);
+  for (int64_t b : layout.block_origin) h = full->run_block(b, h, ctx);
+  auto reference = full->head(h);
+  EXPECT_TRUE(torch::equal(bundle->forward(ids).logits, reference));
+}
+
+TEST_P(Emulator, BundleOnDiskHoldsNoDroppedBlockAndPluginIsBitExact) {
+  ot::DecoderLM full = ot::load_model(fixture_dir(GetParam()));
+  ot::EmulatorOptions o;
+  o.bottom = 1;
+  o.top = 1;
+  o.layers = 1;
+  auto layout = ot::make_layout(4, o, ot::select_middle_blocks(2, 1, "uniform"));
+  ot::DecoderLM bundle = ot::build_bundle(full, layout, o);
+  ot::test::TempDir tmp;
+  ot::save_model(bundle, tmp.file("bundle"));
+  // On disk: an ordinary 3-block checkpoint; no tensor equals a dropped block's tensor.
+  auto sd = ot::SafetensorsFile::open(tmp.file("bundle/model.safetensors")).all();
+  auto full_sd = full->hf_state_dict();
+  std::set<int64_t> dropped = {0, 1, 2, 3};
+  for (int64_t b : layout.block_origin) dropped.erase(b);
+  ASSERT_EQ(dropped.size(), 1u);
+  const int64_t gone = *dropped.begin();
+  for (const auto& kv : full_sd) {
+    std::string tag = (GetParam() == "gpt2" || GetParam() == "bloom") ? ".h." + std::to_string(gone) + "."
+                                                                        : ".layers." + std::to_string(gone) + ".";
+    if (kv.first.find(tag) == std::string::npos || kv.second.dim() < 2) continue;
+    for (const auto& b : sd) EXPECT_FALSE(b.second.sizes() == kv.second.sizes() && torch::equal(b.second, kv.second))
+        << "bundle tensor " << b.first << " equals dropped " << kv.first;
+  }
+  ot::DecoderLM reloaded = ot::load_model(tmp.file("bundle"));
+  EXPECT_EQ(reloaded->block_origin(), layout.block_origin);
+  torch::NoGradGuard ng;
+  auto ids = torch::randint(0, 1000, {1, 10}, torch::kLong);
+  EXPECT_TRUE(torch::equal(reloaded->forward(ids).logits, bundle->forward(ids).logits));
+  // An untouched adapter plugged back reproduces the original bit-exactly.
+  auto fp = ot::model_fingerprint(full);
+  EXPECT_EQ(ot::model_fingerprint(reloaded), fp);
+  auto adapter = ot::extract_adapter(reloaded, layout.adapter_blocks(), false, fp, 4);
+  ot::save_adapter(adapter, tmp.file("adapter"));
+  ot::DecoderLM target = ot::load_model(fixture_dir(GetParam()));
+  auto before = target->forward(ids).logits;
+  ot::plug_in(target, ot::load_adapter(tmp.file("adapter")), tmp.file("adapter"));
+  EXPECT_TRUE(torch::equal(target->forward(ids).logits, before));
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, Emulator, ::testing::Values("opt", "gpt2", "bloom", "llama"),
+                         [](const auto& info) { return info.param; });
+
+TEST(Plugin, RejectsAnAdapterForAnotherModel) {
+  ot::DecoderLM opt = ot::load_model(fixture_dir("opt"));
+  ot::DecoderLM other = ot::load_model(fixture_dir("opt"));
+  {
+    torch::NoGradGuard ng;
+    other->hf_state_dict()["model.decoder.embed_tokens.weight"].add_(1e-3);  // a different model
+  }
+  auto a = ot::extract_adapter(other, {0, 3}, false, ot::model_fingerprint(other), 4);
+  try {
+    ot::plug_in(opt, a, "adapter-dir");
+    FAIL() << "expected a fingerprint error";
+  } catch (const ot::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("trained for a different model"), std::string::npos) << e.what();
+  }
+  auto wrong_blocks = ot::extract_adapter(opt, {0, 3}, false, ot::model_fingerprint(opt), 8);
+  EXPECT_THROW(ot::plug_in(opt, wrong_blocks, "adapter-dir"), ot::Error);
+}
+
+TEST(Compression, MagnitudePruneAndQuantizeFollowThePapersDefinitions) {
+  ot::DecoderLM m = ot::load_model(fixture_dir("opt"));
+  auto& block = m->block(1);
+  auto w = block.named_parameters(true)["fc1.weight"].detach().clone();
+  auto b = block.named_parameters(true)["fc1.bias"].detach().clone();
+  ot::magnitude_prune(block, 0.3);
+  auto pw = block.named_parameters(true)["fc1.weight"];
+  const int64_t k = static_cast<int64_t>(double(w.numel()) * 0.3);
+  auto thr = std::get<0>(w.abs().flatten().kthvalue(k));
+  EXPECT_TRUE(torch::equal(pw, w * (w.abs() >= thr).to(w.scalar_type())));
+  EXPECT_TRUE(torch::equal(block.named_parameters(true)["fc1.bias"], b)) << "1-D tensors are not pruned";
+  EXPECT_NEAR((pw == 0).sum().item<double>() / double(w.numel()), 0.3, 0.01);
+
+  ot::DecoderLM q = ot::load_model(fixture_dir("opt"));
+  auto w2 = q->block(2).named_parameters(true)["fc2.weight"].detach().clone();
+  ot::quantize_uniform(q->block(2), 3);
+  auto qw = q->block(2).named_parameters(true)["fc2.weight"];
+  auto uniq = std::get<0>(at::_unique(qw.flatten()));
+  // With the paper's mid-range zero point the extremes sit at +-3.5 steps, exact ties that
+  // round to +-4: 3 bits give at most 2^3 + 1 distinct values.
+  EXPECT_LE(uniq.numel(), 9);
+  EXPECT_GE(uniq.numel(), 7);
+  auto zp = (w2.max() + w2.min()) / 2, scale = (w2.max() - w2.min()) / 7.0;
+  EXPECT_TRUE(torch::allclose(qw, torch::round((w2 - zp) / scale) * scale + zp));
+}
+
+TEST(Peft, LoraMergeEqualsUnmergedForwardAndIsInitiallyANoOp) {
+  for (const char* arch : {"opt", "gpt2", "llama"}) {
+    ot::DecoderLM m = ot::load_model(fixture_dir(arch));
+    torch::NoGradGuard ng;
+    auto ids = torch::randint(0, 1000, {2, 9}, torch::kLong);
+    auto base = m->forward(ids).logits;
+    ot::PeftOptions p;
+    p.method = "lora";
+    p.lora_dropout = 0.0;
+    ot::apply_peft(m, {0, 3}, p);
+    EXPECT_TRUE(torch::allclose(m->forward(ids).logits, base)) << arch << ": B starts at zero";
+    for (auto& item : m->named_parameters(true))
+      if (item.key().find("lora_B") != std::string::npos) item.value().normal_(0.0, 0.05);
+    auto unmerged = m->forward(ids).logits;
+    EXPECT_GT((unmerged - base).abs().max().item<double>(), 1e-3) << arch;
+    ot::merge_peft(m);
+    for (auto& item : m->named_parameters(true)) EXPECT_EQ(item.key().find("lora_"), std::string::npos);
+    EXPECT_LT((m->forward(ids).logits - unmerged).abs().max().item<double>(), 1e-4) << arch;
+  }
+}
+
+TEST(Peft, TrainableSetsPerMethod) {
+  ot::DecoderLM m = ot::load_model(fixture_dir("opt"));
+  ot::PeftOptions none;
+  const int64_t per_block = m->num_parameters(ot::ModelPart::kBlocks) / 4;
+  EXPECT_EQ(ot::set_trainable(m, {0, 3}, false, none), 2 * per_block);
+  ot::PeftOptions bitfit;
+  bitfit.method = "bitfit";
+  int64_t n1d = 0;
+  for (auto& p : m->block(0).parameters()) n1d += p.dim() == 1 ? p.numel() : 0;
+  EXPECT_EQ(ot::set_trainable(m, {0, 3}, false, bitfit), 2 * n1d);
+  ot::PeftOptions lora;
+  lora.method = "lora";
+  ot::apply_peft(m, {0, 3}, lora);
+  // rank 4 on q,k,v,out (64 -> 64), fc1 (64 -> 256), fc2 (256 -> 64), per block.
+  const int64_t per = 4 * 4 * (64 + 64) + 4 * (64 + 256) + 4 * (256 + 64);
+  EXPECT_EQ(ot::set_trainable(m, {0, 3}, false, lora), 2 * per);
+  ot::PeftOptions bad;
+  bad.method = "lora";
+  bad.lora_targets = {"nonexistent"};
+  EXPECT_THROW(ot::apply_peft(m, {1}, bad), ot::Error);
+}
+
+}  // namespace
