@@ -66,6 +66,7 @@ void ProgressBar::draw(bool force) {
   double since = std::chrono::duration<double>(now - last_draw_).count();
   if (!force && since < (tty_ ? 0.2 : interval_)) return;
   last_draw_ = now;
+  drawn_step_ = step_;
   double elapsed = std::chrono::duration<double>(now - start_).count();
   int64_t done = step_ - start_step_;
   double rate = elapsed > 0 ? double(tokens_) / elapsed : 0.0;
@@ -89,7 +90,7 @@ void ProgressBar::draw(bool force) {
 
 void ProgressBar::finish() {
   if (finished_) return;
-  draw(true);
+  if (drawn_step_ != step_) draw(true);
   finished_ = true;
   if (g_enabled && tty_) std::cerr << "\n";
 }

@@ -26,7 +26,7 @@ class ProgressBar {
  private:
   void draw(bool force);
   std::string label_;
-  int64_t total_, step_ = 0, tokens_ = 0, start_step_ = -1;
+  int64_t total_, step_ = 0, tokens_ = 0, start_step_ = -1, drawn_step_ = -1;
   std::vector<std::pair<std::string, double>> metrics_;
   std::chrono::steady_clock::time_point start_, last_draw_;
   double interval_;
