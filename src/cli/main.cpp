@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   ot::cli::register_generate(app);
   ot::cli::register_inspect(app);
   ot::cli::register_init(app);
+  ot::cli::register_plugin(app);
   ot::cli::register_convert(app);
   ot::cli::register_tokenize(app);
 

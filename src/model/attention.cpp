@@ -86,8 +86,12 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
   return x * cos + torch::cat({-x2, x1}, -1) * sin;
 }
 
+at::Tensor dropout_if(const at::Tensor& x, double p, bool training) {
+  return (training && p > 0.0) ? torch::dropout(x, p, true) : x;
+}
+
 at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                  const at::Tensor& bias, double scale) {
+                  const at::Tensor& bias, double scale, double dropout) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
   const int64_t Hkv = k.size(1);
   at::Tensor kk = k, vv = v;
@@ -99,7 +103,7 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
   const double default_scale = 1.0 / std::sqrt(double(D));
   at::Tensor qq = std::abs(scale - default_scale) > 1e-12 ? q * (scale / default_scale) : q;
   const bool causal = !bias.defined();
-  at::Tensor out = compat::scaled_dot_product_attention(qq, kk, vv, bias, causal && T > 1);
+  at::Tensor out = compat::scaled_dot_product_attention(qq, kk, vv, bias, causal && T > 1, dropout);
   return out.transpose(1, 2).reshape({B, T, H * D});
 }
 

@@ -62,7 +62,10 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 // scores (usually 1/sqrt(D)). Without a bias and with T == S, attention is causal.
 // Returns (B, T, H*D).
 at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                  const at::Tensor& bias, double scale);
+                  const at::Tensor& bias, double scale, double dropout = 0.0);
+
+// Dropout that is the identity outside training or at p = 0.
+at::Tensor dropout_if(const at::Tensor& x, double p, bool training);
 
 // Appends this step's k/v (B, Hkv, T, D) to `cache` (if given) and returns the full k/v.
 void update_cache(LayerKV* cache, at::Tensor& k, at::Tensor& v);

@@ -108,6 +108,9 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
     c.remove_final_layer_norm = r.bool_or("_remove_final_layer_norm", false);
     c.activation = r.string_or("activation_function", "relu");
     c.norm_eps = 1e-5;
+    c.embedding_dropout = c.residual_dropout = r.number_or("dropout", 0.1);
+    c.attention_dropout = r.number_or("attention_dropout", 0.0);
+    c.activation_dropout = r.number_or("activation_dropout", 0.0);
   } else if (type == "gpt2") {
     c.arch = Arch::kGPT2;
     c.hidden_size = r.positive({"n_embd", "hidden_size"});
@@ -119,6 +122,9 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
     c.activation = r.string_or("activation_function", "gelu_new");
     c.scale_attn_weights = r.bool_or("scale_attn_weights", true);
     c.scale_attn_by_inverse_layer_idx = r.bool_or("scale_attn_by_inverse_layer_idx", false);
+    c.embedding_dropout = r.number_or("embd_pdrop", 0.1);
+    c.residual_dropout = r.number_or("resid_pdrop", 0.1);
+    c.attention_dropout = r.number_or("attn_pdrop", 0.1);
     OT_REQUIRE(!r.bool_or("reorder_and_upcast_attn", false), source,
                ": key 'reorder_and_upcast_attn': true is not supported (expected false)");
   } else if (type == "bloom") {
@@ -132,6 +138,8 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
     c.activation = "bloom_gelu";
     c.apply_residual_connection_post_layernorm =
         r.bool_or("apply_residual_connection_post_layernorm", false);
+    c.residual_dropout = r.number_or("hidden_dropout", 0.0);
+    c.attention_dropout = r.number_or("attention_dropout", 0.0);
   } else if (type == "llama") {
     c.arch = Arch::kLlama;
     c.hidden_size = r.positive({"hidden_size"});
@@ -145,6 +153,7 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
     c.attention_bias = r.bool_or("attention_bias", false);
     c.mlp_bias = r.bool_or("mlp_bias", false);
     c.activation = r.string_or("hidden_act", "silu");
+    c.attention_dropout = r.number_or("attention_dropout", 0.0);
     auto rs = j.find("rope_scaling");
     OT_REQUIRE(rs == j.end() || rs->is_null(), source,
                ": key 'rope_scaling': RoPE scaling is not supported (expected null)");
@@ -167,6 +176,8 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
                    c.activation == "gelu_pytorch_tanh" || c.activation == "silu",
                source, ": key 'activation_function': '", c.activation,
                "' is not supported (expected relu, gelu, gelu_new, gelu_pytorch_tanh or silu)");
+  for (double p : {c.embedding_dropout, c.residual_dropout, c.attention_dropout, c.activation_dropout})
+    OT_REQUIRE(p >= 0.0 && p < 1.0, source, ": dropout probabilities must lie in [0, 1), got ", p);
   c.tie_word_embeddings = r.bool_or("tie_word_embeddings", true);
   c.pad_token_id = r.token_id("pad_token_id");
   c.bos_token_id = r.token_id("bos_token_id");

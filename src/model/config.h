@@ -30,6 +30,12 @@ struct ModelConfig {
   bool tie_word_embeddings = true;
   std::optional<int64_t> pad_token_id, bos_token_id, eos_token_id;
 
+  // Dropout probabilities (training only), named by role across families:
+  double embedding_dropout = 0.0;   // after the embeddings (OPT dropout, GPT-2 embd_pdrop)
+  double residual_dropout = 0.0;    // on each sub-layer output (OPT dropout, resid_pdrop, hidden_dropout)
+  double attention_dropout = 0.0;   // on attention probabilities
+  double activation_dropout = 0.0;  // after the FFN activation (OPT)
+
   // OPT
   bool do_layer_norm_before = true;      // pre-LN (all sizes but 350m)
   int64_t word_embed_proj_dim = 0;       // != hidden_size -> project_in / project_out

@@ -10,18 +10,19 @@
 namespace ot::compat {
 
 // Fused scaled-dot-product attention. q: (B, H, T, D), k/v: (B, H, S, D); `mask` is an
-// additive float bias broadcastable to (B, H, T, S) or undefined; no dropout.
+// additive float bias broadcastable to (B, H, T, S) or undefined; dropout on the
+// attention probabilities (0 outside training).
 // 1.13 exposes it as the private `_scaled_dot_product_attention` returning a tuple;
 // 2.x as the public `scaled_dot_product_attention` returning a tensor.
 inline at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k,
                                                const at::Tensor& v, const at::Tensor& mask,
-                                               bool is_causal) {
+                                               bool is_causal, double dropout_p = 0.0) {
   c10::optional<at::Tensor> m;
   if (mask.defined()) m = mask;
 #if TORCH_VERSION_MAJOR >= 2
-  return at::scaled_dot_product_attention(q, k, v, m, 0.0, is_causal);
+  return at::scaled_dot_product_attention(q, k, v, m, dropout_p, is_causal);
 #else
-  return std::get<0>(at::_scaled_dot_product_attention(q, k, v, m, 0.0, false, is_causal));
+  return std::get<0>(at::_scaled_dot_product_attention(q, k, v, m, dropout_p, false, is_causal));
 #endif
 }
 

@@ -11,6 +11,9 @@
 #include "checkpoint/safetensors.h"
 #include "model/load.h"
 #include "offsite/adapter.h"
+#include "offsite/distill.h"
+#include "train/trainer.h"
+#include <ATen/Parallel.h>
 #include "offsite/emulator.h"
 #include "offsite/layer_selection.h"
 #include "offsite/peft.h"
@@ -228,6 +231,72 @@ TEST(Peft, TrainableSetsPerMethod) {
   bad.method = "lora";
   bad.lora_targets = {"nonexistent"};
   EXPECT_THROW(ot::apply_peft(m, {1}, bad), ot::Error);
+}
+
+}  // namespace
+
+namespace {
+
+class TokenBlocks : public ot::BatchSource {
+ public:
+  TokenBlocks(int64_t n, int64_t T, int64_t vocab, uint64_t seed) {
+    torch::manual_seed(seed);
+    data_ = torch::randint(0, vocab, {n, T}, torch::kLong);
+  }
+  int64_t size() const override { return data_.size(0); }
+  ot::Batch batch(const std::vector<int64_t>& idx) const override {
+    ot::Batch b;
+    b.input_ids = data_.index_select(0, torch::tensor(idx, torch::kLong));
+    b.labels = b.input_ids;
+    b.tokens = b.input_ids.numel();
+    return b;
+  }
+
+ private:
+  at::Tensor data_;
+};
+
+TEST(Distillation, KdLossIsTheNormalisedMse) {
+  auto t = torch::tensor({{1.0, -2.0}, {3.0, 0.0}});
+  auto s = torch::tensor({{0.0, -2.0}, {1.0, 1.0}});
+  // rms(T) = sqrt((1 + 4 + 9 + 0) / 4) = sqrt(3.5); diffs 1, 0, 2, -1 -> mean(d^2) / 3.5
+  EXPECT_NEAR(ot::kd_loss(t, s).item<double>(), (1.0 + 0.0 + 4.0 + 1.0) / 4.0 / 3.5, 1e-7);
+}
+
+TEST(Distillation, TrainingTheEmulatorLowersTheKdLoss) {
+  at::set_num_threads(1);
+  for (const char* arch : {"opt", "llama"}) {
+    ot::DecoderLM full = ot::load_model(fixture_dir(arch));
+    ot::EmulatorOptions o;
+    o.bottom = 1;
+    o.top = 1;
+    auto layout = ot::make_layout(4, o, ot::select_middle_blocks(2, 1, "uniform"));
+    ot::DecoderLM bundle = ot::build_bundle(full, layout, o);
+    ot::Distiller d(bundle, full, layout, ot::DistillOptions{0.0, 1.0});
+    auto params = d.trainable();
+    EXPECT_EQ(params.size(), bundle->block(1).parameters().size()) << "only the emulator block trains";
+    TokenBlocks data(8, 16, 1000, 3);
+    auto kd_on = [&](const ot::Batch& b) {
+      torch::NoGradGuard ng;
+      ot::Metrics m;
+      d.loss(b, m);
+      return m.at("kd");
+    };
+    auto probe = data.batch({0, 1, 2, 3, 4, 5, 6, 7});
+    double before = kd_on(probe);
+    auto frozen = bundle->block(0).named_parameters(true)["self_attn.q_proj.weight"].clone();
+    ot::TrainerOptions to;
+    to.lr = 2e-3;
+    to.epochs = 20;
+    to.batch_size = 4;
+    to.schedule = "constant";
+    ot::Trainer t(params, to);
+    t.fit(data, [&](const ot::Batch& b, ot::Metrics& m) { return d.loss(b, m); });
+    double after = kd_on(probe);
+    EXPECT_LT(after, 0.5 * before) << arch << ": " << before << " -> " << after;
+    EXPECT_TRUE(torch::equal(bundle->block(0).named_parameters(true)["self_attn.q_proj.weight"], frozen))
+        << "the adapter stays frozen during distillation";
+  }
 }
 
 }  // namespace

@@ -12,7 +12,8 @@ namespace {
 
 class BloomAttentionImpl : public torch::nn::Module {
  public:
-  explicit BloomAttentionImpl(const ModelConfig& c) : C(c.hidden_size), H(c.num_heads), D(c.head_dim) {
+  explicit BloomAttentionImpl(const ModelConfig& c)
+      : C(c.hidden_size), H(c.num_heads), D(c.head_dim), p_attn(c.attention_dropout) {
     query_key_value = register_module("query_key_value", nn::Linear(nn::LinearOptions(C, 3 * C)));
     dense = register_module("dense", nn::Linear(nn::LinearOptions(C, C)));
   }
@@ -23,9 +24,10 @@ class BloomAttentionImpl : public torch::nn::Module {
     auto k = fused.select(3, 1).transpose(1, 2);
     auto v = fused.select(3, 2).transpose(1, 2);
     update_cache(cache, k, v);
-    return dense(attend(q, k, v, ctx.bias, 1.0 / std::sqrt(double(D))));
+    return dense(attend(q, k, v, ctx.bias, 1.0 / std::sqrt(double(D)), is_training() ? p_attn : 0.0));
   }
   int64_t C, H, D;
+  double p_attn;
   nn::Linear query_key_value{nullptr}, dense{nullptr};
 };
 TORCH_MODULE(BloomAttention);
@@ -45,7 +47,8 @@ TORCH_MODULE(BloomMLP);
 
 class BloomBlock : public BlockBase {
  public:
-  explicit BloomBlock(const ModelConfig& c) : residual_after_norm(c.apply_residual_connection_post_layernorm) {
+  explicit BloomBlock(const ModelConfig& c)
+      : residual_after_norm(c.apply_residual_connection_post_layernorm), p_res(c.residual_dropout) {
     auto ln = nn::LayerNormOptions(c.hidden_size).with_eps(c.norm_eps);
     input_layernorm = register_module("input_layernorm", nn::LayerNorm(ln));
     self_attention = register_module("self_attention", BloomAttention(c));
@@ -54,11 +57,12 @@ class BloomBlock : public BlockBase {
   }
   at::Tensor forward(const at::Tensor& x, const AttentionContext& ctx, LayerKV* cache) override {
     auto n1 = input_layernorm(x);
-    auto h = (residual_after_norm ? n1 : x) + self_attention(n1, ctx, cache);
+    auto h = (residual_after_norm ? n1 : x) + dropout_if(self_attention(n1, ctx, cache), p_res, is_training());
     auto n2 = post_attention_layernorm(h);
-    return (residual_after_norm ? n2 : h) + mlp(n2);
+    return (residual_after_norm ? n2 : h) + dropout_if(mlp(n2), p_res, is_training());
   }
   bool residual_after_norm;
+  double p_res;
   nn::LayerNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   BloomAttention self_attention{nullptr};
   BloomMLP mlp{nullptr};

@@ -12,7 +12,7 @@ namespace {
 class GPT2AttentionImpl : public torch::nn::Module {
  public:
   GPT2AttentionImpl(const ModelConfig& c, int64_t layer_index)
-      : C(c.hidden_size), H(c.num_heads), D(c.head_dim) {
+      : C(c.hidden_size), H(c.num_heads), D(c.head_dim), p_attn(c.attention_dropout), p_res(c.residual_dropout) {
     c_attn = register_module("c_attn", nn::Conv1D(C, 3 * C));
     c_proj = register_module("c_proj", nn::Conv1D(C, C));
     scale = c.scale_attn_weights ? 1.0 / std::sqrt(double(D)) : 1.0;
@@ -24,22 +24,26 @@ class GPT2AttentionImpl : public torch::nn::Module {
     auto heads = [&](const at::Tensor& t) { return t.view({B, T, H, D}).transpose(1, 2); };
     auto q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);  // (B, H, T, D)
     update_cache(cache, k, v);
-    return c_proj(attend(q, k, v, ctx.bias, scale));
+    auto y = c_proj(attend(q, k, v, ctx.bias, scale, is_training() ? p_attn : 0.0));
+    return dropout_if(y, p_res, is_training());
   }
   int64_t C, H, D;
-  double scale;
+  double scale, p_attn, p_res;
   nn::Conv1D c_attn{nullptr}, c_proj{nullptr};
 };
 TORCH_MODULE(GPT2Attention);
 
 class GPT2MLPImpl : public torch::nn::Module {
  public:
-  explicit GPT2MLPImpl(const ModelConfig& c) : act(c.activation) {
+  explicit GPT2MLPImpl(const ModelConfig& c) : act(c.activation), p_res(c.residual_dropout) {
     c_fc = register_module("c_fc", nn::Conv1D(c.hidden_size, c.intermediate_size));
     c_proj = register_module("c_proj", nn::Conv1D(c.intermediate_size, c.hidden_size));
   }
-  at::Tensor forward(const at::Tensor& x) { return c_proj(nn::activation(act, c_fc(x))); }
+  at::Tensor forward(const at::Tensor& x) {
+    return dropout_if(c_proj(nn::activation(act, c_fc(x))), p_res, is_training());
+  }
   std::string act;
+  double p_res;
   nn::Conv1D c_fc{nullptr}, c_proj{nullptr};
 };
 TORCH_MODULE(GPT2MLP);
@@ -64,13 +68,14 @@ class GPT2Block : public BlockBase {
 
 class GPT2Embedder : public EmbedderBase {
  public:
-  explicit GPT2Embedder(const ModelConfig& c) {
+  explicit GPT2Embedder(const ModelConfig& c) : p_emb(c.embedding_dropout) {
     wte = register_module("wte", nn::Embedding(c.vocab_size, c.hidden_size));
     wpe = register_module("wpe", nn::Embedding(c.max_positions, c.hidden_size));
   }
   at::Tensor forward(const at::Tensor& ids, const AttentionContext& ctx) override {
-    return wte(ids) + wpe(ctx.position_ids);
+    return dropout_if(wte(ids) + wpe(ctx.position_ids), p_emb, is_training());
   }
+  double p_emb;
   at::Tensor token_weight() override { return wte->weight; }
   nn::Embedding wte{nullptr}, wpe{nullptr};
 };

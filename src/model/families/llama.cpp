@@ -12,7 +12,7 @@ namespace {
 class LlamaAttentionImpl : public torch::nn::Module {
  public:
   explicit LlamaAttentionImpl(const ModelConfig& c)
-      : H(c.num_heads), Hkv(c.num_kv_heads), D(c.head_dim) {
+      : H(c.num_heads), Hkv(c.num_kv_heads), D(c.head_dim), p_attn(c.attention_dropout) {
     auto b = c.attention_bias;
     q_proj = register_module("q_proj", nn::Linear(nn::LinearOptions(c.hidden_size, H * D).with_bias(b)));
     k_proj = register_module("k_proj", nn::Linear(nn::LinearOptions(c.hidden_size, Hkv * D).with_bias(b)));
@@ -27,9 +27,10 @@ class LlamaAttentionImpl : public torch::nn::Module {
     q = apply_rope(q, ctx.rope_cos, ctx.rope_sin);
     k = apply_rope(k, ctx.rope_cos, ctx.rope_sin);
     update_cache(cache, k, v);
-    return o_proj(attend(q, k, v, ctx.bias, 1.0 / std::sqrt(double(D))));
+    return o_proj(attend(q, k, v, ctx.bias, 1.0 / std::sqrt(double(D)), is_training() ? p_attn : 0.0));
   }
   int64_t H, Hkv, D;
+  double p_attn;
   nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 };
 TORCH_MODULE(LlamaAttention);

@@ -13,7 +13,7 @@ constexpr int64_t kPositionOffset = 2;  // OPT reserves the first two position r
 
 class OPTAttentionImpl : public torch::nn::Module {
  public:
-  explicit OPTAttentionImpl(const ModelConfig& c) : H(c.num_heads), D(c.head_dim) {
+  explicit OPTAttentionImpl(const ModelConfig& c) : H(c.num_heads), D(c.head_dim), p_attn(c.attention_dropout) {
     auto o = nn::LinearOptions(c.hidden_size, c.hidden_size).with_bias(c.enable_bias);
     k_proj = register_module("k_proj", nn::Linear(o));
     v_proj = register_module("v_proj", nn::Linear(o));
@@ -25,16 +25,18 @@ class OPTAttentionImpl : public torch::nn::Module {
     auto heads = [&](const at::Tensor& t) { return t.view({B, T, H, D}).transpose(1, 2); };
     auto q = heads(q_proj(x)), k = heads(k_proj(x)), v = heads(v_proj(x));  // (B, H, T, D)
     update_cache(cache, k, v);
-    return out_proj(attend(q, k, v, ctx.bias, 1.0 / std::sqrt(double(D))));
+    return out_proj(attend(q, k, v, ctx.bias, 1.0 / std::sqrt(double(D)), is_training() ? p_attn : 0.0));
   }
   int64_t H, D;
+  double p_attn;
   nn::Linear k_proj{nullptr}, v_proj{nullptr}, q_proj{nullptr}, out_proj{nullptr};
 };
 TORCH_MODULE(OPTAttention);
 
 class OPTBlock : public BlockBase {
  public:
-  explicit OPTBlock(const ModelConfig& c) : pre_ln(c.do_layer_norm_before), act(c.activation) {
+  explicit OPTBlock(const ModelConfig& c)
+      : pre_ln(c.do_layer_norm_before), act(c.activation), p_res(c.residual_dropout), p_act(c.activation_dropout) {
     auto ln = nn::LayerNormOptions(c.hidden_size).with_affine(c.layer_norm_elementwise_affine);
     self_attn = register_module("self_attn", OPTAttention(c));
     self_attn_layer_norm = register_module("self_attn_layer_norm", nn::LayerNorm(ln));
@@ -45,15 +47,17 @@ class OPTBlock : public BlockBase {
   }
   at::Tensor forward(const at::Tensor& x, const AttentionContext& ctx, LayerKV* cache) override {
     auto h = pre_ln ? self_attn_layer_norm(x) : x;
-    h = x + self_attn(h, ctx, cache);
+    h = x + dropout_if(self_attn(h, ctx, cache), p_res, is_training());
     if (!pre_ln) h = self_attn_layer_norm(h);
     auto f = pre_ln ? final_layer_norm(h) : h;
-    h = h + fc2(nn::activation(act, fc1(f)));
+    f = dropout_if(nn::activation(act, fc1(f)), p_act, is_training());
+    h = h + dropout_if(fc2(f), p_res, is_training());
     if (!pre_ln) h = final_layer_norm(h);
     return h;
   }
   bool pre_ln;
   std::string act;
+  double p_res, p_act;
   OPTAttention self_attn{nullptr};
   nn::LayerNorm self_attn_layer_norm{nullptr}, final_layer_norm{nullptr};
   nn::Linear fc1{nullptr}, fc2{nullptr};
@@ -61,7 +65,7 @@ class OPTBlock : public BlockBase {
 
 class OPTEmbedder : public EmbedderBase {
  public:
-  explicit OPTEmbedder(const ModelConfig& c) {
+  explicit OPTEmbedder(const ModelConfig& c) : p_emb(c.embedding_dropout) {
     embed_tokens = register_module(
         "embed_tokens", nn::Embedding(c.vocab_size, c.word_embed_proj_dim, c.pad_token_id.value_or(-1)));
     embed_positions = register_module(
@@ -73,8 +77,9 @@ class OPTEmbedder : public EmbedderBase {
   at::Tensor forward(const at::Tensor& ids, const AttentionContext& ctx) override {
     auto h = embed_tokens(ids);
     if (project_in) h = project_in(h);
-    return h + embed_positions(ctx.position_ids + kPositionOffset);
+    return dropout_if(h + embed_positions(ctx.position_ids + kPositionOffset), p_emb, is_training());
   }
+  double p_emb;
   at::Tensor token_weight() override { return embed_tokens->weight; }
   nn::Embedding embed_tokens{nullptr}, embed_positions{nullptr};
   nn::Linear project_in{nullptr};

@@ -1,0 +1,37 @@
+// cli/plugin.cpp: `ot plugin --model FULL --adapter ADAPTER --out DIR`: the model owner
+// writes the returned adapter (LoRA already merged) into the full model and saves the
+// adapted model as an ordinary HF checkpoint.
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "model/load.h"
+#include "offsite/adapter.h"
+
+namespace ot::cli {
+
+void register_plugin(CLI::App& app) {
+  struct Args {
+    std::string model, adapter, out;
+    RuntimeOptions rt;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("plugin", "Plug a fine-tuned adapter into the full model (model owner)");
+  cmd->add_option("--model", args->model, "the full model (HF checkpoint directory)")->required();
+  cmd->add_option("--adapter", args->adapter, "adapter directory written by `ot finetune`")->required();
+  cmd->add_option("--out", args->out, "where to write the adapted full model")->required();
+  add_runtime_options(cmd, args->rt);
+  cmd->callback([args] {
+    LoadOptions lo = apply_runtime_options(args->rt);
+    Adapter a = load_adapter(args->adapter);  // validate the small input first
+    DecoderLM full = load_model(args->model, lo);
+    plug_in(full, a, args->adapter);
+    nlohmann::json extra = {{"offsite_plugin", {{"adapter", args->adapter}, {"blocks", a.config["blocks"]},
+                                                {"fingerprint", a.config["fingerprint"]}}}};
+    save_model(full, args->out, extra);
+    std::cout << args->out << ": " << arch_name(full->config().arch) << " with " << a.tensors.size()
+              << " adapter tensors from " << args->adapter << " (blocks " << a.config["blocks"].dump() << ")\n";
+  });
+}
+
+}  // namespace ot::cli
