@@ -11,6 +11,7 @@ void register_generate(CLI::App& app);
 void register_inspect(CLI::App& app);
 void register_init(CLI::App& app);
 void register_plugin(CLI::App& app);
+void register_bench(CLI::App& app);
 void register_convert(CLI::App& app);  // convert.cpp: `ot convert llama2c ...`
 // `ot tokenize` and `ot detokenize`.
 void register_tokenize(CLI::App& app);

@@ -1,0 +1,149 @@
+// cli/bench.cpp: `ot bench offsite`: the paper's efficiency table measured on this
+// machine. Runs full fine-tuning, full + LoRA, offsite (l-k-r) and offsite + LoRA on one
+// model shape, each in a fresh child process (so peak memory is its own), and prints
+// throughput and memory ratios to full fine-tuning next to the paper's.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "model/shapes.h"
+#include "offsite/efficiency.h"
+#include "util/error.h"
+#include "util/fs.h"
+
+namespace ot::cli {
+
+namespace {
+
+std::string self_exe() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  OT_REQUIRE(n > 0, "bench: cannot locate the ot executable");
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+EfficiencyResult run_child(const std::vector<std::string>& args, const std::string& method) {
+  std::string cmd = shell_quote(self_exe()) + " bench offsite --only " + method;
+  for (const auto& a : args) cmd += " " + shell_quote(a);
+  FILE* p = ::popen(cmd.c_str(), "r");
+  OT_REQUIRE(p != nullptr, "bench: cannot start ", cmd);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = ::pclose(p);
+  OT_REQUIRE(status == 0, "bench: method ", method, " failed (exit status ", status, ")");
+  auto line = out.substr(out.rfind('{'));
+  return EfficiencyResult::from_json(nlohmann::json::parse(line));
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app) {
+  struct Args {
+    std::string shape = "opt-125m", config, only, json_out;
+    std::string adapter = "2,2";
+    int64_t emulator_layers = 0;
+    EfficiencyOptions eo;
+    std::vector<std::string> methods = {"ft", "ft_lora", "ot", "ot_lora"};
+    RuntimeOptions rt;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* bench = app.add_subcommand("bench", "Measure performance on this machine");
+  bench->require_subcommand(1);
+  CLI::App* cmd = bench->add_subcommand("offsite", "Fine-tuning throughput and peak memory: FT, FT+LoRA, OT, OT+LoRA");
+  cmd->add_option("--shape", args->shape, "model shape: opt-125m, opt-1.3b, opt-6.7b, gpt2, gpt2-xl")->capture_default_str();
+  cmd->add_option("--config", args->config, "or a config.json giving the shape");
+  cmd->add_option("--adapter", args->adapter, "bottom,top adapter blocks")->capture_default_str();
+  cmd->add_option("--emulator-layers", args->emulator_layers, "emulator blocks k (0: 40% of the middle, as OPT-1.3B 2-8-2)");
+  cmd->add_option("--seq-len", args->eo.seq_len, "tokens per sequence")->capture_default_str();
+  cmd->add_option("--batch", args->eo.batch, "sequences per step")->capture_default_str();
+  cmd->add_option("--steps", args->eo.steps, "timed optimizer steps")->capture_default_str();
+  cmd->add_option("--warmup", args->eo.warmup_steps, "untimed steps first")->capture_default_str();
+  cmd->add_option("--methods", args->methods, "subset of ft ft_lora ot ot_lora")->delimiter(',');
+  cmd->add_option("--json", args->json_out, "also write the results as JSON");
+  cmd->add_option("--only", args->only, "run one method in this process and print JSON (internal)");
+  add_runtime_options(cmd, args->rt);
+  cmd->callback([args] {
+    apply_runtime_options(args->rt);
+    nlohmann::json cfg;
+    if (!args->config.empty()) {
+      try {
+        cfg = nlohmann::json::parse(read_text_file(args->config));
+      } catch (const nlohmann::json::parse_error& e) {
+        fail(args->config, ": not valid JSON (", e.what(), ")");
+      }
+    } else {
+      cfg = named_shape(args->shape);
+    }
+    EfficiencyOptions eo = args->eo;
+    eo.config = parse_model_config(cfg, args->config.empty() ? "--shape " + args->shape : args->config);
+    auto comma = args->adapter.find(',');
+    OT_REQUIRE(comma != std::string::npos, "--adapter: expected L,R (e.g. 2,2), got '", args->adapter, "'");
+    eo.bottom = std::stoll(args->adapter.substr(0, comma));
+    eo.top = std::stoll(args->adapter.substr(comma + 1));
+    const int64_t m = eo.config.num_layers - eo.bottom - eo.top;
+    eo.emulator_layers = args->emulator_layers > 0 ? args->emulator_layers : std::max<int64_t>(1, (m * 2 + 2) / 5);
+    if (!args->only.empty()) {
+      std::cout << run_efficiency_method(args->only, eo).to_json().dump() << std::endl;
+      return;
+    }
+    std::vector<std::string> pass = {"--seq-len", std::to_string(eo.seq_len), "--batch", std::to_string(eo.batch),
+                                     "--steps", std::to_string(eo.steps), "--warmup", std::to_string(eo.warmup_steps),
+                                     "--adapter", args->adapter, "--emulator-layers", std::to_string(eo.emulator_layers),
+                                     "--threads", std::to_string(args->rt.threads)};
+    if (!args->config.empty()) pass.insert(pass.end(), {"--config", args->config});
+    else pass.insert(pass.end(), {"--shape", args->shape});
+    std::cerr << "bench offsite: " << (args->config.empty() ? args->shape : args->config) << ", "
+              << eo.bottom << "-" << eo.emulator_layers << "-" << eo.top << ", batch " << eo.batch << " x "
+              << eo.seq_len << " tokens, " << eo.steps << " timed steps per method\n";
+    std::vector<EfficiencyResult> results;
+    for (const auto& method : args->methods) {
+      std::cerr << "  running " << method << " ...\n";
+      results.push_back(run_child(pass, method));
+    }
+    const EfficiencyResult* ft = nullptr;
+    for (const auto& r : results)
+      if (r.method == "ft") ft = &r;
+    auto paper = [](const std::string& model, const std::string& method) -> const PaperEfficiency* {
+      for (const auto& p : paper_efficiency_table())
+        if (p.model == model && p.method == method) return &p;
+      return nullptr;
+    };
+    std::ostringstream os;
+    os << std::fixed;
+    os << "| method | tokens/s | peak MiB | trainable | speedup | memory / FT | paper OPT-1.3B speedup, memory | paper GPT2-XL speedup, memory |\n";
+    os << "|---|---|---|---|---|---|---|---|\n";
+    for (const auto& r : results) {
+      os << "| " << r.method << " | " << std::setprecision(0) << r.tokens_per_s << " | " << r.peak_memory_mib << " | "
+         << r.trainable_params << " | ";
+      if (ft) os << std::setprecision(2) << r.tokens_per_s / ft->tokens_per_s << "x | " << ft->peak_memory_mib / r.peak_memory_mib << "x less | ";
+      else os << "- | - | ";
+      for (const char* model : {"OPT-1.3B", "GPT2-XL"}) {
+        auto* p = paper(model, r.method);
+        auto* pf = paper(model, "ft");
+        os << std::setprecision(2) << p->throughput / pf->throughput << "x, " << pf->memory / p->memory << "x less | ";
+      }
+      os << "\n";
+    }
+    std::cout << os.str();
+    if (!args->json_out.empty()) {
+      nlohmann::json j = nlohmann::json::array();
+      for (const auto& r : results) j.push_back(r.to_json());
+      write_text_file_atomically(args->json_out, j.dump(2) + "\n");
+    }
+  });
+}
+
+}  // namespace ot::cli

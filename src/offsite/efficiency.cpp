@@ -1,0 +1,105 @@
+// offsite/efficiency.cpp: see efficiency.h.
+#include "offsite/efficiency.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+
+#include "model/load.h"
+#include "offsite/emulator.h"
+#include "offsite/peft.h"
+#include "util/error.h"
+#include "util/memory.h"
+
+namespace ot {
+
+nlohmann::json EfficiencyResult::to_json() const {
+  return {{"method", method}, {"tokens_per_s", tokens_per_s}, {"peak_memory_mib", peak_memory_mib},
+          {"trainable_params", trainable_params}, {"total_params", total_params}, {"step_seconds", step_seconds}};
+}
+
+EfficiencyResult EfficiencyResult::from_json(const nlohmann::json& j) {
+  EfficiencyResult r;
+  r.method = j.at("method").get<std::string>();
+  r.tokens_per_s = j.at("tokens_per_s").get<double>();
+  r.peak_memory_mib = j.at("peak_memory_mib").get<double>();
+  r.trainable_params = j.at("trainable_params").get<int64_t>();
+  r.total_params = j.at("total_params").get<int64_t>();
+  r.step_seconds = j.at("step_seconds").get<double>();
+  return r;
+}
+
+EfficiencyResult run_efficiency_method(const std::string& method, const EfficiencyOptions& o) {
+  const bool offsite = method == "ot" || method == "ot_lora";
+  const bool lora = method == "ft_lora" || method == "ot_lora";
+  OT_REQUIRE(offsite || method == "ft" || lora, "bench offsite: unknown method '", method,
+             "' (expected ft, ft_lora, ot, ot_lora)");
+  torch::manual_seed(o.seed);
+  DecoderLM model = build_model(o.config);
+  model->init_weights(0.02);
+  std::vector<int64_t> train_blocks;
+  if (offsite) {
+    const int64_t n = o.config.num_layers, m = n - o.bottom - o.top;
+    EmulatorOptions eo;
+    eo.bottom = o.bottom;
+    eo.top = o.top;
+    eo.layers = o.emulator_layers > 0 ? o.emulator_layers : m;
+    auto layout = make_layout(n, eo, select_middle_blocks(m, eo.layers, "uniform"));
+    DecoderLM bundle = build_bundle(model, layout, eo);
+    model = bundle;  // the full model is released here: the data owner never holds it
+    for (int64_t j = 0; j < o.bottom; ++j) train_blocks.push_back(j);
+    for (int64_t j = model->num_blocks() - o.top; j < model->num_blocks(); ++j) train_blocks.push_back(j);
+  } else {
+    for (int64_t j = 0; j < model->num_blocks(); ++j) train_blocks.push_back(j);
+  }
+  PeftOptions p;
+  if (lora) {
+    p.method = "lora";
+    p.lora_rank = o.lora_rank;
+    p.lora_alpha = o.lora_alpha;
+    p.lora_dropout = o.lora_dropout;
+    apply_peft(model, train_blocks, p);
+  }
+  EfficiencyResult r;
+  r.method = method;
+  // Full fine-tuning trains embeddings and head too; offsite keeps them frozen (paper).
+  r.trainable_params = set_trainable(model, train_blocks, /*train_head=*/false, p);
+  if (method == "ft")
+    for (auto& q : model->parameters()) q.set_requires_grad(true);
+  r.trainable_params = 0;
+  std::vector<at::Tensor> params;
+  for (auto& q : model->parameters())
+    if (q.requires_grad()) {
+      params.push_back(q);
+      r.trainable_params += q.numel();
+    }
+  r.total_params = model->num_parameters(ModelPart::kAll);
+  torch::optim::AdamW opt(params, torch::optim::AdamWOptions(1e-4));
+  model->train();
+  auto ids = torch::randint(0, o.config.vocab_size, {o.batch, o.seq_len}, torch::kLong);
+  auto step = [&] {
+    opt.zero_grad();
+    auto loss = causal_lm_loss(model->forward(ids).logits, ids);
+    loss.backward();
+    opt.step();
+  };
+  for (int64_t i = 0; i < o.warmup_steps; ++i) step();
+  auto t0 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < o.steps; ++i) step();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.step_seconds = secs / double(o.steps);
+  r.tokens_per_s = double(o.batch * o.seq_len * o.steps) / secs;
+  r.peak_memory_mib = peak_rss_mib();
+  return r;
+}
+
+const std::vector<PaperEfficiency>& paper_efficiency_table() {
+  static const std::vector<PaperEfficiency> t = {
+      {"OPT-1.3B", "ft", 1316, 30458},   {"OPT-1.3B", "ft_lora", 3379, 12470},
+      {"OPT-1.3B", "ot", 5207, 9336},    {"OPT-1.3B", "ot_lora", 8525, 6192},
+      {"GPT2-XL", "ft", 957, 39922},     {"GPT2-XL", "ft_lora", 1992, 17113},
+      {"GPT2-XL", "ot", 4905, 8966},     {"GPT2-XL", "ot_lora", 6257, 7155}};
+  return t;
+}
+
+}  // namespace ot

@@ -1,0 +1,48 @@
+// offsite/efficiency.h: the paper's efficiency comparison (its Table 6): fine-tuning
+// throughput and peak memory, batch 1, sequence 512, for full fine-tuning, full + LoRA,
+// offsite-tuning (l-k-r adapter on an emulator) and offsite + LoRA, all on the same model
+// shape and machine. Each configuration runs in a fresh process so peak memory is its own.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace ot {
+
+struct EfficiencyOptions {
+  ModelConfig config;          // the model shape (weights are random: speed does not depend on them)
+  int64_t bottom = 2, top = 2, emulator_layers = 0;
+  int64_t seq_len = 512, batch = 1;
+  int64_t warmup_steps = 2, steps = 5;
+  int64_t lora_rank = 4;
+  double lora_alpha = 32.0, lora_dropout = 0.1;
+  uint64_t seed = 0;
+};
+
+struct EfficiencyResult {
+  std::string method;            // ft, ft_lora, ot, ot_lora
+  double tokens_per_s = 0.0;
+  double peak_memory_mib = 0.0;  // peak RSS of the process during training
+  int64_t trainable_params = 0, total_params = 0;
+  double step_seconds = 0.0;
+  nlohmann::json to_json() const;
+  static EfficiencyResult from_json(const nlohmann::json& j);
+};
+
+// Runs one method in this process: builds the model (or its bundle), sets the trainable
+// part, and times AdamW steps of forward + backward + update on random tokens.
+EfficiencyResult run_efficiency_method(const std::string& method, const EfficiencyOptions& o);
+
+// The paper's figures (throughput, memory) for OPT-1.3B and GPT2-XL per method, to print
+// the ratios side by side.
+struct PaperEfficiency {
+  std::string model, method;
+  double throughput, memory;
+};
+const std::vector<PaperEfficiency>& paper_efficiency_table();
+
+}  // namespace ot
