@@ -300,3 +300,38 @@ TEST(Distillation, TrainingTheEmulatorLowersTheKdLoss) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Cka, LinearCkaIsInvariantToRotationAndScale) {
+  torch::manual_seed(0);
+  auto x = torch::randn({200, 16});
+  auto q = std::get<0>(torch::linalg_qr(torch::randn({16, 16})));
+  EXPECT_NEAR(ot::linear_cka(x, x), 1.0, 1e-9);
+  EXPECT_NEAR(ot::linear_cka(x, torch::mm(x, q) * 3.0), 1.0, 1e-6);
+  EXPECT_LT(ot::linear_cka(x, torch::randn({200, 16})), 0.3);
+}
+
+TEST(Cka, ClusteringMergesTheMostSimilarNeighboursAndKeepsMiddles) {
+  // 6 layers: {0,1,2} very similar, {3,4} similar, 5 alone.
+  std::vector<std::vector<double>> s(6, std::vector<double>(6, 0.0));
+  auto set = [&](int i, double v) { s[i][i + 1] = s[i + 1][i] = v; };
+  set(0, 0.99);
+  set(1, 0.98);
+  set(2, 0.10);
+  set(3, 0.95);
+  set(4, 0.20);
+  EXPECT_EQ(ot::cluster_adjacent_layers(s, 3), (std::vector<int64_t>{1, 4, 5}));  // [0,1,2] [3,4] [5]
+  EXPECT_EQ(ot::cluster_adjacent_layers(s, 6), (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
+}
+
+TEST(Cka, SelectsFromRealActivations) {
+  ot::DecoderLM m = ot::load_model(fixture_dir("llama"));
+  TokenBlocks data(4, 16, 1000, 9);
+  auto kept = ot::cka_select_middle_blocks(m, 1, 1, 1, {data.batch({0, 1}), data.batch({2, 3})});
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_GE(kept[0], 0);
+  EXPECT_LT(kept[0], 2);
+}
+
+}  // namespace
