@@ -18,6 +18,7 @@
 //           hellaswag {activity_label, ctx_a, ctx_b, endings, label} (HF);
 //           sciq {support, question, distractor1..3, correct_answer} (HF);
 //           webqs {question, answers[]} (HF) or {qText, answers[]} (brmson repackaging);
+//           webqs docs are TaskKind::kGreedyAlias with gold = -1 (any pruned alias counts);
 //           race {article, question, options, answer} (HF rows, one per question; grouped
 //           by exact article string like the harness) or one article object per line.
 //   .json   a whole JSON document: an array of the records above; an ExpMRC wrapper
@@ -40,7 +41,9 @@
 //     whose ctx_b started otherwise are left as they are (documented residual difference).
 //
 // Errors: a malformed record throws ot::Error "<file>:<line>: <what>, expected <...>" (JSON
-// documents: "<file>: <path like data[3].answers[1]>: ..."). With skip_malformed the record
+// documents, which have no per-record line: "<file>: data[3]: key 'answers' ..."; a JSON
+// syntax error reports nlohmann's line and column). A first record whose keys match no
+// layout of the task is fatal even with skip_malformed. With skip_malformed the record
 // is dropped, counted in TaskData::skipped and its message kept in TaskData::skip_messages.
 #pragma once
 
@@ -67,7 +70,7 @@ struct TaskData {
   // filled too for every task but race.
   std::vector<TaskDoc> eval_docs;
   // One doc per training example (race: per question). For the other tasks these are the
-  // same items as eval_docs (eval fields filled when build_eval is set).
+  // same docs as eval_docs (each doc carries both forms).
   std::vector<TaskDoc> train_docs;
   int64_t records = 0;              // records read, malformed ones included
   int64_t skipped = 0;              // malformed records dropped (skip_malformed only)
