@@ -12,6 +12,8 @@ void register_inspect(CLI::App& app);
 void register_init(CLI::App& app);
 void register_plugin(CLI::App& app);
 void register_bench(CLI::App& app);
+// `ot emulator` and `ot finetune`; argv is recorded as provenance.
+void register_offsite_commands(CLI::App& app, int argc, char** argv);
 void register_convert(CLI::App& app);  // convert.cpp: `ot convert llama2c ...`
 // `ot tokenize` and `ot detokenize`.
 void register_tokenize(CLI::App& app);

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   ot::cli::register_init(app);
   ot::cli::register_plugin(app);
   ot::cli::register_bench(app);
+  ot::cli::register_offsite_commands(app, argc, argv);
   ot::cli::register_convert(app);
   ot::cli::register_tokenize(app);
 

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "checkpoint/hf_checkpoint.h"
+#include "model/peft.h"
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -37,6 +38,13 @@ DecoderLM load_model(const std::string& dir, const LoadOptions& opts) {
     std::vector<std::shared_ptr<BlockBase>> blocks;
     for (int64_t b : o) blocks.push_back(make_block(config, b));
     model->set_blocks(std::move(blocks), std::move(o));
+  }
+  // Bottleneck adapters saved with the model (they cannot be merged into its weights).
+  if (cfg_json.contains(kPeftConfigKey)) {
+    const auto& pj = cfg_json[kPeftConfigKey];
+    PeftOptions po = peft_from_json(pj, path_join(dir, "config.json"));
+    std::vector<int64_t> blocks = pj.value("blocks", std::vector<int64_t>{});
+    apply_peft(model, blocks, po);
   }
   StateDict weights = load_hf_weights(dir);
   {

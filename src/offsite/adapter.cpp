@@ -7,6 +7,7 @@
 #include <set>
 
 #include "checkpoint/safetensors.h"
+#include "model/peft.h"
 #include "offsite/emulator.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -116,8 +117,29 @@ void check_identity(DecoderLM& model, const Adapter& a, const std::string& sourc
 }
 }  // namespace
 
+// Bottleneck adapters are extra modules, not weight deltas: the receiving model needs
+// them before their tensors can be assigned. Returns the positions that got them.
+static std::vector<int64_t> add_bottleneck_modules(DecoderLM& model, const Adapter& a, const std::string& source) {
+  if (!a.config.contains("peft")) return {};
+  PeftOptions po = peft_from_json(a.config["peft"], source);
+  if (po.method != "adapter") return {};
+  std::set<int64_t> wanted;
+  for (const auto& b : a.config.value("blocks", std::vector<int64_t>{})) wanted.insert(b);
+  std::vector<int64_t> positions;
+  for (int64_t j = 0; j < model->num_blocks(); ++j)
+    if (wanted.count(model->block_origin()[static_cast<size_t>(j)])) positions.push_back(j);
+  apply_peft(model, positions, po);
+  return positions;
+}
+
 void plug_in(DecoderLM& full, const Adapter& a, const std::string& source) {
   check_identity(full, a, source, full->num_blocks());
+  auto positions = add_bottleneck_modules(full, a, source);
+  if (!positions.empty()) {
+    nlohmann::json pj = a.config["peft"];
+    pj["blocks"] = positions;
+    full->set_config_entry(kPeftConfigKey, pj);
+  }
   assign(full, a, source, /*by_origin=*/false);
 }
 
@@ -126,6 +148,7 @@ void load_adapter_into(DecoderLM& bundle, const Adapter& a, const std::string& s
   int64_t n = cfg.contains("offsite") ? cfg["offsite"].value("num_original_layers", bundle->num_blocks())
                                       : bundle->num_blocks();
   check_identity(bundle, a, source, n);
+  add_bottleneck_modules(bundle, a, source);
   assign(bundle, a, source, /*by_origin=*/true);
 }
 

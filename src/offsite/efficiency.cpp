@@ -7,7 +7,7 @@
 
 #include "model/load.h"
 #include "offsite/emulator.h"
-#include "offsite/peft.h"
+#include "model/peft.h"
 #include "util/error.h"
 #include "util/memory.h"
 

@@ -16,7 +16,7 @@
 #include <ATen/Parallel.h>
 #include "offsite/emulator.h"
 #include "offsite/layer_selection.h"
-#include "offsite/peft.h"
+#include "model/peft.h"
 #include "test_support.h"
 #include "util/error.h"
 

@@ -12,7 +12,7 @@
 #include "data/sampler.h"
 #include "model/decoder_lm.h"
 #include "model/load.h"
-#include "offsite/peft.h"
+#include "model/peft.h"
 #include "test_support.h"
 #include "train/schedule.h"
 #include "train/trainer.h"

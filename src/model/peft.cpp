@@ -1,5 +1,5 @@
-// offsite/peft.cpp: see peft.h.
-#include "offsite/peft.h"
+// model/peft.cpp: see peft.h.
+#include "model/peft.h"
 
 #include <torch/torch.h>
 
@@ -108,6 +108,28 @@ nlohmann::json peft_to_json(const PeftOptions& o) {
   if (o.method == "adapter")
     j.update({{"size", o.adapter_size}, {"dropout", o.adapter_dropout}, {"targets", o.adapter_targets}});
   return j;
+}
+
+PeftOptions peft_from_json(const nlohmann::json& j, const std::string& source) {
+  PeftOptions o;
+  try {
+    o.method = j.value("method", "none");
+    if (o.method == "lora") {
+      o.lora_rank = j.value("rank", o.lora_rank);
+      o.lora_alpha = j.value("alpha", o.lora_alpha);
+      o.lora_dropout = j.value("dropout", o.lora_dropout);
+      o.lora_targets = j.value("targets", std::vector<std::string>{});
+    } else if (o.method == "adapter") {
+      o.adapter_size = j.value("size", o.adapter_size);
+      o.adapter_dropout = j.value("dropout", o.adapter_dropout);
+      o.adapter_targets = j.value("targets", std::vector<std::string>{});
+    }
+  } catch (const nlohmann::json::exception& e) {
+    fail(source, ": malformed PEFT description (", e.what(), ")");
+  }
+  OT_REQUIRE(o.method == "none" || o.method == "lora" || o.method == "bitfit" || o.method == "adapter", source,
+             ": unknown PEFT method '", o.method, "'");
+  return o;
 }
 
 }  // namespace ot

@@ -1,4 +1,4 @@
-// offsite/peft.h: what trains during fine-tuning. The trainable part (the adapter blocks,
+// model/peft.h: what trains during fine-tuning. The trainable part (the adapter blocks,
 // every block, or the emulator blocks; optionally the head) and, inside it, an optional
 // parameter-efficient method as in the paper's Table 5:
 //   lora     rank r, alpha, dropout on the attention and FFN projections (merged on export)
@@ -44,5 +44,12 @@ int64_t set_trainable(DecoderLM& model, const std::vector<int64_t>& positions, b
 void merge_peft(DecoderLM& model);
 
 nlohmann::json peft_to_json(const PeftOptions& o);
+// Reads peft_to_json's output back; `source` names the file in errors.
+PeftOptions peft_from_json(const nlohmann::json& j, const std::string& source);
+
+// Config key under which a saved model records bottleneck adapters it carries (they cannot
+// be merged into the weights): {"method": "adapter", "size", "dropout", "targets",
+// "blocks": [block positions]}. load_model re-creates them before loading the weights.
+inline constexpr const char* kPeftConfigKey = "offsite_peft";
 
 }  // namespace ot

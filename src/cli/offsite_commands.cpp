@@ -1,0 +1,186 @@
+// cli/offsite_commands.cpp: the two parties' commands.
+//   ot emulator  (model owner)  full model -> bundle (adapter + compressed emulator)
+//   ot finetune  (data owner)   bundle -> adapter (or full model -> fine-tuned model)
+// Flags map one to one onto experiment/jobs.h; every run can be recorded with --record.
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "experiment/jobs.h"
+#include "train/schedule.h"
+#include "util/error.h"
+#include "util/signals.h"
+
+namespace ot::cli {
+
+namespace {
+
+std::string joined_command_line(int argc, char** argv) {
+  std::string s;
+  for (int i = 0; i < argc; ++i) s += (i ? " " : "") + std::string(argv[i]);
+  return s;
+}
+
+void add_trainer_options(CLI::App* cmd, TrainerOptions& t) {
+  cmd->add_option("--lr", t.lr, "peak learning rate")->capture_default_str();
+  cmd->add_option("--weight-decay", t.weight_decay, "AdamW weight decay (not on biases and norms)")->capture_default_str();
+  cmd->add_option("--schedule", t.schedule, "constant, linear or cosine")->capture_default_str();
+  cmd->add_option("--warmup-steps", t.warmup_steps, "linear warmup steps")->capture_default_str();
+  cmd->add_option("--epochs", t.epochs, "passes over the data")->capture_default_str();
+  cmd->add_option("--max-steps", t.max_steps, "optimizer steps (overrides --epochs)")->capture_default_str();
+  cmd->add_option("--batch-size", t.batch_size, "examples per micro-batch")->capture_default_str();
+  cmd->add_option("--grad-accum", t.grad_accum, "micro-batches per optimizer step")->capture_default_str();
+  cmd->add_option("--clip-norm", t.clip_norm, "gradient clipping norm (0: off)")->capture_default_str();
+  cmd->add_option("--eval-every", t.eval_every, "evaluate every N steps (0: at the end)")->capture_default_str();
+  cmd->add_option("--seed", t.seed, "data order seed")->capture_default_str();
+  cmd->add_option("--state", t.state_path, "resumable state file (resumes when present)");
+  cmd->add_option("--save-every", t.save_every, "write the state every N steps")->capture_default_str();
+}
+
+std::pair<int64_t, int64_t> parse_adapter(const std::string& s) {
+  auto comma = s.find(',');
+  OT_REQUIRE(comma != std::string::npos, "--adapter: expected L,R (bottom,top blocks, e.g. 2,2), got '", s, "'");
+  try {
+    size_t a = 0, b = 0;
+    int64_t l = std::stoll(s.substr(0, comma), &a), r = std::stoll(s.substr(comma + 1), &b);
+    OT_REQUIRE(a == comma && b == s.size() - comma - 1, "");
+    return {l, r};
+  } catch (const std::exception&) {
+    fail("--adapter: expected L,R with two integers (e.g. 2,2), got '", s, "'");
+  }
+}
+
+}  // namespace
+
+void register_offsite_commands(CLI::App& app, int argc, char** argv) {
+  const std::string cmdline = joined_command_line(argc, argv);
+  {
+    struct Args {
+      EmulatorJob job;
+      std::string adapter = "2,2", record, distill, eval, calibration, text_field = "text";
+      int64_t block_size = 512, eval_blocks = 0;
+      RuntimeOptions rt;
+    };
+    auto a = std::make_shared<Args>();
+    a->job.trainer.schedule = "cosine";
+    a->job.trainer.lr = 1e-4;
+    CLI::App* cmd = app.add_subcommand("emulator", "Build an offsite bundle: adapter + compressed emulator (model owner)");
+    cmd->add_option("--model", a->job.model_dir, "the full model (HF checkpoint directory)")->required();
+    cmd->add_option("--adapter", a->adapter, "L,R: bottom and top adapter blocks")->capture_default_str();
+    cmd->add_option("--emulator-layers", a->job.emulator.layers, "k emulator blocks kept from the middle (0: all)")->required();
+    cmd->add_option("--strategy", a->job.emulator.strategy, "uniform, floor, cka or an index list like 0,3,5")->capture_default_str();
+    cmd->add_flag("--repeat", a->job.emulator.repeat, "keep the depth: dropped blocks replaced by the nearest kept one (CRaSh)");
+    cmd->add_option("--prune", a->job.emulator.prune_ratio, "magnitude pruning ratio of emulator weights")->capture_default_str();
+    cmd->add_option("--quantize", a->job.emulator.quantize_bits, "uniform quantization bits of emulator weights (0: off)")->capture_default_str();
+    cmd->add_option("--distill", a->distill, "distil the emulator on this corpus (text or JSONL)");
+    cmd->add_option("--eval-corpus", a->eval, "perplexity text for choosing the best distilled emulator");
+    cmd->add_option("--eval-blocks", a->eval_blocks, "use only the first N blocks of --eval-corpus (0: all)");
+    cmd->add_option("--calibration", a->calibration, "text for --strategy cka");
+    cmd->add_option("--text-field", a->text_field, "JSONL field holding the text")->capture_default_str();
+    cmd->add_option("--tokenizer", a->job.tokenizer, "tokenizer (default: the model directory)");
+    cmd->add_option("--block-size", a->block_size, "tokens per training block")->capture_default_str();
+    cmd->add_option("--kd-weight", a->job.distill_loss.kd_weight, "weight of the normalised-MSE KD loss")->capture_default_str();
+    cmd->add_option("--lm-weight", a->job.distill_loss.lm_weight, "weight of the LM loss")->capture_default_str();
+    cmd->add_option("--cache-dir", a->job.cache_dir, "token cache directory");
+    cmd->add_option("--record", a->record, "record the run to this HDF5 file");
+    cmd->add_option("--out", a->job.out_dir, "bundle directory to write")->required();
+    add_trainer_options(cmd, a->job.trainer);
+    add_runtime_options(cmd, a->rt);
+    cmd->callback([a, cmdline] {
+      a->job.load = apply_runtime_options(a->rt);
+      std::tie(a->job.emulator.bottom, a->job.emulator.top) = parse_adapter(a->adapter);
+      check_schedule_kind(a->job.trainer.schedule, "--schedule");
+      auto spec = [&](const std::string& p, int64_t max_blocks) {
+        return std::optional<CorpusSpec>(CorpusSpec{p, a->text_field, a->block_size, max_blocks});
+      };
+      if (!a->distill.empty()) a->job.distill = spec(a->distill, 0);
+      if (!a->eval.empty()) a->job.eval = spec(a->eval, a->eval_blocks);
+      if (!a->calibration.empty()) a->job.calibration = spec(a->calibration, 16);
+      install_stop_signals();
+      auto rec = open_recorder(a->record, "emulator", cmdline, "");
+      try {
+        EmulatorOutcome o = run_emulator_job(a->job, rec.get());
+        std::ostringstream os;
+        os << a->job.out_dir << ": bundle of " << o.layout.block_origin.size() << " blocks from "
+           << o.layout.num_original << " (blocks";
+        for (int64_t b : o.layout.block_origin) os << " " << b;
+        os << ")";
+        if (o.full_ppl) os << "; ppl full " << *o.full_ppl << ", emulator " << *o.zs_emulator_ppl;
+        if (o.distilled_emulator_ppl) os << ", distilled emulator " << *o.distilled_emulator_ppl;
+        std::cout << os.str() << "\n";
+        if (rec) rec->complete();
+      } catch (const std::exception& e) {
+        if (rec) rec->fail(e.what());
+        if (stop_requested()) {
+          std::cerr << "ot: " << e.what() << "\n";
+          std::exit(kExitPreempted);
+        }
+        throw;
+      }
+    });
+  }
+  {
+    struct Args {
+      FinetuneJob job;
+      std::string record, corpus, eval_corpus, text_field = "text";
+      int64_t prefix = -1;
+      RuntimeOptions rt;
+    };
+    auto a = std::make_shared<Args>();
+    CLI::App* cmd = app.add_subcommand("finetune", "Fine-tune the adapter of a bundle, or a full model (data owner)");
+    cmd->add_option("--model", a->job.model_dir, "offsite bundle (or a full model for the full fine-tuning baseline)")->required();
+    cmd->add_option("--trainable", a->job.trainable, "adapter, all or emulator")->capture_default_str();
+    cmd->add_flag("--freeze-bottom", a->job.freeze_bottom, "train only the top adapter blocks");
+    cmd->add_flag("--train-head", a->job.train_head, "also train the final norm and LM head");
+    cmd->add_option("--peft", a->job.peft.method, "none, lora, bitfit or adapter")->capture_default_str();
+    cmd->add_option("--lora-rank", a->job.peft.lora_rank, "LoRA rank")->capture_default_str();
+    cmd->add_option("--lora-alpha", a->job.peft.lora_alpha, "LoRA alpha")->capture_default_str();
+    cmd->add_option("--lora-dropout", a->job.peft.lora_dropout, "LoRA dropout")->capture_default_str();
+    cmd->add_option("--lora-targets", a->job.peft.lora_targets, "projection names (default: the paper's)")->delimiter(',');
+    cmd->add_option("--adapter-size", a->job.peft.adapter_size, "bottleneck adapter size")->capture_default_str();
+    cmd->add_option("--task", a->job.task, "piqa, openbookqa, arc_easy, arc_challenge, hellaswag, sciq, webqs, race");
+    cmd->add_option("--train-file", a->job.train_file, "the task's training file");
+    cmd->add_option("--validation-file", a->job.validation_file, "validation file (default: the first 5% of train)");
+    cmd->add_option("--corpus", a->corpus, "or language modelling on this text/JSONL");
+    cmd->add_option("--eval-corpus", a->eval_corpus, "validation text for --corpus");
+    cmd->add_option("--text-field", a->text_field, "JSONL field holding the text")->capture_default_str();
+    cmd->add_option("--block-size", a->job.block_size, "longest sequence")->capture_default_str();
+    cmd->add_option("--prefix-token", a->prefix, "id placed before every training example (OPT: 2)");
+    cmd->add_option("--max-eval-examples", a->job.max_eval_examples, "cap on validation examples (0: all)");
+    cmd->add_option("--tokenizer", a->job.tokenizer, "tokenizer (default: the model directory)");
+    cmd->add_option("--cache-dir", a->job.cache_dir, "token cache directory");
+    cmd->add_option("--record", a->record, "record the run to this HDF5 file");
+    cmd->add_option("--out", a->job.out_dir, "adapter directory (bundle) or model directory (full model)")->required();
+    add_trainer_options(cmd, a->job.trainer);
+    add_runtime_options(cmd, a->rt);
+    cmd->callback([a, cmdline] {
+      a->job.load = apply_runtime_options(a->rt);
+      check_schedule_kind(a->job.trainer.schedule, "--schedule");
+      if (a->prefix >= 0) a->job.prefix_token = a->prefix;
+      if (!a->corpus.empty()) a->job.corpus = CorpusSpec{a->corpus, a->text_field, a->job.block_size, 0};
+      if (!a->eval_corpus.empty()) a->job.eval_corpus = CorpusSpec{a->eval_corpus, a->text_field, a->job.block_size, 0};
+      OT_REQUIRE(a->job.task.empty() != a->corpus.empty(), "give exactly one of --task (with --train-file) or --corpus");
+      install_stop_signals();
+      auto rec = open_recorder(a->record, "finetune", cmdline, "");
+      try {
+        FinetuneOutcome o = run_finetune_job(a->job, rec.get());
+        std::cout << a->job.out_dir << ": " << (o.wrote_adapter ? "adapter" : "fine-tuned model") << " after "
+                  << o.train.steps << " steps, " << o.trainable_params << " of " << o.total_params
+                  << " parameters trained";
+        if (o.train.best_step >= 0) std::cout << ", best validation loss " << o.train.best_metric << " at step " << o.train.best_step;
+        std::cout << "\n";
+        if (rec) rec->complete();
+      } catch (const std::exception& e) {
+        if (rec) rec->fail(e.what());
+        if (stop_requested()) {
+          std::cerr << "ot: " << e.what() << "\n";
+          std::exit(kExitPreempted);
+        }
+        throw;
+      }
+    });
+  }
+}
+
+}  // namespace ot::cli

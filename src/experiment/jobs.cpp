@@ -1,0 +1,318 @@
+// experiment/jobs.cpp: see jobs.h.
+#include "experiment/jobs.h"
+
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <cmath>
+
+#include "data/corpus.h"
+#include "data/task_train.h"
+#include "data/tasks.h"
+#include "offsite/adapter.h"
+#include "offsite/cka.h"
+#include "offsite/layer_selection.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/memory.h"
+
+namespace ot {
+
+namespace {
+
+// The first `n` examples of another source (evaluation budgets).
+class FirstN : public BatchSource {
+ public:
+  FirstN(std::shared_ptr<BatchSource> inner, int64_t n) : inner_(std::move(inner)), n_(std::min(n, inner_->size())) {}
+  int64_t size() const override { return n_; }
+  Batch batch(const std::vector<int64_t>& idx) const override { return inner_->batch(idx); }
+
+ private:
+  std::shared_ptr<BatchSource> inner_;
+  int64_t n_;
+};
+
+results::CurveRow to_row(const Metrics& m) {
+  results::CurveRow row;
+  auto it = m.find("step");
+  if (it != m.end()) row.emplace_back("step", it->second);
+  for (const auto& kv : m)
+    if (kv.first != "step") row.emplace_back(kv.first, kv.second);
+  return row;
+}
+
+Trainer::LogFn recorder_log(results::RunRecorder* rec) {
+  return [rec](const std::string& curve, const Metrics& row) {
+    if (rec) rec->add_curve_row(curve, to_row(row));
+  };
+}
+
+void record_eval(results::RunRecorder* rec, const std::string& setting, const std::string& task,
+                 const std::string& metric, double value, int64_t n) {
+  if (!rec) return;
+  results::EvalRow r;
+  r.setting = setting;
+  r.task = task;
+  r.metric = metric;
+  r.value = value;
+  r.stderr_value = 0.0;
+  r.n = n;
+  rec->add_eval(r);
+}
+
+std::string corpus_name(const CorpusSpec& c) {
+  std::string base = c.path.substr(c.path.find_last_of('/') + 1);
+  return "corpus:" + base;
+}
+
+std::string tokenizer_path_for(const std::string& tokenizer, const std::string& model_dir) {
+  return tokenizer.empty() ? model_dir : tokenizer;
+}
+
+}  // namespace
+
+std::shared_ptr<BatchSource> corpus_blocks(const CorpusSpec& spec, const Tokenizer& tok,
+                                           const std::string& tokenizer_path, const std::string& cache_dir) {
+  OT_REQUIRE(spec.block_size > 1, "block size must be > 1, got ", spec.block_size);
+  CorpusOptions co;
+  co.text_field = spec.text_field;
+  co.cache_dir = cache_dir;
+  co.tokenizer_path = tokenizer_path;
+  CorpusTokens t = load_corpus_tokens(spec.path, tok, co);
+  OT_REQUIRE(static_cast<int64_t>(t.ids.size()) >= 2, spec.path, ": fewer than 2 tokens of text");
+  std::shared_ptr<BatchSource> src = std::make_shared<LmBlockSource>(std::move(t.ids), spec.block_size);
+  if (spec.max_blocks > 0) src = std::make_shared<FirstN>(src, spec.max_blocks);
+  return src;
+}
+
+double mean_loss(DecoderLM& model, const BatchSource& data, int64_t batch_size, int64_t max_examples) {
+  torch::NoGradGuard ng;
+  const bool was_training = model->is_training();
+  model->eval();
+  const int64_t n = max_examples > 0 ? std::min(max_examples, data.size()) : data.size();
+  double nll = 0.0;
+  int64_t count = 0;
+  for (int64_t i = 0; i < n; i += batch_size) {
+    std::vector<int64_t> idx;
+    for (int64_t j = i; j < std::min(n, i + batch_size); ++j) idx.push_back(j);
+    Batch b = data.batch(idx);
+    auto logits = model->forward(b.input_ids, b.attention_mask).logits;
+    auto labels = b.labels.narrow(1, 1, b.labels.size(1) - 1);
+    auto lp = torch::log_softmax(logits.narrow(1, 0, logits.size(1) - 1).to(torch::kFloat), -1);
+    auto valid = labels != -100;
+    auto picked = lp.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1);
+    nll -= picked.masked_select(valid).sum().item<double>();
+    count += valid.sum().item<int64_t>();
+  }
+  model->train(was_training);
+  OT_REQUIRE(count > 0, "evaluation data has no scored tokens");
+  return nll / double(count);
+}
+
+std::unique_ptr<results::RunRecorder> open_recorder(const std::string& path, const std::string& experiment,
+                                                    const std::string& command_line, const std::string& config_text) {
+  if (path.empty()) return nullptr;
+  results::RunInfo info;
+  std::string file = path.substr(path.find_last_of('/') + 1);
+  info.run_id = file.substr(0, file.rfind(".h5"));
+  info.experiment = experiment;
+  info.config_toml = config_text;
+  info.command_line = command_line;
+  info.libtorch_version = TORCH_VERSION;
+  return std::make_unique<results::RunRecorder>(path, info);
+}
+
+EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* rec) {
+  EmulatorOutcome out;
+  DecoderLM full = load_model(job.model_dir, job.load);
+  const int64_t n = full->num_blocks();
+  EmulatorOptions emu = job.emulator;
+  const int64_t m = n - emu.bottom - emu.top;
+  check_offsite_split(n, emu.bottom, emu.top, emu.layers > 0 ? emu.layers : std::max<int64_t>(m, 1));
+  if (emu.layers <= 0) emu.layers = m;
+
+  std::unique_ptr<Tokenizer> tok;
+  const std::string tok_path = tokenizer_path_for(job.tokenizer, job.model_dir);
+  if (job.calibration || job.distill || job.eval) tok = load_tokenizer(tok_path);
+
+  std::vector<int64_t> kept;
+  if (emu.strategy == "cka") {
+    OT_REQUIRE(job.calibration.has_value(), "--strategy cka: needs --calibration CORPUS");
+    auto src = corpus_blocks(*job.calibration, *tok, tok_path, job.cache_dir);
+    std::vector<Batch> batches;
+    const int64_t blocks = std::min<int64_t>(src->size(), job.calibration->max_blocks > 0 ? job.calibration->max_blocks : 16);
+    for (int64_t i = 0; i < blocks; i += 4) {
+      std::vector<int64_t> idx;
+      for (int64_t j = i; j < std::min(blocks, i + 4); ++j) idx.push_back(j);
+      batches.push_back(src->batch(idx));
+    }
+    kept = cka_select_middle_blocks(full, emu.bottom, emu.top, emu.layers, batches);
+  } else {
+    kept = select_middle_blocks(m, emu.layers, emu.strategy);
+  }
+  out.layout = make_layout(n, emu, kept);
+  DecoderLM bundle = build_bundle(full, out.layout, emu);
+  if (rec) {
+    rec->set_attribute("num_original_layers", n);
+    std::string origin;
+    for (int64_t b : out.layout.block_origin) origin += (origin.empty() ? "" : ",") + std::to_string(b);
+    rec->set_attribute("block_origin", origin);
+  }
+
+  std::shared_ptr<BatchSource> eval_src;
+  if (job.eval) eval_src = corpus_blocks(*job.eval, *tok, tok_path, job.cache_dir);
+  auto ppl = [&](DecoderLM& mdl) { return std::exp(mean_loss(mdl, *eval_src, job.trainer.batch_size)); };
+  if (eval_src) {
+    out.full_ppl = ppl(full);
+    out.zs_emulator_ppl = ppl(bundle);
+    record_eval(rec, "zs_full", corpus_name(*job.eval), "ppl", *out.full_ppl, eval_src->size());
+    record_eval(rec, "zs_emulator", corpus_name(*job.eval), "ppl", *out.zs_emulator_ppl, eval_src->size());
+  }
+
+  nlohmann::json section = offsite_section(out.layout, emu, model_fingerprint(full));
+  if (job.distill) {
+    auto train_src = corpus_blocks(*job.distill, *tok, tok_path, job.cache_dir);
+    Distiller d(bundle, full, out.layout, job.distill_loss);
+    TrainerOptions to = job.trainer;
+    to.label = "distill";
+    if (eval_src) {
+      to.best_metric = "emulator_ppl";
+      to.lower_is_better = true;
+    } else {
+      to.keep_best = false;
+    }
+    Trainer trainer(d.trainable(), to);
+    trainer.set_mode_callback([&](bool t) { bundle->train(t); });
+    Trainer::EvalFn eval;
+    if (eval_src) eval = [&] { return Metrics{{"emulator_ppl", ppl(bundle)}}; };
+    out.train = trainer.fit(*train_src, [&](const Batch& b, Metrics& extra) { return d.loss(b, extra); }, eval,
+                            recorder_log(rec));
+    OT_REQUIRE(!out.train.interrupted, "distillation interrupted; its state is in ", to.state_path,
+               " (run the same command again to resume)");
+    bundle->eval();
+    if (eval_src) {
+      out.distilled_emulator_ppl = ppl(bundle);
+      record_eval(rec, "distilled_emulator", corpus_name(*job.eval), "ppl", *out.distilled_emulator_ppl, eval_src->size());
+    }
+    section["distill"] = {{"corpus", job.distill->path}, {"steps", out.train.steps},
+                          {"lm_weight", job.distill_loss.lm_weight}, {"kd_weight", job.distill_loss.kd_weight},
+                          {"best_step", out.train.best_step}};
+    if (rec) {
+      rec->set_efficiency("distill_tokens_per_s", out.train.tokens_per_second, "tokens/s");
+      rec->set_efficiency("distill_peak_memory_mib", peak_rss_mib(), "MiB");
+    }
+  }
+  bundle->set_config_entry("offsite", section);
+  save_model(bundle, job.out_dir);
+  return out;
+}
+
+FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* rec) {
+  FinetuneOutcome out;
+  DecoderLM model = load_model(job.model_dir, job.load);
+  const auto& raw = model->config().raw;
+  const bool bundle = raw.contains("offsite");
+  std::optional<OffsiteLayout> layout;
+  if (bundle) layout = layout_from_section(raw["offsite"], model->num_blocks(), path_join(job.model_dir, "config.json"));
+
+  std::vector<int64_t> positions;
+  if (job.trainable == "all") {
+    for (int64_t j = 0; j < model->num_blocks(); ++j) positions.push_back(j);
+  } else if (job.trainable == "adapter" || job.trainable == "emulator") {
+    OT_REQUIRE(bundle, job.model_dir, ": --trainable ", job.trainable,
+               " needs an offsite bundle (make one with `ot emulator`; for an uncompressed middle use "
+               "--emulator-layers equal to the number of middle blocks)");
+    for (int64_t j = 0; j < model->num_blocks(); ++j) {
+      const int64_t o = model->block_origin()[static_cast<size_t>(j)];
+      const bool adapter = layout->is_adapter(o);
+      if (job.trainable == "adapter" && adapter && !(job.freeze_bottom && o < layout->bottom)) positions.push_back(j);
+      if (job.trainable == "emulator" && !adapter) positions.push_back(j);
+    }
+  } else {
+    fail("--trainable: '", job.trainable, "' is not a part (expected adapter, all or emulator)");
+  }
+  OT_REQUIRE(!positions.empty(), "nothing to train (the adapter is empty after --freeze-bottom?)");
+  apply_peft(model, positions, job.peft);
+  out.trainable_params = set_trainable(model, positions, job.train_head, job.peft);
+  out.total_params = model->num_parameters(ModelPart::kAll);
+
+  const std::string tok_path = tokenizer_path_for(job.tokenizer, job.model_dir);
+  std::unique_ptr<Tokenizer> tok = load_tokenizer(tok_path);
+  std::shared_ptr<BatchSource> train_src, val_src;
+  std::string eval_name;
+  if (!job.task.empty()) {
+    OT_REQUIRE(!job.train_file.empty(), "--task ", job.task, ": needs --train-file");
+    TaskReadOptions ro;
+    ro.build_eval = false;
+    auto train = load_task(job.task, job.train_file, ro).train_docs;
+    std::vector<TaskDoc> val;
+    if (!job.validation_file.empty()) {
+      val = load_task(job.task, job.validation_file, ro).train_docs;
+    } else {
+      auto split = split_validation(train, 5);
+      train = std::move(split.train);
+      val = std::move(split.validation);
+    }
+    TaskTrainOptions to;
+    to.block_size = job.block_size;
+    to.prefix_token = job.prefix_token;
+    to.pad_id = model->config().pad_token_id.value_or(0);
+    train_src = std::make_shared<TaskTrainSource>(train, *tok, to);
+    if (!val.empty()) val_src = std::make_shared<TaskTrainSource>(val, *tok, to);
+    eval_name = canonical_task_name(job.task);
+  } else {
+    OT_REQUIRE(job.corpus.has_value(), "fine-tuning needs --task NAME with --train-file, or --corpus FILE");
+    train_src = corpus_blocks(*job.corpus, *tok, tok_path, job.cache_dir);
+    if (job.eval_corpus) val_src = corpus_blocks(*job.eval_corpus, *tok, tok_path, job.cache_dir);
+    eval_name = corpus_name(job.eval_corpus ? *job.eval_corpus : *job.corpus);
+  }
+
+  NamedTensors params;
+  for (auto& p : model->named_parameters(true))
+    if (p.value().requires_grad()) params.emplace_back(p.key(), p.value());
+  TrainerOptions to = job.trainer;
+  to.label = "finetune";
+  if (!val_src) to.keep_best = false;
+  to.best_metric = "loss";
+  Trainer trainer(params, to);
+  trainer.set_mode_callback([&](bool t) { model->train(t); });
+  Trainer::EvalFn eval;
+  if (val_src)
+    eval = [&] {
+      double l = mean_loss(model, *val_src, job.trainer.batch_size, job.max_eval_examples);
+      return Metrics{{"loss", l}, {"ppl", std::exp(l)}};
+    };
+  auto loss = [&](const Batch& b, Metrics&) {
+    return causal_lm_loss(model->forward(b.input_ids, b.attention_mask).logits, b.labels);
+  };
+  out.train = trainer.fit(*train_src, loss, eval, recorder_log(rec));
+  OT_REQUIRE(!out.train.interrupted, "fine-tuning interrupted; its state is in ", to.state_path,
+             " (run the same command again to resume)");
+  model->eval();
+  if (rec) {
+    rec->set_efficiency("tokens_per_s", out.train.tokens_per_second, "tokens/s");
+    rec->set_efficiency("peak_memory_mib", peak_rss_mib(), "MiB");
+    rec->set_efficiency("trainable_params", double(out.trainable_params), "parameters");
+    rec->set_efficiency("total_params", double(out.total_params), "parameters");
+    if (val_src && out.train.best_step >= 0)
+      record_eval(rec, bundle ? "ft_emulator" : "ft_full", eval_name, "validation_loss", out.train.best_metric, val_src->size());
+  }
+
+  merge_peft(model);  // LoRA folds into the weights; bottleneck adapters stay as modules
+  if (bundle) {
+    std::vector<int64_t> origins;
+    for (int64_t j : positions) origins.push_back(model->block_origin()[static_cast<size_t>(j)]);
+    nlohmann::json extra = {{"peft", peft_to_json(job.peft)}, {"trainable", job.trainable},
+                            {"task", job.task}, {"steps", out.train.steps}};
+    Adapter a = extract_adapter(model, origins, job.train_head, raw["offsite"].value("fingerprint", ""),
+                                layout->num_original, extra);
+    save_adapter(a, job.out_dir);
+    out.wrote_adapter = true;
+  } else {
+    save_model(model, job.out_dir);
+  }
+  return out;
+}
+
+}  // namespace ot

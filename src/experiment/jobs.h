@@ -1,0 +1,88 @@
+// experiment/jobs.h: the steps of offsite-tuning as self-contained jobs, each what one CLI
+// command does and what the experiment recipes chain:
+//   EmulatorJob  (model owner)  full model -> bundle: select, compress, optionally distill
+//   FinetuneJob  (data owner)   bundle or full model -> adapter (or fine-tuned full model)
+// Every job can record to an HDF5 run file (results/run_file.h): curves as they happen,
+// evaluations, efficiency and provenance.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "model/load.h"
+#include "offsite/distill.h"
+#include "offsite/emulator.h"
+#include "model/peft.h"
+#include "results/run_file.h"
+#include "tokenizer/tokenizer.h"
+#include "train/trainer.h"
+
+namespace ot {
+
+// Where a job's text comes from and how it is cut.
+struct CorpusSpec {
+  std::string path;            // plain text or JSONL
+  std::string text_field = "text";
+  int64_t block_size = 512;
+  int64_t max_blocks = 0;      // > 0: use only the first N blocks (evaluation budgets)
+};
+
+struct EmulatorJob {
+  std::string model_dir, out_dir, tokenizer;
+  EmulatorOptions emulator;
+  std::optional<CorpusSpec> calibration;  // --strategy cka
+  std::optional<CorpusSpec> distill;      // distillation data
+  std::optional<CorpusSpec> eval;         // emulator perplexity during distillation
+  DistillOptions distill_loss;
+  TrainerOptions trainer;
+  LoadOptions load;
+  std::string cache_dir;                  // token caches
+};
+
+struct EmulatorOutcome {
+  OffsiteLayout layout;
+  std::optional<double> zs_emulator_ppl, distilled_emulator_ppl, full_ppl;
+  TrainResult train;
+};
+
+EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* rec);
+
+struct FinetuneJob {
+  std::string model_dir, out_dir, tokenizer;
+  std::string trainable = "adapter";  // adapter | all | emulator
+  bool freeze_bottom = false;
+  bool train_head = false;
+  PeftOptions peft;
+  // Data: a downstream task (train file, optional validation file; else the first 5%)...
+  std::string task, train_file, validation_file;
+  // ...or a corpus (language modelling).
+  std::optional<CorpusSpec> corpus, eval_corpus;
+  int64_t block_size = 512;
+  std::optional<int64_t> prefix_token;  // OPT: "</s>" before every example
+  TrainerOptions trainer;
+  LoadOptions load;
+  std::string cache_dir;
+  int64_t max_eval_examples = 0;        // cap on validation examples (0: all)
+};
+
+struct FinetuneOutcome {
+  TrainResult train;
+  int64_t trainable_params = 0, total_params = 0;
+  bool wrote_adapter = false;  // else a full model checkpoint
+};
+
+FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* rec);
+
+// Mean token loss of `model` over a BatchSource (batches of `batch_size`), for validation.
+double mean_loss(DecoderLM& model, const BatchSource& data, int64_t batch_size, int64_t max_examples = 0);
+
+// Token blocks of a corpus for `tok`, cached under cache_dir.
+std::shared_ptr<BatchSource> corpus_blocks(const CorpusSpec& spec, const Tokenizer& tok,
+                                           const std::string& tokenizer_path, const std::string& cache_dir);
+
+// A RunRecorder for `path` with provenance filled from this build, or null for "".
+std::unique_ptr<results::RunRecorder> open_recorder(const std::string& path, const std::string& experiment,
+                                                    const std::string& command_line, const std::string& config_text);
+
+}  // namespace ot
