@@ -13,5 +13,7 @@ void register_init(CLI::App& app);
 void register_convert(CLI::App& app);  // convert.cpp: `ot convert llama2c ...`
 // `ot tokenize` and `ot detokenize`.
 void register_tokenize(CLI::App& app);
+// eval.cpp: `ot eval`, harness task metrics and perplexity.
+void register_eval(CLI::App& app);
 
 }  // namespace ot::cli

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   ot::cli::register_init(app);
   ot::cli::register_convert(app);
   ot::cli::register_tokenize(app);
+  ot::cli::register_eval(app);
 
   try {
     app.parse(argc, argv);
