@@ -6,6 +6,8 @@
 // Requests are sorted longest first, de-duplicated, right-padded and run B at a time.
 // log_softmax runs in fp32 whatever the model dtype (Offsite's fp16 run rounds each LL to
 // half precision, LM_EVAL.md 2.7, so its numbers can differ by a few tenths of a point).
+// De-duplication keys on the tokens AND the context/continuation split (the harness keys on
+// the tokens only and would share one result between two different splits).
 #pragma once
 
 #include <cstdint>
