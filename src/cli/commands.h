@@ -17,5 +17,7 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv);
 void register_convert(CLI::App& app);  // convert.cpp: `ot convert llama2c ...`
 // `ot tokenize` and `ot detokenize`.
 void register_tokenize(CLI::App& app);
+// eval.cpp: `ot eval`, harness task metrics and perplexity.
+void register_eval(CLI::App& app);
 
 }  // namespace ot::cli

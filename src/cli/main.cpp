@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   ot::cli::register_offsite_commands(app, argc, argv);
   ot::cli::register_convert(app);
   ot::cli::register_tokenize(app);
+  ot::cli::register_eval(app);
 
   try {
     app.parse(argc, argv);

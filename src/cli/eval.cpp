@@ -1,0 +1,136 @@
+// cli/eval.cpp: `ot eval --model DIR [--tokenizer P] (--task NAME=FILE)... [--corpus FILE
+// --block-size N] [--limit N] [--batch-size B] [--max-length N] [--setting S]
+// [--output results.json]`: zero-shot lm-eval-harness v0.3.0 metrics for each task (the
+// task name `wikitext` scores a raw WikiText file with the harness's rolling perplexity),
+// plus the paper's block perplexity of a corpus. Prints the harness's results table and
+// optionally writes its results JSON.
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "eval/harness.h"
+#include "eval/perplexity.h"
+#include "eval/settings.h"
+#include "eval/task_source.h"
+#include "model/load.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+#include "util/fs.h"
+
+namespace ot::cli {
+
+namespace {
+
+std::pair<std::string, std::string> split_task_arg(const std::string& arg) {
+  const size_t eq = arg.find('=');
+  OT_REQUIRE(eq != std::string::npos && eq > 0 && eq + 1 < arg.size(), "--task '", arg,
+             "': expected NAME=FILE, e.g. piqa=valid_with_labels.jsonl");
+  return {arg.substr(0, eq), arg.substr(eq + 1)};
+}
+
+}  // namespace
+
+void register_eval(CLI::App& app) {
+  struct Args {
+    std::string model, tokenizer, corpus, output, setting;
+    std::vector<std::string> tasks;
+    int64_t block_size = 512, limit = 0, batch_size = 1, max_length = 0;
+    bool no_row_bos = false;
+    RuntimeOptions rt;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("eval", "Zero-shot task metrics (lm-eval-harness v0.3.0) and perplexity");
+  cmd->add_option("--model", args->model, "HF checkpoint directory or offsite bundle")->required();
+  cmd->add_option("--tokenizer", args->tokenizer, "tokenizer file or directory (default: the model directory)");
+  cmd->add_option("--task", args->tasks,
+                  "NAME=FILE, repeatable: piqa, arc_easy, arc_challenge, openbookqa, or wikitext (a raw "
+                  "wiki.*.raw file, harness rolling perplexity)");
+  cmd->add_option("--corpus", args->corpus, "text file for the paper's block perplexity (one row per line)");
+  cmd->add_option("--block-size", args->block_size, "tokens per block for --corpus")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--no-row-bos", args->no_row_bos,
+                "--corpus: never put BOS before each row (default: OPT and LLaMA do, like their HF tokenizers)");
+  cmd->add_option("--limit", args->limit, "score only N docs per task (the harness's seeded shuffle picks them)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch-size", args->batch_size, "requests (or blocks) per forward pass")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-length", args->max_length,
+                  "model window for the harness (default: n_ctx / max_position_embeddings / 2048)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--setting", args->setting,
+                  "label for the results: zs_full, zs_emulator, ft_emulator, plugin, ft_full");
+  cmd->add_option("--output", args->output, "write the results JSON {results, versions, config} here");
+  add_runtime_options(cmd, args->rt);
+  cmd->callback([args] {
+    OT_REQUIRE(!args->tasks.empty() || !args->corpus.empty(), "nothing to evaluate: give --task NAME=FILE or --corpus FILE");
+    if (!args->setting.empty()) parse_setting(args->setting);  // reject a bad name before the slow part
+    // Read every input before loading the model so that a bad file fails fast.
+    std::vector<std::pair<std::string, std::vector<TaskDoc>>> mc_tasks;
+    std::vector<std::pair<std::string, std::vector<std::string>>> wiki_tasks;
+    for (const std::string& t : args->tasks) {
+      auto [name, path] = split_task_arg(t);
+      if (name == "wikitext") wiki_tasks.emplace_back(name, wikitext_pages(read_wikitext_raw(path)));
+      else mc_tasks.emplace_back(name, read_task_docs(name, path));
+    }
+    std::string corpus_text;
+    if (!args->corpus.empty()) corpus_text = read_text_file(args->corpus);
+
+    LoadOptions lo = apply_runtime_options(args->rt);
+    const std::string tok_path = args->tokenizer.empty() ? args->model : args->tokenizer;
+    std::unique_ptr<Tokenizer> tok = load_tokenizer(tok_path);
+    DecoderLM model = load_model(args->model, lo);
+    OT_REQUIRE(tok->vocab_size() <= model->config().vocab_size, tok_path, ": tokenizer has ", tok->vocab_size(),
+               " tokens but the model's vocabulary has only ", model->config().vocab_size);
+
+    LLOptions llo;
+    llo.batch_size = args->batch_size;
+    llo.max_length = args->max_length > 0 ? args->max_length : harness_max_length(model->config());
+    std::vector<TaskResult> results;
+    for (const auto& [name, docs] : mc_tasks) {
+      HarnessOptions ho;
+      ho.limit = args->limit;
+      ho.ll = llo;
+      TaskEvaluation ev = evaluate_task(model, *tok, docs, ho);
+      results.insert(results.end(), ev.results.begin(), ev.results.end());
+    }
+    for (const auto& [name, pages] : wiki_tasks) {
+      WikitextResult w = evaluate_wikitext(model, *tok, pages, llo, args->limit);
+      const int v = harness_task_version("wikitext");
+      results.push_back({name, v, "word_perplexity", w.word_perplexity, std::nullopt, w.pages});
+      results.push_back({name, v, "byte_perplexity", w.byte_perplexity, std::nullopt, w.pages});
+      results.push_back({name, v, "bits_per_byte", w.bits_per_byte, std::nullopt, w.pages});
+    }
+    if (!args->corpus.empty()) {
+      int64_t bos = -1;
+      const Arch arch = model->config().arch;
+      if (!args->no_row_bos && (arch == Arch::kOPT || arch == Arch::kLlama)) {
+        auto b = tok->bos_id() ? tok->bos_id() : model->config().bos_token_id;
+        OT_REQUIRE(b.has_value(), "--corpus: this model's tokenizer puts BOS before each row, but neither the "
+                   "tokenizer nor config.json names one (pass --no-row-bos)");
+        bos = *b;
+      }
+      auto blocks = group_texts(tokenize_rows(*tok, wikitext_rows(corpus_text), bos), args->block_size);
+      ClmPerplexityOptions po;
+      po.batch_size = args->batch_size;
+      ClmPerplexity p = clm_perplexity(model, blocks, po);
+      results.push_back({"corpus", 0, "perplexity", p.perplexity, std::nullopt, p.blocks});
+      results.push_back({"corpus", 0, "loss", p.loss, std::nullopt, p.blocks});
+    }
+
+    std::cout << make_table(results) << std::flush;
+    if (!args->output.empty()) {
+      nlohmann::json config = {{"model", args->model},     {"tokenizer", tok_path},
+                               {"batch_size", args->batch_size}, {"max_length", llo.max_length},
+                               {"limit", args->limit > 0 ? nlohmann::json(args->limit) : nlohmann::json()},
+                               {"num_fewshot", 0},         {"dtype", args->rt.dtype}};
+      if (!args->setting.empty()) config["setting"] = args->setting;
+      if (!args->corpus.empty()) {
+        config["corpus"] = args->corpus;
+        config["block_size"] = args->block_size;
+      }
+      write_text_file_atomically(args->output, results_json(results, config).dump(2) + "\n");
+    }
+  });
+}
+
+}  // namespace ot::cli
