@@ -11,7 +11,7 @@
 #include "eval/harness.h"
 #include "eval/perplexity.h"
 #include "eval/settings.h"
-#include "eval/task_source.h"
+#include "data/tasks.h"
 #include "model/load.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -70,7 +70,7 @@ void register_eval(CLI::App& app) {
     for (const std::string& t : args->tasks) {
       auto [name, path] = split_task_arg(t);
       if (name == "wikitext") wiki_tasks.emplace_back(name, wikitext_pages(read_wikitext_raw(path)));
-      else mc_tasks.emplace_back(name, read_task_docs(name, path));
+      else mc_tasks.emplace_back(name, load_task(name, path).eval_docs);
     }
     std::string corpus_text;
     if (!args->corpus.empty()) corpus_text = read_text_file(args->corpus);
@@ -109,7 +109,7 @@ void register_eval(CLI::App& app) {
                    "tokenizer nor config.json names one (pass --no-row-bos)");
         bos = *b;
       }
-      auto blocks = group_texts(tokenize_rows(*tok, wikitext_rows(corpus_text), bos), args->block_size);
+      auto blocks = group_rows_into_blocks(tokenize_rows(*tok, wikitext_rows(corpus_text), bos), args->block_size);
       ClmPerplexityOptions po;
       po.batch_size = args->batch_size;
       ClmPerplexity p = clm_perplexity(model, blocks, po);

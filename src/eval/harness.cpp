@@ -1,6 +1,8 @@
 // eval/harness.cpp: task scoring with the harness's metrics (see harness.h).
 #include "eval/harness.h"
 
+#include "data/tasks.h"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -56,19 +58,6 @@ DocScore score_multiple_choice(const TaskDoc& doc, const std::vector<LLResult>& 
     s.acc_norm = argmax_first(norm) == doc.gold ? 1.0 : 0.0;
   }
   return s;
-}
-
-std::vector<std::string> webqs_prune_aliases(std::vector<std::string> aliases) {
-  if (aliases.empty()) return aliases;
-  // Byte order of UTF-8 equals code-point order, which is Python's str order.
-  std::sort(aliases.begin(), aliases.end());
-  std::vector<std::string> kept{aliases.front()};
-  for (size_t i = 1; i < aliases.size(); ++i) {
-    const std::string& last = kept.back();
-    if (aliases[i].compare(0, last.size(), last) == 0) continue;  // starts with the last kept alias
-    kept.push_back(aliases[i]);
-  }
-  return kept;
 }
 
 double webqs_accuracy(const std::vector<LLResult>& alias_results) {

@@ -65,9 +65,7 @@ int64_t code_point_length(const std::string& s);
 // a bad doc, so it throws instead.
 DocScore score_multiple_choice(const TaskDoc& doc, const std::vector<LLResult>& lls);
 
-// webqs `_remove_prefixes`: sort by code point, keep the first alias, drop every alias that
-// starts with the most recently kept one (LM_EVAL 3.6).
-std::vector<std::string> webqs_prune_aliases(std::vector<std::string> aliases);
+// webqs alias pruning lives with the task readers: webqs_prune_aliases in data/tasks.h.
 
 // webqs acc of one doc: 1 if any alias request is greedy.
 double webqs_accuracy(const std::vector<LLResult>& alias_results);

@@ -110,7 +110,7 @@ std::vector<std::string> wikitext_rows(const std::string& raw_text) {
   return rows;
 }
 
-std::vector<std::vector<int64_t>> group_texts(const std::vector<std::vector<int64_t>>& rows, int64_t block_size,
+std::vector<std::vector<int64_t>> group_rows_into_blocks(const std::vector<std::vector<int64_t>>& rows, int64_t block_size,
                                               int64_t group_rows) {
   OT_REQUIRE(block_size >= 1, "block size must be positive, got ", block_size);
   OT_REQUIRE(group_rows >= 1, "group size must be positive, got ", group_rows);

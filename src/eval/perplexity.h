@@ -33,10 +33,10 @@ namespace ot {
 // "\n", or "" when the line is blank (the datasets loader writes blank rows as "").
 std::vector<std::string> wikitext_rows(const std::string& raw_text);
 
-// group_texts: concatenates `rows` in groups of `group_rows` and cuts each group into
+// group_rows_into_blocks: run_clm's group_texts over HF map batches: concatenates `rows` in groups of `group_rows` and cuts each group into
 // `block_size`-token blocks, dropping each group's remainder (a group with fewer than
 // block_size tokens in all is kept as one short block; an empty group gives nothing).
-std::vector<std::vector<int64_t>> group_texts(const std::vector<std::vector<int64_t>>& rows, int64_t block_size,
+std::vector<std::vector<int64_t>> group_rows_into_blocks(const std::vector<std::vector<int64_t>>& rows, int64_t block_size,
                                               int64_t group_rows = 1000);
 
 // Tokenizes each row with no special tokens, then prepends `bos_id` to every row (even an

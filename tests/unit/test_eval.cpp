@@ -13,7 +13,7 @@
 #include "eval/loglikelihood.h"
 #include "eval/perplexity.h"
 #include "eval/settings.h"
-#include "eval/task_source.h"
+#include "data/tasks.h"
 #include "model/load.h"
 #include "test_support.h"
 #include "tokenizer/tokenizer.h"
@@ -103,7 +103,7 @@ class EvalStories : public ::testing::Test {
     }
   }
   static std::vector<ot::TaskDoc> first(const std::string& task, const std::string& rel, size_t n) {
-    auto docs = ot::read_task_docs(task, shared_path("data/tasks/" + rel));
+    auto docs = ot::load_task(task, shared_path("data/tasks/" + rel)).eval_docs;
     docs.resize(std::min(n, docs.size()));
     return docs;
   }
@@ -131,7 +131,7 @@ TEST_F(EvalStories, PiqaLogLikelihoodsMatchHandComputed) {
 TEST_F(EvalStories, ArcLogLikelihoodsMatchHandComputed) {
   auto docs = first("arc_challenge", "arc_challenge/hf_test.jsonl", 2);
   // One ARC-Easy item whose answerKey is a digit ("1".."5" -> "A".."E").
-  auto easy = ot::read_task_docs("arc_easy", shared_path("data/tasks/arc_easy/hf_test.jsonl"));
+  auto easy = ot::load_task("arc_easy", shared_path("data/tasks/arc_easy/hf_test.jsonl")).eval_docs;
   std::vector<std::string> lines;
   {
     std::istringstream in(ot::read_text_file(shared_path("data/tasks/arc_easy/hf_test.jsonl")));
@@ -468,9 +468,9 @@ TEST(EvalRules, BlockGroupingAndEvalLoss) {
   // Groups of 2 rows: [1 2 3 | 4 5] -> 5 tokens -> blocks [1 2] [3 4], 5 dropped;
   // [6] alone is shorter than a block and stays; the empty last group gives nothing.
   std::vector<std::vector<int64_t>> rows{{1, 2, 3}, {4, 5}, {6}, {}, {}};
-  auto blocks = ot::group_texts(rows, 2, 2);
+  auto blocks = ot::group_rows_into_blocks(rows, 2, 2);
   EXPECT_EQ(blocks, (std::vector<std::vector<int64_t>>{{1, 2}, {3, 4}, {6}}));
-  EXPECT_EQ(ot::group_texts({{1, 2, 3, 4, 5}}, 2), (std::vector<std::vector<int64_t>>{{1, 2}, {3, 4}}));
+  EXPECT_EQ(ot::group_rows_into_blocks({{1, 2, 3, 4, 5}}, 2), (std::vector<std::vector<int64_t>>{{1, 2}, {3, 4}}));
   // Batch losses weighted by their number of blocks; NaN batches dropped.
   EXPECT_DOUBLE_EQ(ot::clm_eval_loss({1.0, std::nan(""), 3.0}, {2, 2, 1}), 5.0 / 3.0);
   EXPECT_TRUE(std::isnan(ot::clm_eval_loss({std::nan("")}, {1})));
@@ -583,14 +583,14 @@ TEST(EvalRules, TaskSourceErrors) {
   ot::test::TempDir tmp;
   ot::write_text_file_atomically(tmp.file("p.jsonl"), "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\", \"label\": 1}\n{bad\n");
   try {
-    ot::read_task_docs("piqa", tmp.file("p.jsonl"));
+    ot::load_task("piqa", tmp.file("p.jsonl"));
     FAIL() << "expected an error";
   } catch (const ot::Error& e) {
     EXPECT_NE(std::string(e.what()).find("p.jsonl:2"), std::string::npos) << e.what();
   }
   ot::write_text_file_atomically(tmp.file("q.jsonl"), "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\", \"label\": 3}\n");
-  EXPECT_THROW(ot::read_task_docs("piqa", tmp.file("q.jsonl")), ot::Error);
-  EXPECT_THROW(ot::read_task_docs("hellaswag", tmp.file("q.jsonl")), ot::Error);
+  EXPECT_THROW(ot::load_task("piqa", tmp.file("q.jsonl")), ot::Error);
+  EXPECT_THROW(ot::load_task("hellaswag", tmp.file("q.jsonl")), ot::Error);
   auto r = run_cli("eval --model " + gpt2_dir() + " --task piqa");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("NAME=FILE"), std::string::npos) << r.err;

@@ -11,6 +11,7 @@
 #include "checkpoint/safetensors.h"
 #include "model/load.h"
 #include "offsite/adapter.h"
+#include "offsite/cka.h"
 #include "offsite/distill.h"
 #include "train/trainer.h"
 #include <ATen/Parallel.h>
