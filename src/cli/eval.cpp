@@ -12,6 +12,8 @@
 #include "eval/perplexity.h"
 #include "eval/settings.h"
 #include "data/tasks.h"
+#include "experiment/jobs.h"
+#include "offsite/adapter.h"
 #include "model/load.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -32,7 +34,7 @@ std::pair<std::string, std::string> split_task_arg(const std::string& arg) {
 
 void register_eval(CLI::App& app) {
   struct Args {
-    std::string model, tokenizer, corpus, output, setting;
+    std::string model, tokenizer, corpus, output, setting, adapter, record;
     std::vector<std::string> tasks;
     int64_t block_size = 512, limit = 0, batch_size = 1, max_length = 0;
     bool no_row_bos = false;
@@ -60,6 +62,9 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--setting", args->setting,
                   "label for the results: zs_full, zs_emulator, ft_emulator, plugin, ft_full");
   cmd->add_option("--output", args->output, "write the results JSON {results, versions, config} here");
+  cmd->add_option("--adapter", args->adapter,
+                  "adapter from `ot finetune`: loaded into a bundle (ft_emulator) or plugged into a full model (plugin)");
+  cmd->add_option("--record", args->record, "record the results to this HDF5 run file");
   add_runtime_options(cmd, args->rt);
   cmd->callback([args] {
     OT_REQUIRE(!args->tasks.empty() || !args->corpus.empty(), "nothing to evaluate: give --task NAME=FILE or --corpus FILE");
@@ -79,6 +84,11 @@ void register_eval(CLI::App& app) {
     const std::string tok_path = args->tokenizer.empty() ? args->model : args->tokenizer;
     std::unique_ptr<Tokenizer> tok = load_tokenizer(tok_path);
     DecoderLM model = load_model(args->model, lo);
+    if (!args->adapter.empty()) {
+      Adapter a = load_adapter(args->adapter);
+      if (model->config().raw.contains("offsite")) load_adapter_into(model, a, args->adapter);
+      else plug_in(model, a, args->adapter);
+    }
     OT_REQUIRE(tok->vocab_size() <= model->config().vocab_size, tok_path, ": tokenizer has ", tok->vocab_size(),
                " tokens but the model's vocabulary has only ", model->config().vocab_size);
 
@@ -129,6 +139,22 @@ void register_eval(CLI::App& app) {
         config["block_size"] = args->block_size;
       }
       write_text_file_atomically(args->output, results_json(results, config).dump(2) + "\n");
+    }
+    if (!args->record.empty()) {
+      auto rec = open_recorder(args->record, "eval", args->model, "");
+      rec->set_attribute("model", args->model);
+      if (!args->adapter.empty()) rec->set_attribute("adapter", args->adapter);
+      for (const TaskResult& r : results) {
+        results::EvalRow row;
+        row.setting = args->setting.empty() ? "eval" : args->setting;
+        row.task = r.task;
+        row.metric = r.metric;
+        row.value = r.value;
+        row.stderr_value = r.std_error.value_or(0.0);
+        row.n = r.n;
+        rec->add_eval(row);
+      }
+      rec->complete();
     }
   });
 }

@@ -7,6 +7,7 @@
 #include "cli/common.h"
 #include "model/load.h"
 #include "offsite/adapter.h"
+#include "tokenizer/tokenizer.h"
 
 namespace ot::cli {
 
@@ -29,6 +30,7 @@ void register_plugin(CLI::App& app) {
     nlohmann::json extra = {{"offsite_plugin", {{"adapter", args->adapter}, {"blocks", a.config["blocks"]},
                                                 {"fingerprint", a.config["fingerprint"]}}}};
     save_model(full, args->out, extra);
+    copy_tokenizer_files(args->model, args->out);
     std::cout << args->out << ": " << arch_name(full->config().arch) << " with " << a.tensors.size()
               << " adapter tensors from " << args->adapter << " (blocks " << a.config["blocks"].dump() << ")\n";
   });

@@ -205,6 +205,7 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
   }
   bundle->set_config_entry("offsite", section);
   save_model(bundle, job.out_dir);
+  copy_tokenizer_files(tokenizer_path_for(job.tokenizer, job.model_dir), job.out_dir);  // ships with the bundle
   return out;
 }
 
@@ -311,6 +312,7 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
     out.wrote_adapter = true;
   } else {
     save_model(model, job.out_dir);
+    copy_tokenizer_files(tok_path, job.out_dir);
   }
   return out;
 }

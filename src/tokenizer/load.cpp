@@ -72,4 +72,25 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
        " (or any *.json = HF tokenizer.json, *.model = sentencepiece, *.bin = llama2.c)");
 }
 
+int copy_tokenizer_files(const std::string& from, const std::string& to) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  OT_REQUIRE(fs::is_directory(to, ec), to, ": not a directory");
+  std::vector<fs::path> files;
+  if (fs::is_regular_file(from, ec)) {
+    files.push_back(from);
+  } else if (fs::is_directory(from, ec)) {
+    for (const char* name : {"tokenizer.json", "vocab.json", "merges.txt", "encoder.json", "vocab.bpe",
+                             "tokenizer.model", "tokenizer.bin", "tokenizer_config.json", "special_tokens_map.json"}) {
+      fs::path p = fs::path(from) / name;
+      if (fs::is_regular_file(p, ec)) files.push_back(p);
+    }
+  }
+  for (const auto& f : files) {
+    fs::copy_file(f, fs::path(to) / f.filename(), fs::copy_options::overwrite_existing, ec);
+    OT_REQUIRE(!ec, f.string(), ": cannot copy into ", to, ": ", ec.message());
+  }
+  return static_cast<int>(files.size());
+}
+
 }  // namespace ot

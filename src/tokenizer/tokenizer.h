@@ -38,4 +38,10 @@ class Tokenizer {
 // Throws ot::Error naming the path when nothing usable is there or a file is malformed.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
+// Copies the tokenizer files found at `from` (a tokenizer file, or a directory holding any
+// of the names above plus tokenizer_config.json / special_tokens_map.json) into the
+// directory `to`, so that a written model or bundle is self-contained. Returns the number
+// of files copied (0 when `from` has none).
+int copy_tokenizer_files(const std::string& from, const std::string& to);
+
 }  // namespace ot

@@ -1,0 +1,123 @@
+// tests/unit/test_offsite_e2e.cpp: the whole workflow as the two parties run it, through
+// the CLI, on a real pretrained model (stories260K, trained on TinyStories) adapting to
+// real text of another domain (Tiny Shakespeare); the emulator is distilled on TinyStories:
+//   owner:  ot emulator (1-1-1 of 5 blocks, distilled)      -> bundle
+//   data:   ot finetune on the bundle                       -> adapter
+//   owner:  ot plugin                                        -> adapted full model
+//   both:   ot finetune --trainable all (the FT baseline), ot eval of the five settings
+// Every step records to HDF5; the test checks the records and the paper's basic pattern.
+#include <filesystem>
+#include <fstream>
+
+#include "results/run_file.h"
+#include "test_support.h"
+#include "util/fs.h"
+
+namespace {
+
+using ot::test::run_cli;
+using ot::test::shared_path;
+
+class OffsiteWorkflow : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new ot::test::TempDir();
+    const std::string m = shared_path("data/models/stories260K/");
+    auto r = run_cli("convert llama2c --checkpoint " + m + "stories260K.bin --tokenizer " + m + "tok512.bin --out " + p("full"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::string text = ot::read_text_file(shared_path("data/corpora/tinyshakespeare/input.txt"));
+    std::ofstream(p("train.txt")) << text.substr(0, 60000);
+    std::ofstream(p("val.txt")) << text.substr(60000, 12000);
+    // The owner distils on general text of the pretraining domain (the paper: the Pile),
+    // never on the data owner's task text.
+    std::string stories = ot::read_text_file(shared_path("data/corpora/tinystories/tinystories_train_head.txt"));
+    std::ofstream(p("distill.txt")) << stories.substr(0, 60000);
+    std::ofstream(p("distill_val.txt")) << stories.substr(60000, 12000);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string p(const std::string& name) { return dir_->file(name); }
+  static double eval_ppl(const std::string& setting, const std::string& model, const std::string& extra = "") {
+    auto r = run_cli("eval --model " + model + " --tokenizer " + p("full") + " --corpus " + p("val.txt") +
+                     " --block-size 64 --batch-size 8 --setting " + setting + " --record " + p(setting + ".h5") + " " + extra);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    auto run = ot::results::RunReader::open(p(setting + ".h5"));
+    EXPECT_EQ(run.status(), ot::results::RunStatus::Completed);
+    for (const auto& row : run.eval())
+      if (row.metric == "perplexity") {
+        EXPECT_EQ(row.setting, setting);
+        return row.value;
+      }
+    ADD_FAILURE() << "no perplexity recorded for " << setting;
+    return 0.0;
+  }
+  static ot::test::TempDir* dir_;
+};
+ot::test::TempDir* OffsiteWorkflow::dir_ = nullptr;
+
+TEST_F(OffsiteWorkflow, FiveSettingsRecordedAndPluginBeatsZeroShot) {
+  const std::string common = " --block-size 64 --batch-size 8 --threads 1 --cache-dir " + p("cache");
+  auto emu = run_cli("emulator --model " + p("full") + " --adapter 1,1 --emulator-layers 1 --distill " + p("distill.txt") +
+                     " --eval-corpus " + p("distill_val.txt") + " --eval-blocks 16 --max-steps 30 --lr 2e-3 --warmup-steps 0"
+                     " --eval-every 10 --record " + p("emulator.h5") + " --out " + p("bundle") + common);
+  ASSERT_EQ(emu.exit_code, 0) << emu.err;
+  auto inspect = run_cli("inspect " + p("bundle") + " --json");
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  auto info = nlohmann::json::parse(inspect.out);
+  EXPECT_EQ(info["layers"], 3);
+  EXPECT_EQ(info["offsite"]["block_origin"], nlohmann::json({0, 2, 4}));
+
+  auto ft = run_cli("finetune --model " + p("bundle") + " --corpus " + p("train.txt") + " --eval-corpus " + p("val.txt") +
+                    " --max-steps 40 --lr 3e-3 --schedule constant --eval-every 20 --record " + p("finetune.h5") +
+                    " --out " + p("adapter") + common);
+  ASSERT_EQ(ft.exit_code, 0) << ft.err;
+  EXPECT_TRUE(std::filesystem::exists(p("adapter/adapter.safetensors")));
+  auto plug = run_cli("plugin --model " + p("full") + " --adapter " + p("adapter") + " --out " + p("plugged"));
+  ASSERT_EQ(plug.exit_code, 0) << plug.err;
+  auto full_ft = run_cli("finetune --model " + p("full") + " --trainable all --corpus " + p("train.txt") + " --eval-corpus " +
+                         p("val.txt") + " --max-steps 40 --lr 3e-3 --schedule constant --eval-every 20 --out " + p("ftfull") + common);
+  ASSERT_EQ(full_ft.exit_code, 0) << full_ft.err;
+
+  const double zs_full = eval_ppl("zs_full", p("full"));
+  const double zs_emulator = eval_ppl("zs_emulator", p("bundle"));
+  const double ft_emulator = eval_ppl("ft_emulator", p("bundle"), "--adapter " + p("adapter"));
+  const double plugin = eval_ppl("plugin", p("plugged"));
+  const double ft_full = eval_ppl("ft_full", p("ftfull"));
+  std::cerr << "perplexity: zs_full " << zs_full << ", zs_emulator " << zs_emulator << ", ft_emulator " << ft_emulator
+            << ", plugin " << plugin << ", ft_full " << ft_full << "\n";
+  // On the owner's distillation text: dropping 2 of 5 blocks hurts, distillation recovers.
+  auto distill = ot::results::RunReader::open(p("emulator.h5"));
+  std::map<std::string, double> owner;
+  for (const auto& row : distill.eval()) owner[row.setting] = row.value;
+  ASSERT_TRUE(owner.count("zs_full") && owner.count("zs_emulator") && owner.count("distilled_emulator"));
+  EXPECT_GT(owner["zs_emulator"], owner["zs_full"]) << "a 3-of-5-block emulator is weaker than the full model";
+  EXPECT_LT(owner["distilled_emulator"], owner["zs_emulator"]) << "distillation recovers part of the gap";
+  // On the data owner's text:
+  EXPECT_LT(ft_emulator, zs_emulator) << "fine-tuning the adapter helps on the emulator";
+  EXPECT_LT(plugin, zs_full) << "the adapter transfers to the full model";
+  EXPECT_LT(ft_full, zs_full) << "full fine-tuning helps";
+  // The plug-in equals evaluating the full model with --adapter.
+  EXPECT_NEAR(eval_ppl("plugin", p("full"), "--adapter " + p("adapter")), plugin, 1e-6 * plugin);
+
+  EXPECT_EQ(distill.status(), ot::results::RunStatus::Completed);
+  ASSERT_TRUE(distill.curves().count("distill"));
+  EXPECT_EQ(distill.curve("distill").values.at("step").size(), 30u);
+  auto fine = ot::results::RunReader::open(p("finetune.h5"));
+  EXPECT_EQ(fine.status(), ot::results::RunStatus::Completed);
+  EXPECT_EQ(fine.curve("finetune").values.at("loss").size(), 40u);
+  EXPECT_GT(fine.efficiency().size(), 0u);
+}
+
+TEST_F(OffsiteWorkflow, BadInputsFailClearly) {
+  auto r = run_cli("emulator --model " + p("full") + " --adapter 3,3 --emulator-layers 1 --out " + p("x"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("leaves no middle"), std::string::npos) << r.err;
+  r = run_cli("emulator --model " + p("full") + " --adapter 1,1 --emulator-layers 4 --out " + p("x"));
+  EXPECT_NE(r.err.find("only 3 middle blocks"), std::string::npos) << r.err;
+  r = run_cli("emulator --model " + p("full") + " --adapter 1,1 --emulator-layers 2 --strategy zigzag --out " + p("x"));
+  EXPECT_NE(r.err.find("'zigzag' is not a strategy"), std::string::npos) << r.err;
+  r = run_cli("finetune --model " + p("full") + " --corpus " + p("train.txt") + " --out " + p("x"));
+  EXPECT_NE(r.err.find("needs an offsite bundle"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(p("x")));
+}
+
+}  // namespace
