@@ -2,6 +2,7 @@
 //   ot emulator  (model owner)  full model -> bundle (adapter + compressed emulator)
 //   ot finetune  (data owner)   bundle -> adapter (or full model -> fine-tuned model)
 // Flags map one to one onto experiment/jobs.h; every run can be recorded with --record.
+#include <functional>
 #include <iostream>
 #include <sstream>
 
@@ -48,6 +49,22 @@ std::pair<int64_t, int64_t> parse_adapter(const std::string& s) {
     return {l, r};
   } catch (const std::exception&) {
     fail("--adapter: expected L,R with two integers (e.g. 2,2), got '", s, "'");
+  }
+}
+
+// Runs a job body, marks its run file completed or failed, and turns a preemption
+// (SIGUSR1/SIGTERM during training, state already written) into exit code 75.
+void run_recorded(results::RunRecorder* rec, const std::function<void()>& body) {
+  try {
+    body();
+    if (rec) rec->complete();
+  } catch (const std::exception& e) {
+    if (rec) rec->fail(e.what());
+    if (stop_requested()) {
+      std::cerr << "ot: " << e.what() << "\n";
+      std::exit(kExitPreempted);
+    }
+    throw;
   }
 }
 
@@ -99,7 +116,7 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
       if (!a->calibration.empty()) a->job.calibration = spec(a->calibration, 16);
       install_stop_signals();
       auto rec = open_recorder(a->record, "emulator", cmdline, "");
-      try {
+      run_recorded(rec.get(), [&] {
         EmulatorOutcome o = run_emulator_job(a->job, rec.get());
         std::ostringstream os;
         os << a->job.out_dir << ": bundle of " << o.layout.block_origin.size() << " blocks from "
@@ -109,15 +126,7 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
         if (o.full_ppl) os << "; ppl full " << *o.full_ppl << ", emulator " << *o.zs_emulator_ppl;
         if (o.distilled_emulator_ppl) os << ", distilled emulator " << *o.distilled_emulator_ppl;
         std::cout << os.str() << "\n";
-        if (rec) rec->complete();
-      } catch (const std::exception& e) {
-        if (rec) rec->fail(e.what());
-        if (stop_requested()) {
-          std::cerr << "ot: " << e.what() << "\n";
-          std::exit(kExitPreempted);
-        }
-        throw;
-      }
+      });
     });
   }
   {
@@ -148,6 +157,7 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
     cmd->add_option("--block-size", a->job.block_size, "longest sequence")->capture_default_str();
     cmd->add_option("--prefix-token", a->prefix, "id placed before every training example (OPT: 2)");
     cmd->add_option("--max-eval-examples", a->job.max_eval_examples, "cap on validation examples (0: all)");
+    cmd->add_flag("--skip-malformed", a->job.skip_malformed, "count and skip malformed task records instead of failing");
     cmd->add_option("--tokenizer", a->job.tokenizer, "tokenizer (default: the model directory)");
     cmd->add_option("--cache-dir", a->job.cache_dir, "token cache directory");
     cmd->add_option("--record", a->record, "record the run to this HDF5 file");
@@ -163,22 +173,14 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
       OT_REQUIRE(a->job.task.empty() != a->corpus.empty(), "give exactly one of --task (with --train-file) or --corpus");
       install_stop_signals();
       auto rec = open_recorder(a->record, "finetune", cmdline, "");
-      try {
+      run_recorded(rec.get(), [&] {
         FinetuneOutcome o = run_finetune_job(a->job, rec.get());
         std::cout << a->job.out_dir << ": " << (o.wrote_adapter ? "adapter" : "fine-tuned model") << " after "
                   << o.train.steps << " steps, " << o.trainable_params << " of " << o.total_params
                   << " parameters trained";
         if (o.train.best_step >= 0) std::cout << ", best validation loss " << o.train.best_metric << " at step " << o.train.best_step;
         std::cout << "\n";
-        if (rec) rec->complete();
-      } catch (const std::exception& e) {
-        if (rec) rec->fail(e.what());
-        if (stop_requested()) {
-          std::cerr << "ot: " << e.what() << "\n";
-          std::exit(kExitPreempted);
-        }
-        throw;
-      }
+      });
     });
   }
 }

@@ -5,6 +5,7 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <iostream>
 
 #include "data/corpus.h"
 #include "data/task_train.h"
@@ -185,7 +186,9 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
     Trainer trainer(d.trainable(), to);
     trainer.set_mode_callback([&](bool t) { bundle->train(t); });
     Trainer::EvalFn eval;
-    if (eval_src) eval = [&] { return Metrics{{"emulator_ppl", ppl(bundle)}}; };
+    // The plug-in (full model with the still untouched adapter) does not change while only
+    // the emulator trains; it is logged beside the emulator as the paper's script does.
+    if (eval_src) eval = [&] { return Metrics{{"emulator_ppl", ppl(bundle)}, {"plugin_ppl", *out.full_ppl}}; };
     out.train = trainer.fit(*train_src, [&](const Batch& b, Metrics& extra) { return d.loss(b, extra); }, eval,
                             recorder_log(rec));
     OT_REQUIRE(!out.train.interrupted, "distillation interrupted; its state is in ", to.state_path,
@@ -246,7 +249,13 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
     OT_REQUIRE(!job.train_file.empty(), "--task ", job.task, ": needs --train-file");
     TaskReadOptions ro;
     ro.build_eval = false;
-    auto train = load_task(job.task, job.train_file, ro).train_docs;
+    ro.skip_malformed = job.skip_malformed;
+    TaskData td = load_task(job.task, job.train_file, ro);
+    if (td.skipped > 0)
+      std::cerr << job.train_file << ": skipped " << td.skipped << " malformed record(s) of " << td.records
+                << " (first: " << td.skip_messages.front() << ")\n";
+    if (rec && td.skipped > 0) rec->set_attribute("skipped_records", td.skipped);
+    auto train = std::move(td.train_docs);
     std::vector<TaskDoc> val;
     if (!job.validation_file.empty()) {
       val = load_task(job.task, job.validation_file, ro).train_docs;

@@ -64,6 +64,7 @@ struct FinetuneJob {
   LoadOptions load;
   std::string cache_dir;
   int64_t max_eval_examples = 0;        // cap on validation examples (0: all)
+  bool skip_malformed = false;          // count and skip malformed task records instead of failing
 };
 
 struct FinetuneOutcome {

@@ -19,6 +19,7 @@
 #include "offsite/layer_selection.h"
 #include "model/peft.h"
 #include "test_support.h"
+#include "token_blocks.h"
 #include "util/error.h"
 
 namespace {
@@ -238,24 +239,7 @@ TEST(Peft, TrainableSetsPerMethod) {
 
 namespace {
 
-class TokenBlocks : public ot::BatchSource {
- public:
-  TokenBlocks(int64_t n, int64_t T, int64_t vocab, uint64_t seed) {
-    torch::manual_seed(seed);
-    data_ = torch::randint(0, vocab, {n, T}, torch::kLong);
-  }
-  int64_t size() const override { return data_.size(0); }
-  ot::Batch batch(const std::vector<int64_t>& idx) const override {
-    ot::Batch b;
-    b.input_ids = data_.index_select(0, torch::tensor(idx, torch::kLong));
-    b.labels = b.input_ids;
-    b.tokens = b.input_ids.numel();
-    return b;
-  }
-
- private:
-  at::Tensor data_;
-};
+using ot::test::TokenBlocks;
 
 TEST(Distillation, KdLossIsTheNormalisedMse) {
   auto t = torch::tensor({{1.0, -2.0}, {3.0, 0.0}});

@@ -121,3 +121,42 @@ TEST_F(OffsiteWorkflow, BadInputsFailClearly) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(OffsiteWorkflow, AdapterFineTuningOnARealTaskLowersItsLoss) {
+  // A bundle without distillation (layer drop only) fine-tuned on ARC-Easy train.
+  auto emu = run_cli("emulator --model " + p("full") + " --adapter 2,1 --emulator-layers 1 --out " + p("arc-bundle"));
+  ASSERT_EQ(emu.exit_code, 0) << emu.err;
+  auto ft = run_cli("finetune --model " + p("arc-bundle") + " --task arc_easy --train-file " +
+                    shared_path("data/tasks/arc_easy/ARC-Easy-Train.jsonl") + " --validation-file " +
+                    shared_path("data/tasks/arc_easy/ARC-Easy-Dev.jsonl") +
+                    " --max-eval-examples 64 --max-steps 24 --batch-size 8 --lr 3e-3 --schedule constant"
+                    " --eval-every 8 --threads 1 --record " + p("arc.h5") + " --out " + p("arc-adapter"));
+  ASSERT_EQ(ft.exit_code, 0) << ft.err;
+  auto run = ot::results::RunReader::open(p("arc.h5"));
+  const auto& evals = run.curve("finetune_eval").values.at("loss");
+  ASSERT_EQ(evals.size(), 3u);
+  EXPECT_LT(evals.back(), evals.front()) << "validation loss on ARC-Easy dev falls";
+  auto cfg = nlohmann::json::parse(ot::read_text_file(p("arc-adapter/adapter_config.json")));
+  EXPECT_EQ(cfg["blocks"], nlohmann::json({0, 1, 4}));
+  EXPECT_EQ(cfg["task"], "arc_easy");
+}
+
+TEST_F(OffsiteWorkflow, MalformedTaskRecordsFailUnlessSkipping) {
+  std::string good = ot::read_text_file(shared_path("data/tasks/arc_easy/ARC-Easy-Dev.jsonl"));
+  std::string first_lines = good.substr(0, good.find('\n', good.find('\n') + 1) + 1);
+  std::ofstream(p("bad.jsonl")) << first_lines << "{\"id\": \"broken\"}\n" << first_lines;
+  auto emu = run_cli("emulator --model " + p("full") + " --adapter 1,1 --emulator-layers 2 --out " + p("bad-bundle"));
+  ASSERT_EQ(emu.exit_code, 0) << emu.err;
+  const std::string base = "finetune --model " + p("bad-bundle") + " --task arc_easy --train-file " + p("bad.jsonl") +
+                           " --max-steps 1 --batch-size 2 --threads 1 --out " + p("bad-adapter");
+  auto r = run_cli(base);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("bad.jsonl:3"), std::string::npos) << r.err;
+  r = run_cli(base + " --skip-malformed");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("skipped 1 malformed record(s) of 5"), std::string::npos) << r.err;
+}
+
+}  // namespace

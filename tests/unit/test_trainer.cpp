@@ -14,6 +14,7 @@
 #include "model/load.h"
 #include "model/peft.h"
 #include "test_support.h"
+#include "token_blocks.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
 #include "util/error.h"
@@ -22,23 +23,9 @@
 namespace {
 
 // Fixed random token blocks: a tiny memorisation task.
-class RandomBlocks : public ot::BatchSource {
+class RandomBlocks : public ot::test::TokenBlocks {
  public:
-  RandomBlocks(int64_t n, int64_t T, int64_t vocab) {
-    torch::manual_seed(123);
-    data_ = torch::randint(0, vocab, {n, T}, torch::kLong);
-  }
-  int64_t size() const override { return data_.size(0); }
-  ot::Batch batch(const std::vector<int64_t>& idx) const override {
-    ot::Batch b;
-    b.input_ids = data_.index_select(0, torch::tensor(idx, torch::kLong));
-    b.labels = b.input_ids;
-    b.tokens = b.input_ids.numel();
-    return b;
-  }
-
- private:
-  at::Tensor data_;
+  RandomBlocks(int64_t n, int64_t T, int64_t vocab) : TokenBlocks(n, T, vocab, 123) {}
 };
 
 ot::NamedTensors trainable(ot::DecoderLM& m) {
