@@ -2,6 +2,7 @@
 // machine. Runs full fine-tuning, full + LoRA, offsite (l-k-r) and offsite + LoRA on one
 // model shape, each in a fresh child process (so peak memory is its own), and prints
 // throughput and memory ratios to full fine-tuning next to the paper's.
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -43,7 +44,9 @@ EfficiencyResult run_child(const std::vector<std::string>& args, const std::stri
   size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
   int status = ::pclose(p);
-  OT_REQUIRE(status == 0, "bench: method ", method, " failed (exit status ", status, ")");
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  OT_REQUIRE(code == 0, "bench: method ", method, " failed (exit code ", code,
+             code == 137 ? ": killed, most likely out of memory; try a smaller --shape or --methods without it)" : ")");
   auto line = out.substr(out.rfind('{'));
   return EfficiencyResult::from_json(nlohmann::json::parse(line));
 }
