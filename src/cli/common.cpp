@@ -3,7 +3,11 @@
 
 #include <ATen/Parallel.h>
 
+#include <cstdlib>
+#include <iostream>
+
 #include "util/device.h"
+#include "util/signals.h"
 
 namespace ot::cli {
 
@@ -19,6 +23,20 @@ LoadOptions apply_runtime_options(const RuntimeOptions& o) {
   l.dtype = parse_dtype(o.dtype);
   if (o.threads > 0) at::set_num_threads(o.threads);
   return l;
+}
+
+void run_recorded(results::RunRecorder* rec, const std::function<void()>& body) {
+  try {
+    body();
+    if (rec) rec->complete();
+  } catch (const std::exception& e) {
+    if (rec) rec->fail(e.what());
+    if (stop_requested()) {
+      std::cerr << "ot: " << e.what() << "\n";
+      std::exit(kExitPreempted);
+    }
+    throw;
+  }
 }
 
 }  // namespace ot::cli

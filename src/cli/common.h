@@ -6,6 +6,9 @@
 #include <string>
 
 #include "model/load.h"
+#include "results/run_file.h"
+
+#include <functional>
 
 namespace ot::cli {
 
@@ -18,5 +21,9 @@ struct RuntimeOptions {
 void add_runtime_options(CLI::App* cmd, RuntimeOptions& o);
 // Validates the options, applies --threads, and returns load settings.
 LoadOptions apply_runtime_options(const RuntimeOptions& o);
+
+// Runs a command body, marks its run file (if any) completed or failed, and turns a
+// preemption (SIGUSR1/SIGTERM during training, state already written) into exit code 75.
+void run_recorded(results::RunRecorder* rec, const std::function<void()>& body);
 
 }  // namespace ot::cli

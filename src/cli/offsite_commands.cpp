@@ -52,22 +52,6 @@ std::pair<int64_t, int64_t> parse_adapter(const std::string& s) {
   }
 }
 
-// Runs a job body, marks its run file completed or failed, and turns a preemption
-// (SIGUSR1/SIGTERM during training, state already written) into exit code 75.
-void run_recorded(results::RunRecorder* rec, const std::function<void()>& body) {
-  try {
-    body();
-    if (rec) rec->complete();
-  } catch (const std::exception& e) {
-    if (rec) rec->fail(e.what());
-    if (stop_requested()) {
-      std::cerr << "ot: " << e.what() << "\n";
-      std::exit(kExitPreempted);
-    }
-    throw;
-  }
-}
-
 }  // namespace
 
 void register_offsite_commands(CLI::App& app, int argc, char** argv) {

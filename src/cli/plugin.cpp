@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "experiment/jobs.h"
 #include "model/load.h"
 #include "offsite/adapter.h"
 #include "tokenizer/tokenizer.h"
@@ -13,7 +14,7 @@ namespace ot::cli {
 
 void register_plugin(CLI::App& app) {
   struct Args {
-    std::string model, adapter, out;
+    std::string model, adapter, out, record;
     RuntimeOptions rt;
   };
   auto args = std::make_shared<Args>();
@@ -21,18 +22,28 @@ void register_plugin(CLI::App& app) {
   cmd->add_option("--model", args->model, "the full model (HF checkpoint directory)")->required();
   cmd->add_option("--adapter", args->adapter, "adapter directory written by `ot finetune`")->required();
   cmd->add_option("--out", args->out, "where to write the adapted full model")->required();
+  cmd->add_option("--record", args->record, "record the run (provenance, adapter identity) to this HDF5 file");
   add_runtime_options(cmd, args->rt);
   cmd->callback([args] {
+    auto rec = open_recorder(args->record, "plugin", "ot plugin --model " + args->model + " --adapter " + args->adapter, "");
     LoadOptions lo = apply_runtime_options(args->rt);
-    Adapter a = load_adapter(args->adapter);  // validate the small input first
-    DecoderLM full = load_model(args->model, lo);
-    plug_in(full, a, args->adapter);
-    nlohmann::json extra = {{"offsite_plugin", {{"adapter", args->adapter}, {"blocks", a.config["blocks"]},
-                                                {"fingerprint", a.config["fingerprint"]}}}};
-    save_model(full, args->out, extra);
-    copy_tokenizer_files(args->model, args->out);
-    std::cout << args->out << ": " << arch_name(full->config().arch) << " with " << a.tensors.size()
-              << " adapter tensors from " << args->adapter << " (blocks " << a.config["blocks"].dump() << ")\n";
+    run_recorded(rec.get(), [&] {
+      Adapter a = load_adapter(args->adapter);  // validate the small input first
+      DecoderLM full = load_model(args->model, lo);
+      plug_in(full, a, args->adapter);
+      nlohmann::json extra = {{"offsite_plugin", {{"adapter", args->adapter}, {"blocks", a.config["blocks"]},
+                                                  {"fingerprint", a.config["fingerprint"]}}}};
+      save_model(full, args->out, extra);
+      copy_tokenizer_files(args->model, args->out);
+      if (rec) {
+        rec->set_attribute("model", args->model);
+        rec->set_attribute("adapter", args->adapter);
+        rec->set_attribute("adapter_fingerprint", a.config["fingerprint"].get<std::string>());
+        rec->set_attribute("out", args->out);
+      }
+      std::cout << args->out << ": " << arch_name(full->config().arch) << " with " << a.tensors.size()
+                << " adapter tensors from " << args->adapter << " (blocks " << a.config["blocks"].dump() << ")\n";
+    });
   });
 }
 

@@ -71,8 +71,10 @@ TEST_F(OffsiteWorkflow, FiveSettingsRecordedAndPluginBeatsZeroShot) {
                     " --out " + p("adapter") + common);
   ASSERT_EQ(ft.exit_code, 0) << ft.err;
   EXPECT_TRUE(std::filesystem::exists(p("adapter/adapter.safetensors")));
-  auto plug = run_cli("plugin --model " + p("full") + " --adapter " + p("adapter") + " --out " + p("plugged"));
+  auto plug = run_cli("plugin --model " + p("full") + " --adapter " + p("adapter") + " --out " + p("plugged") +
+                      " --record " + p("plugin.h5"));
   ASSERT_EQ(plug.exit_code, 0) << plug.err;
+  EXPECT_EQ(ot::results::RunReader::open(p("plugin.h5")).status(), ot::results::RunStatus::Completed);
   auto full_ft = run_cli("finetune --model " + p("full") + " --trainable all --corpus " + p("train.txt") + " --eval-corpus " +
                          p("val.txt") + " --max-steps 40 --lr 3e-3 --schedule constant --eval-every 20 --out " + p("ftfull") + common);
   ASSERT_EQ(full_ft.exit_code, 0) << full_ft.err;
