@@ -39,17 +39,7 @@ std::string safetensors_bytes(const std::string& header, std::size_t data_bytes)
   return out + header + std::string(data_bytes, '\0');
 }
 
-// Expects `fn` to throw ot::Error whose message contains every one of `parts`.
-template <class Fn>
-void expect_error(Fn fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected ot::Error containing '" << parts.front() << "'";
-  } catch (const ot::Error& e) {
-    std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg;
-  }
-}
+using ot::test::expect_error;
 
 bool bit_equal(const at::Tensor& a, const at::Tensor& b) {
   if (a.scalar_type() != b.scalar_type() || a.sizes() != b.sizes()) return false;

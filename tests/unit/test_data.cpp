@@ -21,25 +21,13 @@ namespace {
 
 using json = nlohmann::json;
 namespace fs = std::filesystem;
+using test::expect_error;
+using test::write_file;
 
 std::string tasks_dir(const std::string& rel) { return test::shared_path("data/tasks/" + rel); }
 std::string gpt2_dir() { return test::shared_path("data/tokenizers/gpt2"); }
 
-void write_file(const std::string& path, const std::string& contents) {
-  std::ofstream out(path, std::ios::binary);
-  out << contents;
-}
 
-template <class Fn>
-void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected ot::Error";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  }
-}
 
 TaskData load_default(const std::string& task, const TaskReadOptions& o = {}) {
   return load_task(task, task_files(task, test::shared_path("data/tasks")).eval, o);

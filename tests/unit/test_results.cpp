@@ -37,17 +37,7 @@ RunInfo sample_info() {
   return info;
 }
 
-// Expects `fn` to throw ot::Error whose message contains every one of `parts`.
-template <class Fn>
-void expect_error(Fn&& fn, std::initializer_list<std::string> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected ot::Error";
-  } catch (const ot::Error& e) {
-    std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg;
-  }
-}
+using ot::test::expect_error;
 
 TEST(Results, RoundTripsEverythingExactly) {
   TempDir dir;

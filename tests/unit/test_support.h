@@ -4,9 +4,13 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
+
+#include "util/error.h"
 
 namespace ot::test {
 
@@ -48,5 +52,23 @@ struct CliResult {
 
 // Runs `ot <args>` through the shell (args are passed verbatim: quote them yourself).
 CliResult run_cli(const std::string& args);
+
+// Writes `contents` to `path` as-is (test inputs, including deliberately broken ones).
+inline void write_file(const std::string& path, const std::string& contents) {
+  std::ofstream out(path, std::ios::binary);
+  out << contents;
+}
+
+// Runs `fn`, expecting ot::Error whose message contains every string in `parts`.
+template <class Fn>
+void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected ot::Error";
+  } catch (const ot::Error& e) {
+    const std::string msg = e.what();
+    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+  }
+}
 
 }  // namespace ot::test

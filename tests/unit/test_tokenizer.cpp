@@ -19,6 +19,8 @@ namespace {
 
 using json = nlohmann::json;
 namespace fs = std::filesystem;
+using test::expect_error;
+using test::write_file;
 
 std::string gpt2_dir() { return test::shared_path("data/tokenizers/gpt2"); }
 std::string tok512() { return test::shared_path("data/models/stories260K/tok512.bin"); }
@@ -26,22 +28,7 @@ std::string llama2_dir() { return test::shared_path("data/tokenizers/llama2"); }
 
 json read_json(const std::string& path) { return json::parse(read_text_file(path)); }
 
-void write_file(const std::string& path, const std::string& contents) {
-  std::ofstream out(path, std::ios::binary);
-  out << contents;
-}
 
-// Runs `fn`, expecting ot::Error whose message contains every string in `parts`.
-template <class Fn>
-void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected ot::Error";
-  } catch (const Error& e) {
-    std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  }
-}
 
 // ---- GPT-2 byte-level BPE vs transformers' slow GPT2Tokenizer ----
 
