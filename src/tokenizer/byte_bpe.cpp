@@ -2,11 +2,12 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "tokenizer/byte_bpe.h"
 
+#include "tokenizer/pair_merge.h"
+
 #include <pcre2.h>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
-#include <queue>
 #include <sstream>
 
 #include "tokenizer/utf8.h"
@@ -348,47 +349,16 @@ void ByteBpeTokenizer::bpe(const char* data, std::size_t size, std::vector<int64
     out.push_back(byte_id_[static_cast<unsigned char>(data[0])]);
     return;
   }
-  // Symbols form a linked list over the word's bytes; a min-heap holds candidate merges
-  // ordered by (rank, position). Popping in that order merges the lowest-ranked pair
-  // first and, within one rank, left to right: the same result as GPT-2's loop.
-  struct Sym {
-    int32_t id, prev, next;
-  };
-  struct Cand {
-    int32_t rank, left, left_id, right_id, merged;
-    bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
-  };
-  const auto n = static_cast<int32_t>(size);
-  std::vector<Sym> sym(size);
-  for (int32_t i = 0; i < n; ++i)
-    sym[i] = {byte_id_[static_cast<unsigned char>(data[i])], i - 1, i + 1 < n ? i + 1 : -1};
-  std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
-  auto push = [&](int32_t left) {
-    if (left < 0) return;
-    int32_t right = sym[left].next;
-    if (right < 0) return;
-    uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(sym[left].id)) << 32) |
-                   static_cast<uint32_t>(sym[right].id);
+  // Lowest rank first and, within one rank, left to right: the same result as GPT-2's loop.
+  std::vector<int32_t> ids(size);
+  for (std::size_t i = 0; i < size; ++i) ids[i] = byte_id_[static_cast<unsigned char>(data[i])];
+  auto merge_of = [&](int32_t left, int32_t right) -> std::optional<detail::PairMerge> {
+    uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
     auto it = merges_.find(key);
-    if (it != merges_.end())
-      heap.push({it->second.rank, left, sym[left].id, sym[right].id, it->second.id});
+    if (it == merges_.end()) return std::nullopt;
+    return detail::PairMerge{double(it->second.rank), it->second.id};
   };
-  for (int32_t i = 0; i + 1 < n; ++i) push(i);
-  while (!heap.empty()) {
-    Cand c = heap.top();
-    heap.pop();
-    Sym& l = sym[c.left];
-    if (l.id != c.left_id) continue;  // stale: the left symbol changed or died
-    int32_t r = l.next;
-    if (r < 0 || sym[r].id != c.right_id) continue;  // stale: the right neighbour changed
-    l.id = c.merged;
-    l.next = sym[r].next;
-    if (l.next >= 0) sym[l.next].prev = c.left;
-    sym[r].id = -1;
-    push(l.prev);
-    push(c.left);
-  }
-  for (int32_t i = 0; i >= 0; i = sym[i].next) out.push_back(sym[i].id);
+  for (int32_t id : detail::merge_pairs(ids, merge_of)) out.push_back(id);
 }
 
 void ByteBpeTokenizer::encode_word(const char* data, std::size_t size, std::vector<int64_t>& out) const {

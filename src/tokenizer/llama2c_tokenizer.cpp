@@ -1,9 +1,10 @@
 // tokenizer/llama2c_tokenizer.cpp: implementation of Llama2cTokenizer (see the header).
 #include "tokenizer/llama2c_tokenizer.h"
 
+#include "tokenizer/pair_merge.h"
+
 #include <cmath>
 #include <cstring>
-#include <queue>
 
 #include "util/error.h"
 #include "util/fs.h"
@@ -106,52 +107,18 @@ std::vector<int64_t> Llama2cTokenizer::encode(const std::string& text, bool add_
   }
 
   // Merging. run.c rescans all pairs each round and merges the highest score (first on
-  // ties); a heap ordered by (score desc, position asc) with stale-entry checks visits
-  // the same pairs in the same order in O(n log n).
-  const auto n = static_cast<int32_t>(syms.size());
-  struct Node {
-    int32_t id, prev, next;
-  };
-  struct Cand {
-    float score;
-    int32_t left, left_id, right_id, merged;
-  };
-  auto worse = [](const Cand& a, const Cand& b) {
-    return a.score != b.score ? a.score < b.score : a.left > b.left;
-  };
-  std::priority_queue<Cand, std::vector<Cand>, decltype(worse)> heap(worse);
-  std::vector<Node> node(syms.size());
-  for (int32_t i = 0; i < n; ++i) node[i] = {syms[i], i - 1, i + 1 < n ? i + 1 : -1};
+  // ties); merge_pairs visits the same pairs in the same order with priority = -score.
   std::string pair;
-  auto push = [&](int32_t left) {
-    if (left < 0) return;
-    int32_t right = node[left].next;
-    if (right < 0) return;
-    pair = pieces_[node[left].id];
-    pair += pieces_[node[right].id];
+  auto merge_of = [&](int32_t left, int32_t right) -> std::optional<detail::PairMerge> {
+    pair = pieces_[static_cast<std::size_t>(left)];
+    pair += pieces_[static_cast<std::size_t>(right)];
     int64_t id = lookup(pair);
-    if (id < 0) return;
+    if (id < 0) return std::nullopt;
     float s = scores_[static_cast<std::size_t>(id)];
-    if (!(s > -1e10f)) return;  // run.c starts from best_score = -1e10 and needs '>'
-    heap.push({s, left, node[left].id, node[right].id, static_cast<int32_t>(id)});
+    if (!(s > -1e10f)) return std::nullopt;  // run.c starts from best_score = -1e10 and needs '>'
+    return detail::PairMerge{-double(s), static_cast<int32_t>(id)};
   };
-  for (int32_t i = 0; i + 1 < n; ++i) push(i);
-  while (!heap.empty()) {
-    Cand c = heap.top();
-    heap.pop();
-    Node& l = node[c.left];
-    if (l.id != c.left_id) continue;
-    int32_t r = l.next;
-    if (r < 0 || node[r].id != c.right_id) continue;
-    l.id = c.merged;
-    l.next = node[r].next;
-    if (l.next >= 0) node[l.next].prev = c.left;
-    node[r].id = -1;
-    push(l.prev);
-    push(c.left);
-  }
-  if (n > 0)
-    for (int32_t i = 0; i >= 0; i = node[i].next) tokens.push_back(node[i].id);
+  for (int32_t id : detail::merge_pairs(syms, merge_of)) tokens.push_back(id);
   return tokens;
 }
 
