@@ -21,36 +21,6 @@ namespace ot::cli {
 
 namespace {
 
-std::string self_exe() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  OT_REQUIRE(n > 0, "bench: cannot locate the ot executable");
-  return std::string(buf, static_cast<size_t>(n));
-}
-
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-EfficiencyResult run_child(const std::vector<std::string>& args, const std::string& method) {
-  std::string cmd = shell_quote(self_exe()) + " bench offsite --only " + method;
-  for (const auto& a : args) cmd += " " + shell_quote(a);
-  FILE* p = ::popen(cmd.c_str(), "r");
-  OT_REQUIRE(p != nullptr, "bench: cannot start ", cmd);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = ::pclose(p);
-  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  OT_REQUIRE(code == 0, "bench: method ", method, " failed (exit code ", code,
-             code == 137 ? ": killed, most likely out of memory; try a smaller --shape or --methods without it)" : ")");
-  auto line = out.substr(out.rfind('{'));
-  return EfficiencyResult::from_json(nlohmann::json::parse(line));
-}
-
 }  // namespace
 
 void register_bench(CLI::App& app) {
@@ -114,7 +84,7 @@ void register_bench(CLI::App& app) {
     std::vector<EfficiencyResult> results;
     for (const auto& method : args->methods) {
       std::cerr << "  running " << method << " ...\n";
-      results.push_back(run_child(pass, method));
+      results.push_back(run_efficiency_method_in_child(method, pass));
     }
     const EfficiencyResult* ft = nullptr;
     for (const auto& r : results)

@@ -19,5 +19,9 @@ void register_convert(CLI::App& app);  // convert.cpp: `ot convert llama2c ...`
 void register_tokenize(CLI::App& app);
 // eval.cpp: `ot eval`, harness task metrics and perplexity.
 void register_eval(CLI::App& app);
+// train_tokenizer.cpp: `ot train-tokenizer`, byte-level BPE training.
+void register_train_tokenizer(CLI::App& app);
+// run.cpp: `ot run`, `ot rerun` and `ot sweep` (experiments from TOML); argv is recorded.
+void register_run_commands(CLI::App& app, int argc, char** argv);
 
 }  // namespace ot::cli

@@ -70,15 +70,18 @@ void register_eval(CLI::App& app) {
     OT_REQUIRE(!args->tasks.empty() || !args->corpus.empty(), "nothing to evaluate: give --task NAME=FILE or --corpus FILE");
     if (!args->setting.empty()) parse_setting(args->setting);  // reject a bad name before the slow part
     // Read every input before loading the model so that a bad file fails fast.
-    std::vector<std::pair<std::string, std::vector<TaskDoc>>> mc_tasks;
-    std::vector<std::pair<std::string, std::vector<std::string>>> wiki_tasks;
+    EvalSpec spec;
     for (const std::string& t : args->tasks) {
       auto [name, path] = split_task_arg(t);
-      if (name == "wikitext") wiki_tasks.emplace_back(name, wikitext_pages(read_wikitext_raw(path)));
-      else mc_tasks.emplace_back(name, load_task(name, path).eval_docs);
+      if (name == "wikitext") spec.wikitext.emplace_back(name, wikitext_pages(read_wikitext_raw(path)));
+      else spec.tasks.emplace_back(name, load_task(name, path).eval_docs);
     }
-    std::string corpus_text;
-    if (!args->corpus.empty()) corpus_text = read_text_file(args->corpus);
+    if (!args->corpus.empty()) spec.texts.emplace_back("corpus", read_text_file(args->corpus));
+    spec.block_size = args->block_size;
+    spec.batch_size = args->batch_size;
+    spec.limit = args->limit;
+    spec.max_length = args->max_length;
+    spec.row_bos = !args->no_row_bos;
 
     LoadOptions lo = apply_runtime_options(args->rt);
     const std::string tok_path = args->tokenizer.empty() ? args->model : args->tokenizer;
@@ -92,45 +95,12 @@ void register_eval(CLI::App& app) {
     OT_REQUIRE(tok->vocab_size() <= model->config().vocab_size, tok_path, ": tokenizer has ", tok->vocab_size(),
                " tokens but the model's vocabulary has only ", model->config().vocab_size);
 
-    LLOptions llo;
-    llo.batch_size = args->batch_size;
-    llo.max_length = args->max_length > 0 ? args->max_length : harness_max_length(model->config());
-    std::vector<TaskResult> results;
-    for (const auto& [name, docs] : mc_tasks) {
-      HarnessOptions ho;
-      ho.limit = args->limit;
-      ho.ll = llo;
-      TaskEvaluation ev = evaluate_task(model, *tok, docs, ho);
-      results.insert(results.end(), ev.results.begin(), ev.results.end());
-    }
-    for (const auto& [name, pages] : wiki_tasks) {
-      WikitextResult w = evaluate_wikitext(model, *tok, pages, llo, args->limit);
-      const int v = harness_task_version("wikitext");
-      results.push_back({name, v, "word_perplexity", w.word_perplexity, std::nullopt, w.pages});
-      results.push_back({name, v, "byte_perplexity", w.byte_perplexity, std::nullopt, w.pages});
-      results.push_back({name, v, "bits_per_byte", w.bits_per_byte, std::nullopt, w.pages});
-    }
-    if (!args->corpus.empty()) {
-      int64_t bos = -1;
-      const Arch arch = model->config().arch;
-      if (!args->no_row_bos && (arch == Arch::kOPT || arch == Arch::kLlama)) {
-        auto b = tok->bos_id() ? tok->bos_id() : model->config().bos_token_id;
-        OT_REQUIRE(b.has_value(), "--corpus: this model's tokenizer puts BOS before each row, but neither the "
-                   "tokenizer nor config.json names one (pass --no-row-bos)");
-        bos = *b;
-      }
-      auto blocks = group_rows_into_blocks(tokenize_rows(*tok, wikitext_rows(corpus_text), bos), args->block_size);
-      ClmPerplexityOptions po;
-      po.batch_size = args->batch_size;
-      ClmPerplexity p = clm_perplexity(model, blocks, po);
-      results.push_back({"corpus", 0, "perplexity", p.perplexity, std::nullopt, p.blocks});
-      results.push_back({"corpus", 0, "loss", p.loss, std::nullopt, p.blocks});
-    }
-
+    const std::vector<TaskResult> results = evaluate_model(model, *tok, spec);
     std::cout << make_table(results) << std::flush;
     if (!args->output.empty()) {
       nlohmann::json config = {{"model", args->model},     {"tokenizer", tok_path},
-                               {"batch_size", args->batch_size}, {"max_length", llo.max_length},
+                               {"batch_size", args->batch_size},
+                               {"max_length", args->max_length > 0 ? args->max_length : harness_max_length(model->config())},
                                {"limit", args->limit > 0 ? nlohmann::json(args->limit) : nlohmann::json()},
                                {"num_fewshot", 0},         {"dtype", args->rt.dtype}};
       if (!args->setting.empty()) config["setting"] = args->setting;

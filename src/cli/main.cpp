@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
   ot::cli::register_convert(app);
   ot::cli::register_tokenize(app);
   ot::cli::register_eval(app);
+  ot::cli::register_train_tokenizer(app);
+  ot::cli::register_run_commands(app, argc, argv);
 
   try {
     app.parse(argc, argv);

@@ -123,7 +123,7 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
     auto a = std::make_shared<Args>();
     CLI::App* cmd = app.add_subcommand("finetune", "Fine-tune the adapter of a bundle, or a full model (data owner)");
     cmd->add_option("--model", a->job.model_dir, "offsite bundle (or a full model for the full fine-tuning baseline)")->required();
-    cmd->add_option("--trainable", a->job.trainable, "adapter, all or emulator")->capture_default_str();
+    cmd->add_option("--trainable", a->job.trainable, "adapter, emulator, or all (every parameter: full fine-tuning)")->capture_default_str();
     cmd->add_flag("--freeze-bottom", a->job.freeze_bottom, "train only the top adapter blocks");
     cmd->add_flag("--train-head", a->job.train_head, "also train the final norm and LM head");
     cmd->add_option("--peft", a->job.peft.method, "none, lora, bitfit or adapter")->capture_default_str();

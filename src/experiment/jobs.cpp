@@ -10,6 +10,9 @@
 #include "data/corpus.h"
 #include "data/task_train.h"
 #include "data/tasks.h"
+#include "eval/harness.h"
+#include "eval/loglikelihood.h"
+#include "eval/perplexity.h"
 #include "offsite/adapter.h"
 #include "offsite/cka.h"
 #include "offsite/layer_selection.h"
@@ -111,6 +114,52 @@ double mean_loss(DecoderLM& model, const BatchSource& data, int64_t batch_size, 
   return nll / double(count);
 }
 
+std::vector<TaskResult> evaluate_model(DecoderLM& model, const Tokenizer& tok, const EvalSpec& spec) {
+  std::vector<TaskResult> results;
+  LLOptions llo;
+  llo.batch_size = spec.batch_size;
+  llo.max_length = spec.max_length > 0 ? spec.max_length : harness_max_length(model->config());
+  for (const auto& [name, docs] : spec.tasks) {
+    HarnessOptions ho;
+    ho.limit = spec.limit;
+    ho.ll = llo;
+    TaskEvaluation ev = evaluate_task(model, tok, docs, ho);
+    results.insert(results.end(), ev.results.begin(), ev.results.end());
+  }
+  for (const auto& [name, pages] : spec.wikitext) {
+    WikitextResult w = evaluate_wikitext(model, tok, pages, llo, spec.limit);
+    const int v = harness_task_version("wikitext");
+    results.push_back({name, v, "word_perplexity", w.word_perplexity, std::nullopt, w.pages});
+    results.push_back({name, v, "byte_perplexity", w.byte_perplexity, std::nullopt, w.pages});
+    results.push_back({name, v, "bits_per_byte", w.bits_per_byte, std::nullopt, w.pages});
+  }
+  for (const auto& [name, text] : spec.texts) {
+    int64_t bos = -1;
+    const Arch arch = model->config().arch;
+    if (spec.row_bos && (arch == Arch::kOPT || arch == Arch::kLlama)) {
+      auto b = tok.bos_id() ? tok.bos_id() : model->config().bos_token_id;
+      OT_REQUIRE(b.has_value(), name, ": this model's tokenizer puts BOS before each row, but neither the "
+                 "tokenizer nor config.json names one");
+      bos = *b;
+    }
+    const std::vector<std::string> rows = wikitext_rows(text);
+    auto tokens = tokenize_rows(tok, rows, bos);
+    int64_t n_tokens = 0, n_bytes = 0;
+    for (const auto& r : tokens) n_tokens += static_cast<int64_t>(r.size()) - (bos >= 0 ? 1 : 0);
+    for (const auto& r : rows) n_bytes += static_cast<int64_t>(r.size());
+    auto blocks = group_rows_into_blocks(tokens, spec.block_size);
+    OT_REQUIRE(!blocks.empty(), name, ": no text to score");
+    ClmPerplexityOptions po;
+    po.batch_size = spec.batch_size;
+    ClmPerplexity p = clm_perplexity(model, blocks, po);
+    results.push_back({name, 0, "perplexity", p.perplexity, std::nullopt, p.blocks});
+    results.push_back({name, 0, "loss", p.loss, std::nullopt, p.blocks});
+    if (n_bytes > 0)
+      results.push_back({name, 0, "bits_per_byte", p.loss * double(n_tokens) / double(n_bytes) / std::log(2.0), std::nullopt, p.blocks});
+  }
+  return results;
+}
+
 std::unique_ptr<results::RunRecorder> open_recorder(const std::string& path, const std::string& experiment,
                                                     const std::string& command_line, const std::string& config_text) {
   if (path.empty()) return nullptr;
@@ -167,8 +216,10 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
   if (eval_src) {
     out.full_ppl = ppl(full);
     out.zs_emulator_ppl = ppl(bundle);
-    record_eval(rec, "zs_full", corpus_name(*job.eval), "ppl", *out.full_ppl, eval_src->size());
-    record_eval(rec, "zs_emulator", corpus_name(*job.eval), "ppl", *out.zs_emulator_ppl, eval_src->size());
+    if (job.record_perplexities) {
+      record_eval(rec, "zs_full", corpus_name(*job.eval), "ppl", *out.full_ppl, eval_src->size());
+      record_eval(rec, "zs_emulator", corpus_name(*job.eval), "ppl", *out.zs_emulator_ppl, eval_src->size());
+    }
   }
 
   nlohmann::json section = offsite_section(out.layout, emu, model_fingerprint(full));
@@ -196,7 +247,8 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
     bundle->eval();
     if (eval_src) {
       out.distilled_emulator_ppl = ppl(bundle);
-      record_eval(rec, "distilled_emulator", corpus_name(*job.eval), "ppl", *out.distilled_emulator_ppl, eval_src->size());
+      if (job.record_perplexities)
+        record_eval(rec, "distilled_emulator", corpus_name(*job.eval), "ppl", *out.distilled_emulator_ppl, eval_src->size());
     }
     section["distill"] = {{"corpus", job.distill->path}, {"steps", out.train.steps},
                           {"lm_weight", job.distill_loss.lm_weight}, {"kd_weight", job.distill_loss.kd_weight},
@@ -239,6 +291,12 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
   OT_REQUIRE(!positions.empty(), "nothing to train (the adapter is empty after --freeze-bottom?)");
   apply_peft(model, positions, job.peft);
   out.trainable_params = set_trainable(model, positions, job.train_head, job.peft);
+  if (job.trainable == "all" && job.peft.method == "none") {
+    // Full fine-tuning (and pretraining) trains every parameter, embeddings included, as
+    // the paper's ft_all does.
+    for (auto& p : model->parameters()) p.set_requires_grad(true);
+    out.trainable_params = model->num_parameters(ModelPart::kAll);
+  }
   out.total_params = model->num_parameters(ModelPart::kAll);
 
   const std::string tok_path = tokenizer_path_for(job.tokenizer, job.model_dir);
@@ -282,7 +340,7 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
   for (auto& p : model->named_parameters(true))
     if (p.value().requires_grad()) params.emplace_back(p.key(), p.value());
   TrainerOptions to = job.trainer;
-  to.label = "finetune";
+  to.label = job.label;
   if (!val_src) to.keep_best = false;
   to.best_metric = "loss";
   Trainer trainer(params, to);
@@ -301,11 +359,12 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
              " (run the same command again to resume)");
   model->eval();
   if (rec) {
-    rec->set_efficiency("tokens_per_s", out.train.tokens_per_second, "tokens/s");
-    rec->set_efficiency("peak_memory_mib", peak_rss_mib(), "MiB");
-    rec->set_efficiency("trainable_params", double(out.trainable_params), "parameters");
-    rec->set_efficiency("total_params", double(out.total_params), "parameters");
-    if (val_src && out.train.best_step >= 0)
+    const std::string pre = job.label == "finetune" ? "" : job.label + "_";
+    rec->set_efficiency(pre + "tokens_per_s", out.train.tokens_per_second, "tokens/s");
+    rec->set_efficiency(pre + "peak_memory_mib", peak_rss_mib(), "MiB");
+    rec->set_efficiency(pre + "trainable_params", double(out.trainable_params), "parameters");
+    rec->set_efficiency(pre + "total_params", double(out.total_params), "parameters");
+    if (val_src && out.train.best_step >= 0 && job.record_validation)
       record_eval(rec, bundle ? "ft_emulator" : "ft_full", eval_name, "validation_loss", out.train.best_metric, val_src->size());
   }
 

@@ -10,6 +10,8 @@
 #include <optional>
 #include <string>
 
+#include "data/task.h"
+#include "eval/harness.h"
 #include "model/load.h"
 #include "offsite/distill.h"
 #include "offsite/emulator.h"
@@ -38,6 +40,7 @@ struct EmulatorJob {
   TrainerOptions trainer;
   LoadOptions load;
   std::string cache_dir;                  // token caches
+  bool record_perplexities = true;        // record the eval corpus perplexities as eval rows
 };
 
 struct EmulatorOutcome {
@@ -65,6 +68,8 @@ struct FinetuneJob {
   std::string cache_dir;
   int64_t max_eval_examples = 0;        // cap on validation examples (0: all)
   bool skip_malformed = false;          // count and skip malformed task records instead of failing
+  std::string label = "finetune";       // curve name; efficiency entries are prefixed "<label>_" unless "finetune"
+  bool record_validation = true;        // record the best validation loss as an eval row
 };
 
 struct FinetuneOutcome {
@@ -74,6 +79,23 @@ struct FinetuneOutcome {
 };
 
 FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* rec);
+
+// What one evaluation scores: harness tasks (multiple choice, webqs), WikiText pages
+// (harness rolling perplexity) and texts scored by the paper's block perplexity.
+struct EvalSpec {
+  std::vector<std::pair<std::string, std::vector<TaskDoc>>> tasks;       // name, eval docs
+  std::vector<std::pair<std::string, std::vector<std::string>>> wikitext;  // name, pages
+  std::vector<std::pair<std::string, std::string>> texts;                 // name, text
+  int64_t block_size = 512;   // texts: tokens per block
+  int64_t batch_size = 8;     // requests or blocks per forward pass
+  int64_t limit = 0;          // tasks: score only N docs (the harness's seeded shuffle)
+  int64_t max_length = 0;     // harness window (0: the model's)
+  bool row_bos = true;        // texts: BOS before each row for OPT and LLaMA, like their HF tokenizers
+};
+
+// Metrics of one model: per task the harness metrics; per text `perplexity`, `loss` (nats per
+// token) and `bits_per_byte` (the token loss spread over the text's UTF-8 bytes).
+std::vector<TaskResult> evaluate_model(DecoderLM& model, const Tokenizer& tok, const EvalSpec& spec);
 
 // Mean token loss of `model` over a BatchSource (batches of `batch_size`), for validation.
 double mean_loss(DecoderLM& model, const BatchSource& data, int64_t batch_size, int64_t max_examples = 0);

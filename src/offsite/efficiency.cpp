@@ -1,6 +1,11 @@
 // offsite/efficiency.cpp: see efficiency.h.
 #include "offsite/efficiency.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+
 #include <torch/torch.h>
 
 #include <chrono>
@@ -100,6 +105,41 @@ const std::vector<PaperEfficiency>& paper_efficiency_table() {
       {"GPT2-XL", "ft", 957, 39922},     {"GPT2-XL", "ft_lora", 1992, 17113},
       {"GPT2-XL", "ot", 4905, 8966},     {"GPT2-XL", "ot_lora", 6257, 7155}};
   return t;
+}
+
+namespace {
+
+std::string self_exe() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  OT_REQUIRE(n > 0, "bench: cannot locate the ot executable");
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+}  // namespace
+
+EfficiencyResult run_efficiency_method_in_child(const std::string& method, const std::vector<std::string>& bench_args) {
+  std::string cmd = shell_quote(self_exe()) + " bench offsite --only " + shell_quote(method);
+  for (const auto& a : bench_args) cmd += " " + shell_quote(a);
+  FILE* p = ::popen(cmd.c_str(), "r");
+  OT_REQUIRE(p != nullptr, "bench: cannot start ", cmd);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = ::pclose(p);
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  OT_REQUIRE(code == 0, "bench: method ", method, " failed (exit code ", code,
+             code == 137 ? ": killed, most likely out of memory; try a smaller model shape or leave this method out)" : ")");
+  const size_t brace = out.rfind('{');
+  OT_REQUIRE(brace != std::string::npos, "bench: method ", method, " printed no result");
+  return EfficiencyResult::from_json(nlohmann::json::parse(out.substr(brace)));
 }
 
 }  // namespace ot

@@ -37,6 +37,11 @@ struct EfficiencyResult {
 // part, and times AdamW steps of forward + backward + update on random tokens.
 EfficiencyResult run_efficiency_method(const std::string& method, const EfficiencyOptions& o);
 
+// The same in a fresh `ot bench offsite --only METHOD <bench_args>` process (this executable),
+// so that its peak memory is its own; throws ot::Error when the child fails (exit code 137:
+// most likely killed for memory).
+EfficiencyResult run_efficiency_method_in_child(const std::string& method, const std::vector<std::string>& bench_args);
+
 // The paper's figures (throughput, memory) for OPT-1.3B and GPT2-XL per method, to print
 // the ratios side by side.
 struct PaperEfficiency {

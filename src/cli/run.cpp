@@ -1,0 +1,206 @@
+// cli/run.cpp: experiments from TOML.
+//   ot run EXPERIMENT.toml [--set KEY=VALUE]... [--index I] [--print-config]
+//   ot rerun RESULT.h5 [--out FILE]
+//   ot sweep plan SWEEP.toml [--set ...]
+//   ot sweep SWEEP.toml [--set ...]
+// `run` runs one experiment (every run of a file with a [sweep], or only run I); `sweep`
+// runs a sweep's runs in order, skipping those whose result file is complete and redoing
+// the rest; `rerun` replays the configuration stored in a result file and compares results.
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "experiment/config.h"
+#include "experiment/runner.h"
+#include "experiment/schema.h"
+#include "experiment/sweep.h"
+#include "results/run_file.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/signals.h"
+
+namespace ot::cli {
+
+namespace {
+
+using experiment::PlannedRun;
+using experiment::RunState;
+
+std::string state_of(const std::string& path) {
+  if (!file_exists(path)) return "pending";
+  try {
+    results::RunReader r = results::RunReader::open(path);
+    switch (r.status()) {
+      case results::RunStatus::Completed: return "completed";
+      case results::RunStatus::Failed: return "failed";
+      case results::RunStatus::Running: return "running";
+    }
+  } catch (const std::exception&) {
+  }
+  return "unreadable";
+}
+
+std::string describe(const PlannedRun& r) {
+  std::string s;
+  for (const auto& [k, v] : r.params) s += (s.empty() ? "" : " ") + k + "=" + v;
+  return s.empty() ? "(no sweep)" : s;
+}
+
+struct Tally {
+  int completed = 0, skipped = 0, failed = 0;
+};
+
+// Runs `runs` in order; returns the exit code.
+int run_all(const std::vector<PlannedRun>& runs, const std::string& command_line, bool skip_complete) {
+  install_stop_signals();
+  Tally t;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const PlannedRun& r = runs[i];
+    if (skip_complete && results::run_is_complete(r.result_path)) {
+      std::cout << "[" << i + 1 << "/" << runs.size() << "] " << r.run_id << " " << describe(r)
+                << ": already completed (" << r.result_path << ")\n";
+      ++t.skipped;
+      continue;
+    }
+    std::cout << "[" << i + 1 << "/" << runs.size() << "] " << r.run_id << " " << describe(r) << " -> "
+              << r.result_path << std::endl;
+    experiment::RunOptions o;
+    o.command_line = command_line;
+    const RunState s = experiment::execute_run(r, o);
+    if (s == RunState::kPreempted) {
+      std::cerr << "ot: stopped by a signal; run the same command again to continue\n";
+      return kExitPreempted;
+    }
+    if (s == RunState::kCompleted) ++t.completed;
+    else ++t.failed;
+  }
+  std::cout << runs.size() << " run(s): " << t.completed << " completed now, " << t.skipped << " already completed, "
+            << t.failed << " failed\n";
+  return t.failed > 0 ? 1 : 0;
+}
+
+std::string joined(int argc, char** argv) {
+  std::string s;
+  for (int i = 0; i < argc; ++i) s += (i ? " " : "") + std::string(argv[i]);
+  return s;
+}
+
+void print_plan(const std::vector<PlannedRun>& runs) {
+  std::cout << "| # | run id | state | parameters |\n|---|---|---|---|\n";
+  for (size_t i = 0; i < runs.size(); ++i)
+    std::cout << "| " << i << " | " << runs[i].run_id << " | " << state_of(runs[i].result_path) << " | "
+              << describe(runs[i]) << " |\n";
+  std::cout << runs.size() << " run(s); results in "
+            << (runs.empty() ? "" : runs.front().result_path.substr(0, runs.front().result_path.find_last_of('/')))
+            << "\n";
+}
+
+// Compares the evaluation rows of two result files; prints the differences.
+void compare_results(const std::string& original, const std::string& rerun) {
+  results::RunReader a = results::RunReader::open(original), b = results::RunReader::open(rerun);
+  size_t same = 0, differ = 0;
+  for (const results::EvalRow& ra : a.eval()) {
+    for (const results::EvalRow& rb : b.eval()) {
+      if (ra.setting != rb.setting || ra.task != rb.task || ra.metric != rb.metric) continue;
+      if (ra.value == rb.value) {
+        ++same;
+      } else {
+        ++differ;
+        std::cout << "  differs: " << ra.setting << " " << ra.task << " " << ra.metric << ": " << std::setprecision(10)
+                  << ra.value << " -> " << rb.value << "\n";
+      }
+    }
+  }
+  std::cout << "rerun: " << same << " evaluation value(s) identical to " << original << ", " << differ << " different\n";
+}
+
+}  // namespace
+
+void register_run_commands(CLI::App& app, int argc, char** argv) {
+  const std::string cmdline = joined(argc, argv);
+  {
+    struct Args {
+      std::string file;
+      std::vector<std::string> sets;
+      int64_t index = -1;
+      bool print_config = false;
+    };
+    auto a = std::make_shared<Args>();
+    CLI::App* cmd = app.add_subcommand("run", "Run an experiment from TOML (all runs of its [sweep], or --index I)");
+    cmd->add_option("experiment", a->file, "experiment TOML file")->required();
+    cmd->add_option("--set", a->sets, "override a key: --set finetune.lr=2e-5 (repeatable)");
+    cmd->add_option("--index", a->index, "run only run I of the file's sweep (see `ot sweep plan`)");
+    cmd->add_flag("--print-config", a->print_config, "print the resolved configuration(s) and exit");
+    cmd->callback([a, cmdline] {
+      experiment::Config c = experiment::load_config(a->file, a->sets);
+      std::vector<PlannedRun> runs = experiment::plan_runs(c);
+      if (a->index >= 0) {
+        OT_REQUIRE(a->index < static_cast<int64_t>(runs.size()), "--index ", a->index, ": ", a->file, " has ",
+                   runs.size(), " run(s) (0 to ", runs.size() - 1, ")");
+        runs = {runs[static_cast<size_t>(a->index)]};
+      }
+      if (a->print_config) {
+        for (const PlannedRun& r : runs) std::cout << "# run " << r.run_id << "\n" << r.config.to_toml() << "\n";
+        return;
+      }
+      const int code = run_all(runs, cmdline, false);
+      if (code != 0) std::exit(code);
+    });
+  }
+  app.add_subcommand("schema", "Print every key an experiment TOML may hold (Markdown)")->callback([] {
+    std::cout << "# Experiment TOML keys\n\nGenerated by `ot schema`.\n\n" << experiment::schema_reference();
+  });
+  {
+    struct Args {
+      std::string file, out;
+    };
+    auto a = std::make_shared<Args>();
+    CLI::App* cmd = app.add_subcommand("rerun", "Run again exactly the configuration stored in a result file");
+    cmd->add_option("result", a->file, "result file (.h5) written by ot run or ot sweep")->required();
+    cmd->add_option("--out", a->out, "result file of the rerun (default: RESULT with .rerun.h5)");
+    cmd->callback([a, cmdline] {
+      results::RunReader r = results::RunReader::open(a->file);
+      OT_REQUIRE(!r.string_attribute("config_toml").empty(), a->file,
+                 ": stores no configuration (it was not written by ot run or ot sweep)");
+      experiment::Config c = experiment::config_from_text(r.string_attribute("config_toml"), a->file + " config_toml");
+      std::vector<PlannedRun> runs = experiment::plan_runs(c);
+      OT_REQUIRE(runs.size() == 1, a->file, ": stored configuration expands to ", runs.size(), " runs");
+      PlannedRun& run = runs.front();
+      if (run.run_id != r.string_attribute("run_id"))
+        std::cerr << "note: the stored configuration now has run id " << run.run_id << " (the file says "
+                  << r.string_attribute("run_id") << "): defaults of this version differ\n";
+      std::string out = a->out;
+      if (out.empty()) out = a->file.substr(0, a->file.size() - (a->file.size() > 3 && a->file.substr(a->file.size() - 3) == ".h5" ? 3 : 0)) + ".rerun.h5";
+      OT_REQUIRE(out != a->file, "--out: the rerun must not overwrite the original result ", a->file);
+      run.result_path = out;
+      const int code = run_all(runs, cmdline, false);
+      if (code == 0) compare_results(a->file, out);
+      if (code != 0) std::exit(code);
+    });
+  }
+  {
+    struct Args {
+      std::string file;
+      std::vector<std::string> sets;
+    };
+    auto a = std::make_shared<Args>();
+    auto p = std::make_shared<Args>();
+    CLI::App* cmd = app.add_subcommand("sweep", "Run a sweep: every run of SWEEP.toml not yet completed");
+    cmd->add_option("sweep", a->file, "sweep TOML file");
+    cmd->add_option("--set", a->sets, "override a key in every run (repeatable)");
+    CLI::App* plan = cmd->add_subcommand("plan", "List the runs of a sweep with their ids and states");
+    plan->add_option("sweep", p->file, "sweep TOML file")->required();
+    plan->add_option("--set", p->sets, "override a key in every run (repeatable)");
+    plan->callback([p] { print_plan(experiment::plan_runs(experiment::load_config(p->file, p->sets))); });
+    cmd->callback([a, cmd, cmdline] {
+      if (cmd->got_subcommand("plan")) return;
+      OT_REQUIRE(!a->file.empty(), "ot sweep: give a sweep file (ot sweep SWEEP.toml, or ot sweep plan SWEEP.toml)");
+      std::vector<PlannedRun> runs = experiment::plan_runs(experiment::load_config(a->file, a->sets));
+      const int code = run_all(runs, cmdline, true);
+      if (code != 0) std::exit(code);
+    });
+  }
+}
+
+}  // namespace ot::cli

@@ -1,0 +1,606 @@
+// experiment/runner.cpp: see runner.h.
+#include "experiment/runner.h"
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "data/brown.h"
+#include "data/tasks.h"
+#include "eval/settings.h"
+#include "experiment/jobs.h"
+#include "model/load.h"
+#include "offsite/adapter.h"
+#include "offsite/efficiency.h"
+#include "tokenizer/bpe_trainer.h"
+#include "tokenizer/tokenizer.h"
+#include "util/device.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/signals.h"
+
+namespace ot::experiment {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::string hex(uint64_t h) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return std::string(buf).substr(0, 12);
+}
+
+std::string section_text(const Config& c, const std::string& key) {
+  const toml::node* n = get_dotted(c.table, key);
+  if (!n) return "";
+  std::ostringstream os;
+  os << toml::toml_formatter(*n, toml::format_flags::none);
+  return os.str();
+}
+
+// A file's identity for cache keys: its path, size and modification time.
+std::string file_stamp(const std::string& path) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  const auto time = fs::last_write_time(path, ec).time_since_epoch().count();
+  return path + "|" + std::to_string(ec ? 0 : size) + "|" + std::to_string(ec ? 0 : time);
+}
+
+nlohmann::json toml_to_json(const toml::table& t) {
+  std::ostringstream os;
+  os << toml::json_formatter(t);
+  return nlohmann::json::parse(os.str());
+}
+
+// Everything one run needs, resolved once.
+class Run {
+ public:
+  Run(const PlannedRun& plan, results::RunRecorder* rec) : p_(plan), c_(plan.config), rec_(rec) {
+    work_ = c_.str("experiment.work_dir");
+    run_dir_ = path_join(path_join(path_join(work_, "runs"), c_.str("experiment.name")), p_.run_id);
+    cache_ = path_join(work_, "token-cache");
+    load_.device = parse_device(c_.str("runtime.device"), "runtime.device");
+    load_.dtype = parse_dtype(c_.str("runtime.dtype"), "runtime.dtype");
+    seed_ = static_cast<uint64_t>(c_.integer("experiment.seed"));
+  }
+
+  void execute() {
+    // A run that starts again starts clean (shared caches stay).
+    fs::remove_all(run_dir_);
+    fs::create_directories(run_dir_);
+    torch::manual_seed(seed_);
+    const std::string recipe = c_.str("experiment.recipe");
+    if (recipe == "pretrain") pretrain_recipe();
+    else if (recipe == "distill") distill_recipe();
+    else if (recipe == "finetune") finetune_recipe();
+    else if (recipe == "eval") eval_recipe();
+    else if (recipe == "efficiency") efficiency_recipe();
+    else offsite_recipe();
+  }
+
+ private:
+  // ---- data, tokenizer, model ----------------------------------------------------------
+
+  // The text file of data source `name` (a Brown selection is written once under work_dir/data).
+  std::string text_path(const std::string& name) {
+    auto it = texts_.find(name);
+    if (it != texts_.end()) return it->second;
+    const std::string key = "data." + name;
+    std::string path = c_.str(key + ".path");
+    if (path.empty()) {
+      auto letters = [&](const std::string& k) {
+        std::string list;
+        for (const std::string& g : c_.strings(k)) list += (list.empty() ? "" : ",") + g;
+        return parse_genre_letters(list, k + c_.where(k));
+      };
+      BrownSelection sel;
+      sel.genres = letters(key + ".genres");
+      sel.exclude_genres = letters(key + ".exclude_genres");
+      sel.split = parse_brown_split(c_.str(key + ".split"));
+      sel.validation_fraction = c_.number(key + ".validation_fraction");
+      sel.test_fraction = c_.number(key + ".test_fraction");
+      const std::string dir = c_.str(key + ".brown");
+      const std::string id = hex(fnv1a(section_text(c_, key) + "|" + file_stamp(path_join(dir, "cats.txt"))));
+      path = path_join(path_join(work_, "data"), name + "-" + id + ".txt");
+      if (!file_exists(path)) {
+        fs::create_directories(path_join(work_, "data"));
+        try {
+          BrownTextStats t = write_brown_text(select_brown(load_brown(dir), sel), path);
+          std::cerr << "data." << name << ": " << t.files << " Brown files, " << t.paragraphs << " paragraphs, "
+                    << t.bytes << " bytes -> " << path << "\n";
+        } catch (const Error& e) {
+          fail(key, c_.where(key), ": ", e.what());
+        }
+      }
+    } else {
+      OT_REQUIRE(file_exists(path), key, ".path: '", path, "' does not exist", c_.where(key + ".path"));
+    }
+    texts_[name] = path;
+    return path;
+  }
+
+  CorpusSpec corpus(const std::string& name, int64_t block_size, int64_t max_blocks = 0) {
+    return CorpusSpec{text_path(name), c_.str("data." + name + ".text_field"), block_size, max_blocks};
+  }
+
+  // The tokenizer path for jobs ("" = the model's own).
+  std::string tokenizer() {
+    if (tokenizer_ready_) return tokenizer_;
+    tokenizer_ready_ = true;
+    tokenizer_ = c_.str("tokenizer.path");
+    const std::string train = c_.str("tokenizer.train_data");
+    if (!train.empty()) {
+      OT_REQUIRE(tokenizer_.empty(), "tokenizer: give `path` or `train_data`, not both", c_.where("tokenizer"));
+      const std::string text = text_path(train);
+      const std::string id = hex(fnv1a(section_text(c_, "tokenizer") + "|" + section_text(c_, "data." + train) + "|" +
+                                       file_stamp(text)));
+      tokenizer_ = path_join(path_join(work_, "tokenizers"), id);
+      if (!file_exists(path_join(tokenizer_, "vocab.json"))) {
+        BpeTrainerOptions o;
+        o.vocab_size = c_.integer("tokenizer.vocab_size");
+        o.min_frequency = c_.integer("tokenizer.min_frequency");
+        TrainedBpe bpe = train_byte_bpe(read_training_texts({text}, std::nullopt), o);
+        fs::create_directories(path_join(work_, "tokenizers"));
+        const std::string staging = tokenizer_ + ".tmp-" + std::to_string(::getpid());
+        write_byte_bpe(bpe, staging);
+        fs::rename(staging, tokenizer_);  // the cache entry appears whole or not at all
+        std::cerr << "tokenizer: trained a " << bpe.tokens.size() << "-token byte-level BPE on data." << train
+                  << " -> " << tokenizer_ << "\n";
+      }
+    } else if (!tokenizer_.empty()) {
+      OT_REQUIRE(file_exists(tokenizer_) || dir_exists(tokenizer_), "tokenizer.path: '", tokenizer_, "' does not exist",
+                 c_.where("tokenizer.path"));
+    }
+    return tokenizer_;
+  }
+
+  std::string tokenizer_for(const std::string& model_dir) {
+    const std::string t = tokenizer();
+    return t.empty() ? model_dir : t;
+  }
+
+  TrainerOptions trainer(const std::string& s) {
+    TrainerOptions t;
+    t.lr = c_.number(s + ".lr");
+    t.weight_decay = c_.number(s + ".weight_decay");
+    t.schedule = c_.str(s + ".schedule");
+    t.warmup_steps = c_.integer(s + ".warmup_steps");
+    t.epochs = c_.integer(s + ".epochs");
+    t.max_steps = c_.integer(s + ".max_steps");
+    t.batch_size = c_.integer(s + ".batch_size");
+    t.grad_accum = c_.integer(s + ".grad_accum");
+    t.clip_norm = c_.number(s + ".clip_norm");
+    t.eval_every = c_.integer(s + ".eval_every");
+    t.save_every = c_.integer(s + ".save_every");
+    t.seed = seed_;
+    return t;
+  }
+
+  // The foundation model: model.path, or [model.init] pretrained once and cached.
+  std::string model_dir() {
+    if (!model_dir_.empty()) return model_dir_;
+    const std::string path = c_.str("model.path");
+    if (!path.empty()) {
+      OT_REQUIRE(file_exists(path_join(path, "config.json")), "model.path: '", path,
+                 "' is not a checkpoint directory (no config.json)", c_.where("model.path"));
+      return model_dir_ = path;
+    }
+    const std::string tok_path = tokenizer();
+    OT_REQUIRE(!tok_path.empty(), "[model.init] needs a tokenizer: set tokenizer.path or tokenizer.train_data",
+               c_.where("model.init"));
+    std::unique_ptr<Tokenizer> tok = load_tokenizer(tok_path);
+    nlohmann::json init = toml_to_json(*c_.table_at("model.init"));
+    if (!init.contains("vocab_size")) init["vocab_size"] = tok->vocab_size();
+    for (const char* k : {"bos_token_id", "eos_token_id", "pad_token_id"}) {
+      auto id = std::string(k) == "bos_token_id" ? tok->bos_id() : tok->eos_id();
+      if (!init.contains(k) && id) init[k] = *id;
+    }
+    const std::string data = text_path(c_.str("pretrain.data"));
+    const std::string eval = c_.str("pretrain.eval_data");
+    std::string key = init.dump() + "|" + section_text(c_, "pretrain") + "|" + file_stamp(data) + "|" +
+                      file_stamp(path_join(tok_path, "vocab.json"));
+    if (!eval.empty()) key += "|" + file_stamp(text_path(eval));
+    const std::string models = path_join(work_, "models");
+    const std::string dir = path_join(models, hex(fnv1a(key)));
+    model_dir_ = dir;
+    if (file_exists(path_join(dir, "config.json"))) {
+      std::cerr << "model: cached foundation model " << dir << "\n";
+      if (rec_) rec_->set_attribute("foundation_model", dir);
+      return dir;
+    }
+    fs::create_directories(models);
+    const std::string staging = dir + ".init";
+    {
+      ModelConfig mc = parse_model_config(init, "model.init" + c_.where("model.init"));
+      torch::manual_seed(static_cast<uint64_t>(c_.integer("pretrain.seed")));
+      DecoderLM m = build_model(mc, load_);
+      double std = 0.02;
+      for (const char* k : {"init_std", "initializer_range"})
+        if (init.contains(k) && init[k].is_number()) std = init[k].get<double>();
+      m->init_weights(std);
+      save_model(m, staging);
+      copy_tokenizer_files(tok_path, staging);
+    }
+    FinetuneJob job;
+    job.model_dir = staging;
+    job.out_dir = dir + ".tmp-" + std::to_string(::getpid());
+    job.tokenizer = tok_path;
+    job.trainable = "all";
+    job.corpus = corpus(c_.str("pretrain.data"), c_.integer("pretrain.block_size"));
+    if (!eval.empty()) job.eval_corpus = corpus(eval, c_.integer("pretrain.block_size"));
+    job.block_size = c_.integer("pretrain.block_size");
+    job.trainer = trainer("pretrain");
+    job.trainer.seed = static_cast<uint64_t>(c_.integer("pretrain.seed"));
+    job.trainer.state_path = dir + ".state";
+    job.load = load_;
+    job.cache_dir = cache_;
+    job.label = "pretrain";
+    job.record_validation = false;
+    FinetuneOutcome o = run_finetune_job(job, rec_);
+    fs::rename(job.out_dir, dir);  // the cache entry appears whole or not at all
+    fs::remove_all(staging);
+    fs::remove(job.trainer.state_path);
+    std::cerr << "model: pretrained " << o.total_params << " parameters for " << o.train.steps << " steps -> " << dir << "\n";
+    if (rec_) rec_->set_attribute("foundation_model", dir);
+    return dir;
+  }
+
+  // ---- evaluation -------------------------------------------------------------------
+
+  EvalSpec eval_spec() {
+    EvalSpec spec;
+    std::vector<std::string> tasks = c_.strings("eval.tasks");
+    if (tasks.empty() && !c_.str("finetune.task").empty() && c_.str("experiment.recipe") != "eval")
+      tasks.push_back(c_.str("finetune.task"));
+    for (const std::string& t : tasks) {
+      const std::string name = canonical_task_name(t);
+      TaskFiles f = task_files(name, c_.str("finetune.task_root"));
+      OT_REQUIRE(!f.eval.empty(), "eval.tasks: no evaluation files known for ", name, c_.where("eval.tasks"));
+      for (const std::string& file : f.eval)
+        OT_REQUIRE(file_exists(file) || dir_exists(file), "eval.tasks: ", name, ": '", file,
+                   "' does not exist (set finetune.task_root or $OT_DATA)", c_.where("finetune.task_root"));
+      spec.tasks.emplace_back(name, load_task(name, f.eval).eval_docs);
+    }
+    for (const std::string& d : c_.strings("eval.data")) spec.texts.emplace_back(d, read_text_file(text_path(d)));
+    spec.block_size = c_.integer("eval.block_size");
+    spec.batch_size = c_.integer("eval.batch_size");
+    spec.limit = c_.integer("eval.limit");
+    return spec;
+  }
+
+  void evaluate(const std::string& setting, const std::string& model, const std::string& adapter, const EvalSpec& spec) {
+    if (spec.tasks.empty() && spec.texts.empty()) return;
+    std::cerr << "eval: " << setting << "\n";
+    DecoderLM m = load_model(model, load_);
+    if (!adapter.empty()) {
+      Adapter a = load_adapter(adapter);
+      if (m->config().raw.contains("offsite")) load_adapter_into(m, a, adapter);
+      else plug_in(m, a, adapter);
+    }
+    std::unique_ptr<Tokenizer> tok = load_tokenizer(tokenizer_for(model));
+    for (const TaskResult& r : evaluate_model(m, *tok, spec)) {
+      rows_.emplace_back(setting, r);
+      if (rec_) {
+        results::EvalRow row;
+        row.setting = setting;
+        row.task = r.task;
+        row.metric = r.metric;
+        row.value = r.value;
+        row.stderr_value = r.std_error.value_or(0.0);
+        row.n = r.n;
+        rec_->add_eval(row);
+      }
+    }
+  }
+
+  // ---- recipe steps -----------------------------------------------------------------
+
+  EmulatorJob emulator_job(const std::string& out) {
+    EmulatorJob job;
+    job.model_dir = model_dir();
+    job.out_dir = out;
+    job.tokenizer = tokenizer();
+    const auto lr = c_.integers("emulator.adapter");
+    job.emulator.bottom = lr[0];
+    job.emulator.top = lr[1];
+    job.emulator.layers = c_.integer("emulator.layers");
+    job.emulator.strategy = c_.str("emulator.strategy");
+    job.emulator.repeat = c_.flag("emulator.repeat");
+    job.emulator.prune_ratio = c_.number("emulator.prune");
+    job.emulator.quantize_bits = static_cast<int>(c_.integer("emulator.quantize_bits"));
+    const int64_t block = c_.integer("distill.block_size");
+    if (!c_.str("emulator.calibration_data").empty()) job.calibration = corpus(c_.str("emulator.calibration_data"), block, 16);
+    if (!c_.str("distill.data").empty()) job.distill = corpus(c_.str("distill.data"), block);
+    if (!c_.str("distill.eval_data").empty())
+      job.eval = corpus(c_.str("distill.eval_data"), block, c_.integer("distill.eval_blocks"));
+    job.distill_loss.kd_weight = c_.number("distill.kd_weight");
+    job.distill_loss.lm_weight = c_.number("distill.lm_weight");
+    job.trainer = trainer("distill");
+    job.trainer.state_path = path_join(run_dir_, "distill.state");
+    job.load = load_;
+    job.cache_dir = cache_;
+    job.record_perplexities = false;
+    return job;
+  }
+
+  FinetuneJob finetune_job(const std::string& model, const std::string& out, const std::string& section,
+                           const std::string& trainable) {
+    FinetuneJob job;
+    job.model_dir = model;
+    job.out_dir = out;
+    job.tokenizer = tokenizer();
+    job.trainable = trainable;
+    job.freeze_bottom = c_.flag("finetune.freeze_bottom");
+    job.train_head = c_.flag("finetune.train_head");
+    job.peft.method = c_.str("finetune.peft");
+    job.peft.lora_rank = c_.integer("finetune.lora_rank");
+    job.peft.lora_alpha = c_.number("finetune.lora_alpha");
+    job.peft.lora_dropout = c_.number("finetune.lora_dropout");
+    job.peft.adapter_size = c_.integer("finetune.adapter_size");
+    job.block_size = c_.integer(section + ".block_size");
+    const std::string task = c_.str("finetune.task");
+    if (!task.empty()) {
+      job.task = canonical_task_name(task);
+      TaskFiles f = task_files(job.task, c_.str("finetune.task_root"));
+      job.train_file = c_.str("finetune.train_file");
+      if (job.train_file.empty()) {
+        OT_REQUIRE(!f.train.empty(), "finetune.task = ", job.task, ": no training split is stored under ",
+                   c_.str("finetune.task_root"), "; set finetune.train_file", c_.where("finetune.task"));
+        job.train_file = f.train.front();
+      }
+      OT_REQUIRE(file_exists(job.train_file), "finetune: training file '", job.train_file,
+                 "' does not exist (set finetune.task_root, $OT_DATA or finetune.train_file)", c_.where("finetune"));
+      job.validation_file = c_.str("finetune.validation_file");
+      if (job.validation_file.empty() && !f.validation.empty() && file_exists(f.validation.front()))
+        job.validation_file = f.validation.front();
+      if (c_.integer("finetune.prefix_token") >= 0) job.prefix_token = c_.integer("finetune.prefix_token");
+    } else {
+      job.corpus = corpus(c_.str("finetune.data"), job.block_size);
+      if (!c_.str("finetune.eval_data").empty()) job.eval_corpus = corpus(c_.str("finetune.eval_data"), job.block_size);
+    }
+    job.trainer = trainer(section);
+    job.trainer.state_path = path_join(run_dir_, section + ".state");
+    job.load = load_;
+    job.cache_dir = cache_;
+    job.max_eval_examples = c_.integer("finetune.max_eval_examples");
+    job.label = section;
+    job.record_validation = false;
+    return job;
+  }
+
+  void check_not_interrupted(const TrainResult& r, const std::string& what) {
+    OT_REQUIRE(!r.interrupted, what, " interrupted by a signal; its state is saved");
+  }
+
+  // ---- recipes ------------------------------------------------------------------------
+
+  void pretrain_recipe() {
+    const std::string m = model_dir();
+    evaluate("zs_full", m, "", eval_spec());
+  }
+
+  void distill_recipe() {
+    std::string bundle = c_.str("emulator.save_to");
+    if (bundle.empty()) bundle = path_join(run_dir_, "bundle");
+    EmulatorOutcome o = run_emulator_job(emulator_job(bundle), rec_);
+    check_not_interrupted(o.train, "distillation");
+    EvalSpec spec = eval_spec();
+    evaluate("zs_full", model_dir(), "", spec);
+    evaluate("zs_emulator", bundle, "", spec);
+  }
+
+  void finetune_recipe() {
+    const std::string out = path_join(run_dir_, "finetuned");
+    const std::string base = model_dir();
+    FinetuneOutcome o = run_finetune_job(finetune_job(base, out, "finetune", c_.str("finetune.trainable")), rec_);
+    check_not_interrupted(o.train, "fine-tuning");
+    EvalSpec spec = eval_spec();
+    if (o.wrote_adapter) evaluate("ft_emulator", base, out, spec);
+    else evaluate("ft_full", out, "", spec);
+  }
+
+  void eval_recipe() {
+    std::string m = c_.str("eval.model");
+    if (m.empty()) m = model_dir();
+    OT_REQUIRE(file_exists(path_join(m, "config.json")), "eval.model: '", m, "' is not a checkpoint directory",
+               c_.where("eval.model"));
+    evaluate(c_.str("eval.setting"), m, c_.str("eval.adapter"), eval_spec());
+  }
+
+  void efficiency_recipe() {
+    const std::string method = c_.str("efficiency.method");
+    const auto lr = c_.integers("emulator.adapter");
+    std::vector<std::string> args = {"--seq-len", std::to_string(c_.integer("efficiency.seq_len")),
+                                     "--batch", std::to_string(c_.integer("efficiency.batch")),
+                                     "--steps", std::to_string(c_.integer("efficiency.steps")),
+                                     "--warmup", std::to_string(c_.integer("efficiency.warmup_steps")),
+                                     "--adapter", std::to_string(lr[0]) + "," + std::to_string(lr[1]),
+                                     "--emulator-layers", std::to_string(c_.integer("emulator.layers")),
+                                     "--threads", std::to_string(c_.integer("runtime.threads"))};
+    const std::string shape = c_.str("efficiency.shape");
+    if (!shape.empty()) args.insert(args.end(), {"--shape", shape});
+    else args.insert(args.end(), {"--config", path_join(model_dir(), "config.json")});
+    std::cerr << "efficiency: measuring " << method << " in a fresh process\n";
+    EfficiencyResult r = run_efficiency_method_in_child(method, args);
+    if (rec_) {
+      rec_->set_attribute("method", method);
+      rec_->set_efficiency("tokens_per_s", r.tokens_per_s, "tokens/s");
+      rec_->set_efficiency("peak_memory_mib", r.peak_memory_mib, "MiB");
+      rec_->set_efficiency("trainable_params", double(r.trainable_params), "parameters");
+      rec_->set_efficiency("total_params", double(r.total_params), "parameters");
+      rec_->set_efficiency("step_seconds", r.step_seconds, "s");
+    }
+    std::cout << method << ": " << std::fixed << std::setprecision(0) << r.tokens_per_s << " tokens/s, "
+              << r.peak_memory_mib << " MiB peak, " << r.trainable_params << " of " << r.total_params
+              << " parameters trained\n";
+  }
+
+  void offsite_recipe() {
+    const std::vector<std::string> settings = c_.strings("eval.settings");
+    auto wants = [&](const char* s) { return std::find(settings.begin(), settings.end(), s) != settings.end(); };
+    const std::string full = model_dir();
+    std::string bundle = c_.str("emulator.bundle");
+    const std::string adapter = path_join(run_dir_, "adapter");
+    EvalSpec spec = eval_spec();  // fail on a bad eval input before the long steps
+    if (bundle.empty()) {
+      bundle = path_join(run_dir_, "bundle");
+      EmulatorOutcome e = run_emulator_job(emulator_job(bundle), rec_);
+      check_not_interrupted(e.train, "distillation");
+    } else {
+      OT_REQUIRE(file_exists(path_join(bundle, "config.json")), "emulator.bundle: '", bundle,
+                 "' is not a bundle directory (make one with recipe distill)", c_.where("emulator.bundle"));
+      if (rec_) rec_->set_attribute("bundle", bundle);
+    }
+    FinetuneOutcome f = run_finetune_job(finetune_job(bundle, adapter, "finetune", "adapter"), rec_);
+    check_not_interrupted(f.train, "adapter fine-tuning");
+    std::string full_ft;
+    if (wants("ft_full") && c_.flag("full_finetune.enabled")) {
+      full_ft = path_join(run_dir_, "full_finetune");
+      FinetuneOutcome ff = run_finetune_job(finetune_job(full, full_ft, "full_finetune", "all"), rec_);
+      check_not_interrupted(ff.train, "full fine-tuning");
+    }
+    if (wants("zs_full")) evaluate("zs_full", full, "", spec);
+    if (wants("zs_emulator")) evaluate("zs_emulator", bundle, "", spec);
+    if (wants("ft_emulator")) evaluate("ft_emulator", bundle, adapter, spec);
+    if (wants("plugin")) evaluate("plugin", full, adapter, spec);
+    if (!full_ft.empty()) evaluate("ft_full", full_ft, "", spec);
+  }
+
+ public:
+  const std::vector<std::pair<std::string, TaskResult>>& rows() const { return rows_; }
+
+ private:
+  const PlannedRun& p_;
+  const Config& c_;
+  results::RunRecorder* rec_;
+  std::string work_, run_dir_, cache_;
+  LoadOptions load_;
+  uint64_t seed_ = 0;
+  std::map<std::string, std::string> texts_;
+  std::string tokenizer_, model_dir_;
+  bool tokenizer_ready_ = false;
+  std::vector<std::pair<std::string, TaskResult>> rows_;
+};
+
+std::string format_value(const std::string& metric, double v) {
+  std::ostringstream os;
+  if (metric == "acc" || metric == "acc_norm") os << std::fixed << std::setprecision(1) << 100.0 * v;
+  else os << std::fixed << std::setprecision(metric == "bits_per_byte" ? 4 : 3) << v;
+  return os.str();
+}
+
+// The run's results as a settings x (task, metric) table, and the paper's pattern per column.
+void print_summary(const std::string& run_id, const std::vector<std::pair<std::string, TaskResult>>& rows) {
+  std::vector<std::string> settings;
+  std::vector<std::pair<std::string, std::string>> cols;
+  std::map<std::pair<std::string, std::pair<std::string, std::string>>, double> v;
+  for (const auto& [s, r] : rows) {
+    if (r.metric == "loss" || r.metric == "byte_perplexity") continue;
+    if (std::find(settings.begin(), settings.end(), s) == settings.end()) settings.push_back(s);
+    auto col = std::make_pair(r.task, r.metric);
+    if (std::find(cols.begin(), cols.end(), col) == cols.end()) cols.push_back(col);
+    v[{s, col}] = r.value;
+  }
+  if (settings.empty()) return;
+  std::ostringstream os;
+  os << "\nrun " << run_id << "\n| setting |";
+  for (const auto& c : cols) os << " " << c.first << " " << c.second << " |";
+  os << "\n|---|";
+  for (size_t i = 0; i < cols.size(); ++i) os << "---:|";
+  os << "\n";
+  for (const std::string& s : settings) {
+    os << "| " << s << " |";
+    for (const auto& c : cols) {
+      auto it = v.find({s, c});
+      os << " " << (it == v.end() ? "" : format_value(c.second, it->second)) << " |";
+    }
+    os << "\n";
+  }
+  for (const PatternMargins& m : pattern_margins(rows)) {
+    os << "pattern on " << m.task << " " << m.metric << ": zs_emulator worse than zs_full by "
+       << format_value(m.metric, m.emulator_below_full) << ", plugin better than zs_full by "
+       << format_value(m.metric, m.plugin_above_full) << ", plugin better than ft_emulator by "
+       << format_value(m.metric, m.plugin_above_ft_emulator) << (m.holds() ? "  [holds]" : "  [does NOT hold]") << "\n";
+  }
+  std::cout << os.str() << std::flush;
+}
+
+}  // namespace
+
+std::vector<PatternMargins> pattern_margins(const std::vector<std::pair<std::string, TaskResult>>& rows) {
+  std::map<std::pair<std::string, std::string>, std::map<std::string, double>> by;
+  std::vector<std::pair<std::string, std::string>> order;
+  for (const auto& [s, r] : rows) {
+    auto k = std::make_pair(r.task, r.metric);
+    if (!by.count(k)) order.push_back(k);
+    by[k][s] = r.value;
+  }
+  std::vector<PatternMargins> out;
+  for (const auto& k : order) {
+    if (k.second == "loss" || k.second == "byte_perplexity") continue;
+    const auto& m = by[k];
+    if (!m.count("zs_full") || !m.count("zs_emulator") || !m.count("plugin") || !m.count("ft_emulator")) continue;
+    const double sign = lower_is_better(k.second) ? -1.0 : 1.0;  // positive margin = the ordering holds
+    PatternMargins p;
+    p.task = k.first;
+    p.metric = k.second;
+    p.emulator_below_full = sign * (m.at("zs_full") - m.at("zs_emulator"));
+    p.plugin_above_full = sign * (m.at("plugin") - m.at("zs_full"));
+    p.plugin_above_ft_emulator = sign * (m.at("plugin") - m.at("ft_emulator"));
+    out.push_back(p);
+  }
+  return out;
+}
+
+RunState execute_run(const PlannedRun& plan, const RunOptions& opts) {
+  const Config& c = plan.config;
+  if (c.integer("runtime.threads") > 0) at::set_num_threads(static_cast<int>(c.integer("runtime.threads")));
+  results::RunInfo info;
+  info.run_id = plan.run_id;
+  info.experiment = c.str("experiment.name");
+  info.config_toml = c.to_toml();
+  info.command_line = opts.command_line;
+  info.libtorch_version = TORCH_VERSION;
+  results::RunRecorder rec(plan.result_path, info);
+  rec.set_attribute("recipe", c.str("experiment.recipe"));
+  rec.set_attribute("label", c.str("experiment.label").empty() ? c.str("experiment.name") : c.str("experiment.label"));
+  rec.set_attribute("group_id", group_id_of(c));
+  rec.set_attribute("sweep_params", params_json(plan.params));
+  rec.set_attribute("paper_table", c.str("experiment.paper_table"));
+  rec.set_attribute("seed", c.integer("experiment.seed"));
+  Run run(plan, &rec);
+  try {
+    run.execute();
+    rec.complete();
+  } catch (const std::exception& e) {
+    rec.fail(e.what());
+    if (stop_requested()) {
+      std::cerr << "ot: run " << plan.run_id << " stopped by a signal: " << e.what() << "\n";
+      return RunState::kPreempted;
+    }
+    std::cerr << "ot: run " << plan.run_id << " failed: " << e.what() << "\n";
+    return RunState::kFailed;
+  }
+  print_summary(plan.run_id, run.rows());
+  return RunState::kCompleted;
+}
+
+}  // namespace ot::experiment

@@ -1,0 +1,43 @@
+// experiment/runner.h: runs one planned run of an experiment (experiment/sweep.h) from its
+// resolved configuration to its HDF5 result file. The recipes:
+//   pretrain  the model owner's foundation model from [model.init] (cached by configuration)
+//   distill   emulator (+ distillation) of the foundation model: an offsite bundle
+//   finetune  fine-tuning of a bundle's adapter or of a full model
+//   eval      harness tasks and block perplexity of one model (optionally with an adapter)
+//   offsite   the paper's comparison: emulator, adapter fine-tuning on it, the full
+//             fine-tuning baseline and the five settings zs_full, zs_emulator, ft_emulator,
+//             plugin and ft_full, with the privacy margins printed
+// Artifacts go under experiment.work_dir: data/ (materialised texts), tokenizers/ and models/
+// (cached by the configuration that made them, shared by runs), runs/<experiment>/<run-id>/
+// (bundle, adapter, fine-tuned model, trainer states).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "eval/harness.h"
+#include "experiment/sweep.h"
+
+namespace ot::experiment {
+
+enum class RunState { kCompleted, kFailed, kPreempted };
+
+struct RunOptions {
+  std::string command_line;  // recorded in the result file
+};
+
+// Runs `run`, writing run.result_path (status running, then completed or failed). A failure
+// is recorded and returned, not thrown (so that a sweep goes on); preemption (SIGUSR1/SIGTERM
+// while training: state written) returns kPreempted.
+RunState execute_run(const PlannedRun& run, const RunOptions& opts = {});
+
+// The pattern the paper reports, from one run's results on one task or text: margins (positive
+// = the ordering holds) of zs_emulator vs zs_full, plugin vs zs_full, plugin vs ft_emulator.
+struct PatternMargins {
+  std::string task, metric;
+  double emulator_below_full = 0.0, plugin_above_full = 0.0, plugin_above_ft_emulator = 0.0;
+  bool holds() const { return emulator_below_full > 0 && plugin_above_full > 0 && plugin_above_ft_emulator > 0; }
+};
+std::vector<PatternMargins> pattern_margins(const std::vector<std::pair<std::string, TaskResult>>& rows);
+
+}  // namespace ot::experiment

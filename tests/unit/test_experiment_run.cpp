@@ -1,0 +1,263 @@
+// `ot run`, `ot rerun` and `ot sweep` end to end on a real pretrained model (stories260K):
+// the offsite recipe's five settings recorded in one HDF5 file with its resolved TOML, a rerun
+// that reproduces every value bit for bit, a multiple-choice experiment on real task data, and
+// a sweep killed with SIGKILL at several points and restarted until every run is completed
+// exactly once with earlier results untouched.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "results/run_file.h"
+#include "test_support.h"
+#include "util/fs.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using ot::test::run_cli;
+using ot::test::shared_path;
+using ot::test::TempDir;
+using ot::test::write_file;
+
+class ExperimentRun : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    const std::string m = shared_path("data/models/stories260K/");
+    auto r = run_cli("convert llama2c --checkpoint " + m + "stories260K.bin --tokenizer " + m + "tok512.bin --out " + p("full"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string text = ot::read_text_file(shared_path("data/corpora/tinyshakespeare/input.txt"));
+    write_file(p("train.txt"), text.substr(0, 20000));
+    write_file(p("valid.txt"), text.substr(20000, 4000));
+    write_file(p("test.txt"), text.substr(24000, 4000));
+    const std::string stories = ot::read_text_file(shared_path("data/corpora/tinystories/tinystories_train_head.txt"));
+    write_file(p("owner.txt"), stories.substr(0, 20000));
+    write_file(p("owner_valid.txt"), stories.substr(20000, 4000));
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string p(const std::string& name) { return dir_->file(name); }
+
+  // A small offsite experiment on stories260K (5 blocks: 1-1-1 adapter/emulator).
+  static std::string experiment(const std::string& name, const std::string& extra = "") {
+    const std::string toml = R"(
+[experiment]
+name = ")" + name + R"("
+recipe = "offsite"
+results_dir = ")" + p("results") + R"("
+work_dir = ")" + p("work") + R"("
+
+[runtime]
+threads = 1
+
+[model]
+path = ")" + p("full") + R"("
+
+[data.owner]
+path = ")" + p("owner.txt") + R"("
+[data.owner_valid]
+path = ")" + p("owner_valid.txt") + R"("
+[data.train]
+path = ")" + p("train.txt") + R"("
+[data.valid]
+path = ")" + p("valid.txt") + R"("
+[data.heldout]
+path = ")" + p("test.txt") + R"("
+
+[emulator]
+adapter = [1, 1]
+layers = 1
+
+[distill]
+data = "owner"
+eval_data = "owner_valid"
+block_size = 64
+batch_size = 4
+max_steps = 6
+lr = 2e-3
+eval_every = 3
+
+[finetune]
+data = "train"
+eval_data = "valid"
+block_size = 64
+batch_size = 4
+max_steps = 6
+lr = 3e-3
+eval_every = 3
+
+[full_finetune]
+block_size = 64
+batch_size = 4
+max_steps = 4
+lr = 1e-3
+
+[eval]
+data = ["heldout"]
+block_size = 64
+)" + extra;
+    const std::string path = p(name + ".toml");
+    write_file(path, toml);
+    return path;
+  }
+
+  static ot::results::RunReader only_result(const std::string& name) {
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(p("results/" + name)))
+      if (e.path().extension() == ".h5" && e.path().filename().string()[0] != '.') files.push_back(e.path().string());
+    EXPECT_EQ(files.size(), 1u);
+    return ot::results::RunReader::open(files.at(0));
+  }
+
+  static TempDir* dir_;
+};
+TempDir* ExperimentRun::dir_ = nullptr;
+
+TEST_F(ExperimentRun, OffsiteRecipeRecordsFiveSettingsAndRerunReproducesThem) {
+  auto r = run_cli("run " + experiment("five"));
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("| setting |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("pattern on heldout perplexity"), std::string::npos) << r.out;
+  ot::results::RunReader run = only_result("five");
+  EXPECT_EQ(run.status(), ot::results::RunStatus::Completed);
+  EXPECT_EQ(run.string_attribute("recipe"), "offsite");
+  EXPECT_EQ(run.string_attribute("experiment"), "five");
+  EXPECT_NE(run.string_attribute("config_toml").find("layers = 1"), std::string::npos);
+  std::set<std::string> settings;
+  for (const auto& row : run.eval()) {
+    EXPECT_EQ(row.task, "heldout");
+    if (row.metric == "perplexity") {
+      settings.insert(row.setting);
+      EXPECT_GT(row.value, 1.0);
+    }
+  }
+  EXPECT_EQ(settings, (std::set<std::string>{"zs_full", "zs_emulator", "ft_emulator", "plugin", "ft_full"}));
+  EXPECT_GT(run.curve("distill").rows(), 0u);
+  EXPECT_GT(run.curve("finetune").rows(), 0u);
+  EXPECT_GT(run.curve("full_finetune").rows(), 0u);
+
+  // The rerun replays the stored configuration and reproduces every value exactly.
+  auto rr = run_cli("rerun " + run.path());
+  ASSERT_EQ(rr.exit_code, 0) << rr.err << rr.out;
+  EXPECT_NE(rr.out.find("rerun: 15 evaluation value(s) identical"), std::string::npos) << rr.out;
+  EXPECT_NE(rr.out.find(", 0 different"), std::string::npos) << rr.out;
+  auto again = ot::results::RunReader::open(run.path().substr(0, run.path().size() - 3) + ".rerun.h5");
+  EXPECT_EQ(again.string_attribute("config_toml"), run.string_attribute("config_toml"));
+}
+
+TEST_F(ExperimentRun, MultipleChoiceTaskEndToEnd) {
+  const std::string root = shared_path("data/tasks");
+  std::string toml = ot::read_text_file(experiment("arc"));
+  // Fine-tune on ARC-Easy's real training file instead of text; evaluate the harness task.
+  toml.replace(toml.find("[finetune]\ndata = \"train\"\neval_data = \"valid\""),
+               std::string("[finetune]\ndata = \"train\"\neval_data = \"valid\"").size(),
+               "[finetune]\ntask = \"arc_easy\"\ntask_root = \"" + root + "\"\nmax_eval_examples = 16");
+  toml.replace(toml.find("[eval]\ndata = [\"heldout\"]"), std::string("[eval]\ndata = [\"heldout\"]").size(),
+               "[eval]\nlimit = 24\nsettings = [\"zs_full\", \"zs_emulator\", \"ft_emulator\", \"plugin\"]");
+  write_file(p("arc.toml"), toml);
+  auto r = run_cli("run " + p("arc.toml"));
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  ot::results::RunReader run = only_result("arc");
+  std::set<std::string> settings;
+  for (const auto& row : run.eval()) {
+    EXPECT_EQ(row.task, "arc_easy");
+    if (row.metric == "acc") {
+      settings.insert(row.setting);
+      EXPECT_EQ(row.n, 24);
+      EXPECT_GE(row.value, 0.0);
+      EXPECT_LE(row.value, 1.0);
+      EXPECT_GT(row.stderr_value, 0.0);
+    }
+  }
+  EXPECT_EQ(settings, (std::set<std::string>{"zs_full", "zs_emulator", "ft_emulator", "plugin"}));
+}
+
+TEST_F(ExperimentRun, SweepKilledAnywhereEndsWithEveryRunCompletedOnce) {
+  const std::string sweep = experiment("killed", "\n[sweep]\nseeds = [0, 1, 2]\n");
+  auto plan = run_cli("sweep plan " + sweep);
+  ASSERT_EQ(plan.exit_code, 0) << plan.err;
+  EXPECT_NE(plan.out.find("3 run(s)"), std::string::npos) << plan.out;
+  EXPECT_NE(plan.out.find("| pending |"), std::string::npos) << plan.out;
+
+  // Start the sweep and SIGKILL it at growing delays, restarting each time, until it finishes.
+  const std::string ot_bin = OT_CLI_PATH;
+  std::map<std::string, std::string> first_completed;  // file -> bytes when first seen completed
+  bool finished = false;
+  for (int attempt = 0; attempt < 12 && !finished; ++attempt) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::freopen("/dev/null", "w", stdout);
+      ::freopen("/dev/null", "w", stderr);
+      ::execl(ot_bin.c_str(), ot_bin.c_str(), "sweep", sweep.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500 + 900 * attempt);
+    int status = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (::waitpid(pid, &status, WNOHANG) == pid) {
+        finished = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        ASSERT_TRUE(finished) << "sweep exited with status " << status;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (!finished) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+    }
+    // A result once completed is never touched again.
+    for (const auto& e : fs::directory_iterator(p("results/killed"))) {
+      const std::string f = e.path().string();
+      if (e.path().extension() != ".h5" || e.path().filename().string()[0] == '.') continue;
+      if (!ot::results::run_is_complete(f)) continue;
+      const std::string bytes = ot::read_text_file(f);
+      auto [it, fresh] = first_completed.emplace(f, bytes);
+      if (!fresh) EXPECT_EQ(it->second, bytes) << f << " changed after it was completed";
+    }
+  }
+  ASSERT_TRUE(finished) << "the sweep did not finish in 12 attempts";
+  std::set<std::string> ids;
+  int h5 = 0;
+  for (const auto& e : fs::directory_iterator(p("results/killed"))) {
+    if (e.path().extension() != ".h5") continue;
+    ASSERT_NE(e.path().filename().string()[0], '.') << "leftover temporary file " << e.path();
+    ++h5;
+    auto run = ot::results::RunReader::open(e.path().string());
+    EXPECT_EQ(run.status(), ot::results::RunStatus::Completed) << e.path();
+    ids.insert(run.string_attribute("run_id"));
+  }
+  EXPECT_EQ(h5, 3);
+  EXPECT_EQ(ids.size(), 3u);
+  auto again = run_cli("sweep " + sweep);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("0 completed now, 3 already completed, 0 failed"), std::string::npos) << again.out;
+}
+
+TEST_F(ExperimentRun, BadInputsFailBeforeAnyWork) {
+  auto missing = run_cli("run " + experiment("bad1", "").substr(0, 0) + p("nope.toml"));
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("nope.toml: no such experiment file"), std::string::npos) << missing.err;
+  std::string toml = ot::read_text_file(experiment("bad2"));
+  toml.replace(toml.find(p("full")), p("full").size(), p("no-such-model"));
+  write_file(p("bad2.toml"), toml);
+  auto nomodel = run_cli("run " + p("bad2.toml"));
+  EXPECT_EQ(nomodel.exit_code, 1);
+  EXPECT_NE(nomodel.err.find("model.path: '" + p("no-such-model") + "' is not a checkpoint directory"), std::string::npos)
+      << nomodel.err;
+  auto zero = run_cli("sweep plan " + experiment("bad3", "\n[sweep.grid]\n\"finetune.lr\" = []\n"));
+  EXPECT_EQ(zero.exit_code, 1);
+  EXPECT_NE(zero.err.find("zero runs"), std::string::npos) << zero.err;
+  auto typo = run_cli("run " + experiment("bad4") + " --set finetune.lrr=1");
+  EXPECT_EQ(typo.exit_code, 1);
+  EXPECT_NE(typo.err.find("--set finetune.lrr=1: unknown key 'finetune.lrr' (did you mean 'lr'?)"), std::string::npos)
+      << typo.err;
+}
+
+}  // namespace
