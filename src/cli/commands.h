@@ -19,5 +19,7 @@ void register_convert(CLI::App& app);  // convert.cpp: `ot convert llama2c ...`
 void register_tokenize(CLI::App& app);
 // eval.cpp: `ot eval`, harness task metrics and perplexity.
 void register_eval(CLI::App& app);
+// analyze.cpp: `ot analyze`, the paper's tables and figures from a results directory.
+void register_analyze(CLI::App& app);
 
 }  // namespace ot::cli
