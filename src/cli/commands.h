@@ -23,5 +23,7 @@ void register_eval(CLI::App& app);
 void register_train_tokenizer(CLI::App& app);
 // run.cpp: `ot run`, `ot rerun` and `ot sweep` (experiments from TOML); argv is recorded.
 void register_run_commands(CLI::App& app, int argc, char** argv);
+// analyze.cpp: `ot analyze`, the paper's tables and figures from a results directory.
+void register_analyze(CLI::App& app);
 
 }  // namespace ot::cli

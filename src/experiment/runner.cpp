@@ -109,7 +109,7 @@ class Run {
       auto letters = [&](const std::string& k) {
         std::string list;
         for (const std::string& g : c_.strings(k)) list += (list.empty() ? "" : ",") + g;
-        return parse_genre_letters(list, k + c_.where(k));
+        return list.empty() ? std::string() : parse_genre_letters(list, k + c_.where(k));
       };
       BrownSelection sel;
       sel.genres = letters(key + ".genres");

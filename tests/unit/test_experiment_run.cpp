@@ -213,6 +213,7 @@ TEST_F(ExperimentRun, SweepKilledAnywhereEndsWithEveryRunCompletedOnce) {
       ::waitpid(pid, &status, 0);
     }
     // A result once completed is never touched again.
+    if (!fs::exists(p("results/killed"))) continue;  // killed before the first file appeared
     for (const auto& e : fs::directory_iterator(p("results/killed"))) {
       const std::string f = e.path().string();
       if (e.path().extension() != ".h5" || e.path().filename().string()[0] == '.') continue;
@@ -261,3 +262,72 @@ TEST_F(ExperimentRun, BadInputsFailBeforeAnyWork) {
 }
 
 }  // namespace
+
+namespace {
+
+// A corpus in the Brown layout: cats.txt and tagged files, three genres of six files.
+void write_fake_brown(const std::string& dir) {
+  fs::create_directories(dir);
+  const char* genres[] = {"news", "religion", "learned"};
+  const char letters[] = {'a', 'd', 'j'};
+  const char* words[] = {"the/at", "jury/nn", "said/vbd", "that/cs", "a/at", "study/nn", "of/in", "light/nn",
+                         "shows/vbz", "faith/nn", "and/cc", "reason/nn", "grow/vb", "in/in", "time/nn", "./."};
+  std::string cats;
+  unsigned state = 7;
+  for (int g = 0; g < 3; ++g)
+    for (int f = 1; f <= 6; ++f) {
+      const std::string name = std::string("c") + letters[g] + "0" + std::to_string(f);
+      cats += name + " " + genres[g] + "\n";
+      std::string text;
+      for (int para = 0; para < 30; ++para) {
+        text += "\n\n\t";
+        for (int w = 0; w < 40; ++w) {
+          state = state * 1103515245u + 12345u;
+          text += std::string(words[(state >> 16) % (g == 2 ? 8 : 16)]) + " ";
+        }
+      }
+      write_file(dir + "/" + name, text + "\n");
+    }
+  write_file(dir + "/cats.txt", cats);
+}
+
+}  // namespace
+
+// The quickstart's pipeline on a reduced budget: Brown selections, a trained BPE, a pretrained
+// (then cached) foundation model, and the five settings on the held-out genre's test files.
+TEST_F(ExperimentRun, QuickstartPipelineOnAReducedBudget) {
+  write_fake_brown(p("brown"));
+  const std::vector<std::string> sets = {
+      "experiment.results_dir=" + p("qs-results"), "experiment.work_dir=" + p("qs-work"), "runtime.threads=1",
+      "tokenizer.vocab_size=300", "model.init.num_hidden_layers=4", "model.init.hidden_size=32",
+      "model.init.ffn_dim=64", "model.init.word_embed_proj_dim=32", "model.init.num_attention_heads=2",
+      "model.init.max_position_embeddings=32", "pretrain.block_size=32", "pretrain.max_steps=6",
+      "pretrain.eval_every=3", "pretrain.save_every=2", "emulator.adapter=[1,1]", "emulator.layers=1",
+      "distill.block_size=32", "distill.max_steps=4", "distill.eval_every=2", "finetune.block_size=32",
+      "finetune.max_steps=4", "finetune.eval_every=2", "full_finetune.block_size=32", "full_finetune.max_steps=3",
+      "eval.block_size=32", "sweep.seeds=[0,1]"};
+  std::string args = "run " + ot::test::repo_root() + "/experiments/quickstart.toml";
+  for (const auto& s : sets) args += " --set '" + s + "'";
+  const std::string env = "OT_BROWN=" + p("brown") + " ";
+  auto r = ot::test::run_cli_env(env, args);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.err.find("-token byte-level BPE on data.owner"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("model: pretrained"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("model: cached foundation model"), std::string::npos) << r.err;  // the second seed
+  int completed = 0;
+  for (const auto& e : fs::directory_iterator(p("qs-results/quickstart"))) {
+    auto run = ot::results::RunReader::open(e.path().string());
+    EXPECT_EQ(run.status(), ot::results::RunStatus::Completed);
+    std::set<std::string> settings;
+    for (const auto& row : run.eval())
+      if (row.metric == "perplexity" && row.task == "j_test") settings.insert(row.setting);
+    EXPECT_EQ(settings.size(), 5u);
+    ++completed;
+  }
+  EXPECT_EQ(completed, 2);
+  // A rerun finds the tokenizer and the foundation model cached.
+  auto again = ot::test::run_cli_env(env, args + " --index 0");
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.err.find("model: pretrained"), std::string::npos) << again.err;
+  EXPECT_EQ(again.err.find("byte-level BPE on"), std::string::npos) << again.err;
+}

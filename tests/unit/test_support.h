@@ -52,6 +52,8 @@ struct CliResult {
 
 // Runs `ot <args>` through the shell (args are passed verbatim: quote them yourself).
 CliResult run_cli(const std::string& args);
+// The same with environment assignments first ("NAME=value NAME2=value2 ").
+CliResult run_cli_env(const std::string& env, const std::string& args);
 
 // Writes `contents` to `path` as-is (test inputs, including deliberately broken ones).
 inline void write_file(const std::string& path, const std::string& contents) {

@@ -1,0 +1,472 @@
+// analysis/render.cpp: Markdown, LaTeX and CSV output of an Analysis (see render.h).
+#include "analysis/render.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+
+namespace ot::analysis {
+
+namespace {
+
+// What differs between the Markdown and the LaTeX cells.
+struct Style {
+  bool tex = false;
+  std::string pm() const { return tex ? " $\\pm$ " : " ± "; }
+  std::string none() const { return tex ? "--" : "–"; }
+  std::string yes() const { return tex ? "$\\checkmark$" : "✓"; }
+  std::string no() const { return tex ? "$\\times$" : "✗"; }
+  std::string text(const std::string& s) const {
+    std::string out;
+    for (char c : s) {
+      if (!tex) {
+        if (c == '|') out += '\\';
+        out += c;
+        continue;
+      }
+      switch (c) {
+        case '\\': out += "\\textbackslash{}"; break;
+        case '~': out += "\\textasciitilde{}"; break;
+        case '^': out += "\\textasciicircum{}"; break;
+        case '&': case '%': case '$': case '#': case '_': case '{': case '}':
+          out += '\\';
+          out += c;
+          break;
+        default: out += c;
+      }
+    }
+    return out;
+  }
+};
+
+std::string fixed(double v, int decimals) {
+  const double unit = std::pow(10.0, -decimals);
+  if (std::fabs(v) < 0.5 * unit) v = 0.0;  // no "-0.0"
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+// "+4.2", "-1.0"; a value that rounds to zero is "0.0".
+std::string signed_fixed(double v, int decimals) {
+  std::string s = fixed(v, decimals);
+  if (s.find_first_not_of("0.") == std::string::npos) return s;
+  return v > 0 ? "+" + s : s;
+}
+
+int decimals_of(const Column& c) { return c.percent ? 1 : 2; }
+double scale_of(const Column& c) { return c.percent ? 100.0 : 1.0; }
+
+std::string stat_cell(const Stat& s, int group_runs, double scale, int decimals, const Style& st) {
+  std::string out = fixed(s.mean * scale, decimals);
+  if (s.has_sem) out += st.pm() + fixed(s.sem * scale, decimals);
+  if (s.n != group_runs) out += " (n=" + std::to_string(s.n) + ")";
+  return out;
+}
+
+std::string margin_cell(const std::optional<double>& m, double scale, int decimals, const Style& st) {
+  if (!m) return st.none();
+  return signed_fixed(*m * scale, decimals) + " " + (*m > 0 ? st.yes() : st.no());
+}
+
+// A rectangular table: a header row and body rows; the first column is left-aligned.
+struct Grid {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+  std::set<std::size_t> rule_before;  // LaTeX: \midrule before these body rows
+  std::string title;                  // LaTeX: a bold row spanning the table below the header
+};
+
+std::string markdown_table(const Grid& g) {
+  std::ostringstream os;
+  auto line = [&](const std::vector<std::string>& cells) {
+    os << "|";
+    for (const std::string& c : cells) os << " " << c << " |";
+    os << "\n";
+  };
+  line(g.header);
+  os << "|---|";
+  for (std::size_t i = 1; i < g.header.size(); ++i) os << "---:|";
+  os << "\n";
+  for (const auto& r : g.rows) line(r);
+  return os.str();
+}
+
+std::string latex_tabular(const Grid& g) {
+  std::ostringstream os;
+  os << "\\begin{tabular}{l" << std::string(g.header.size() - 1, 'r') << "}\n\\toprule\n";
+  auto line = [&](const std::vector<std::string>& cells) {
+    for (std::size_t i = 0; i < cells.size(); ++i) os << (i ? " & " : "") << cells[i];
+    os << " \\\\\n";
+  };
+  line(g.header);
+  os << "\\midrule\n";
+  if (!g.title.empty()) os << "\\multicolumn{" << g.header.size() << "}{l}{\\textbf{" << g.title << "}} \\\\\n";
+  for (std::size_t i = 0; i < g.rows.size(); ++i) {
+    if (g.rule_before.count(i)) os << "\\midrule\n";
+    line(g.rows[i]);
+  }
+  os << "\\bottomrule\n\\end{tabular}\n";
+  return os.str();
+}
+
+std::vector<std::string> column_headers(const GroupTable& t, const std::string& first, const Style& st) {
+  std::vector<std::string> h{first};
+  for (const Column& c : t.columns) h.push_back(st.text(c.header));
+  if (t.has_average) h.push_back("Avg (8)");
+  return h;
+}
+
+const char* kGapLabel = "Privacy gap (Plug-in minus OT Emulator)";
+
+Grid results_grid(const GroupTable& t, const Style& st) {
+  Grid g;
+  g.header = column_headers(t, "Setting", st);
+  g.title = st.text(t.name);
+  for (const std::string& s : t.settings) {
+    std::vector<std::string> row{st.text(setting_label(s))};
+    for (const Column& c : t.columns) {
+      const Stat* cell = t.cell(s, c.task);
+      row.push_back(cell ? stat_cell(*cell, t.n_runs, scale_of(c), decimals_of(c), st) : st.none());
+    }
+    if (t.has_average) {
+      auto it = t.average.find(s);
+      row.push_back(it != t.average.end() ? stat_cell(it->second, t.n_runs, 100.0, 1, st) : st.none());
+    }
+    g.rows.push_back(row);
+  }
+  bool any_gap = false;
+  for (const auto& gap : t.gap) any_gap = any_gap || gap.has_value();
+  if (any_gap) {
+    g.rule_before.insert(g.rows.size());
+    std::vector<std::string> row{kGapLabel};
+    for (std::size_t i = 0; i < t.columns.size(); ++i) {
+      const Column& c = t.columns[i];
+      row.push_back(t.gap[i] ? signed_fixed(*t.gap[i] * scale_of(c), decimals_of(c)) : st.none());
+    }
+    if (t.has_average) row.push_back(t.average_gap ? signed_fixed(*t.average_gap * 100.0, 1) : st.none());
+    g.rows.push_back(row);
+  }
+  return g;
+}
+
+Grid checks_grid(const GroupTable& t, const Style& st) {
+  Grid g;
+  g.header = column_headers(t, "Check", st);
+  g.header.push_back("Holds");
+  for (const Check& check : t.checks) {
+    std::vector<std::string> row{check.name};
+    int holds = 0, total = 0;
+    for (std::size_t i = 0; i < t.columns.size(); ++i) {
+      const Column& c = t.columns[i];
+      row.push_back(margin_cell(check.margins[i], scale_of(c), decimals_of(c), st));
+      if (check.margins[i]) {
+        ++total;
+        holds += *check.margins[i] > 0 ? 1 : 0;
+      }
+    }
+    if (t.has_average) row.push_back(margin_cell(check.average_margin, 100.0, 1, st));
+    row.push_back(std::to_string(holds) + "/" + std::to_string(total));
+    g.rows.push_back(row);
+  }
+  return g;
+}
+
+Grid paper_grid(const GroupTable& t, const Style& st) {
+  const PaperCells& p = *t.paper;
+  Grid g;
+  g.header = column_headers(t, "Setting", st);
+  g.title = st.text(t.name) + " (published)";
+  for (const std::string& s : paper_settings()) {
+    std::vector<std::string> row{st.text(setting_label(s))};
+    bool any = false;
+    for (const Column& c : t.columns) {
+      auto it = p.cells.find({s, c.task});
+      any = any || it != p.cells.end();
+      row.push_back(it != p.cells.end() ? fixed(it->second * scale_of(c), decimals_of(c)) : st.none());
+    }
+    if (t.has_average) {
+      auto it = p.average.find(s);
+      row.push_back(it != p.average.end() ? fixed(it->second * 100.0, 1) : st.none());
+    }
+    if (any) g.rows.push_back(row);
+  }
+  std::vector<std::string> gap{kGapLabel};
+  bool any_gap = false;
+  for (const Column& c : t.columns) {
+    auto pl = p.cells.find({"plugin", c.task});
+    auto em = p.cells.find({"ft_emulator", c.task});
+    const bool both = pl != p.cells.end() && em != p.cells.end();
+    any_gap = any_gap || both;
+    gap.push_back(both ? signed_fixed(margin(c, pl->second, em->second) * scale_of(c), decimals_of(c)) : st.none());
+  }
+  if (t.has_average) {
+    const bool both = p.average.count("plugin") && p.average.count("ft_emulator");
+    gap.push_back(both ? signed_fixed((p.average.at("plugin") - p.average.at("ft_emulator")) * 100.0, 1) : st.none());
+  }
+  if (any_gap) {
+    g.rule_before.insert(g.rows.size());
+    g.rows.push_back(gap);
+  }
+  return g;
+}
+
+// Efficiency values: parameter counts as 1.2M / 1.3B, others with 0 or 2 decimals.
+bool is_count(const std::string& name, const std::string& unit) {
+  return unit == "parameters" || unit == "count" ||
+         (name.size() >= 7 && name.compare(name.size() - 7, 7, "_params") == 0);
+}
+
+std::string count_text(double v) {
+  char buf[64];
+  const double a = std::fabs(v);
+  if (a >= 1e9) std::snprintf(buf, sizeof buf, "%.2fB", v / 1e9);
+  else if (a >= 1e6) std::snprintf(buf, sizeof buf, "%.1fM", v / 1e6);
+  else if (a >= 1e3) std::snprintf(buf, sizeof buf, "%.1fK", v / 1e3);
+  else std::snprintf(buf, sizeof buf, "%.0f", v);
+  return buf;
+}
+
+std::string efficiency_header(const std::string& name, const std::string& unit) {
+  if (name == "tokens_per_s") return "Tokens/s";
+  if (name == "peak_memory_mib") return "Peak memory (MiB)";
+  if (name == "trainable_params") return "Trainable params";
+  if (name == "total_params") return "Total params";
+  return unit.empty() || is_count(name, unit) ? name : name + " (" + unit + ")";
+}
+
+std::vector<std::string> efficiency_names(const Analysis& a) {
+  std::vector<std::string> seen;
+  for (const EfficiencyRow& r : a.efficiency) {
+    for (const std::string& n : r.names) {
+      if (std::find(seen.begin(), seen.end(), n) == seen.end()) seen.push_back(n);
+    }
+  }
+  std::vector<std::string> out;
+  for (const char* known : {"tokens_per_s", "peak_memory_mib", "trainable_params", "total_params"}) {
+    if (std::find(seen.begin(), seen.end(), known) != seen.end()) out.push_back(known);
+  }
+  for (const std::string& n : seen) {
+    if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+  }
+  return out;
+}
+
+int group_runs(const Analysis& a, const std::string& group) {
+  for (const GroupTable& t : a.groups) {
+    if (t.name == group) return t.n_runs;
+  }
+  return 0;
+}
+
+Grid efficiency_grid(const Analysis& a, const Style& st) {
+  const std::vector<std::string> names = efficiency_names(a);
+  Grid g;
+  g.header = {"Group"};
+  for (const std::string& n : names) {
+    std::string unit;
+    for (const EfficiencyRow& r : a.efficiency) {
+      if (r.units.count(n)) unit = r.units.at(n);
+    }
+    g.header.push_back(st.text(efficiency_header(n, unit)));
+  }
+  for (const EfficiencyRow& r : a.efficiency) {
+    std::vector<std::string> row{st.text(r.group)};
+    for (const std::string& n : names) {
+      auto it = r.values.find(n);
+      if (it == r.values.end()) {
+        row.push_back(st.none());
+        continue;
+      }
+      const Stat& s = it->second;
+      std::string cell;
+      if (is_count(n, r.units.at(n))) {
+        cell = count_text(s.mean);
+        if (s.n != group_runs(a, r.group)) cell += " (n=" + std::to_string(s.n) + ")";
+      } else {
+        cell = stat_cell(s, group_runs(a, r.group), 1.0, std::fabs(s.mean) >= 100 ? 0 : 2, st);
+      }
+      row.push_back(cell);
+    }
+    g.rows.push_back(row);
+  }
+  return g;
+}
+
+std::string method_label(const std::string& setting) {
+  if (setting == "ft") return "FT";
+  if (setting == "ft_lora") return "FT + LoRA";
+  if (setting == "ot") return "OT";
+  if (setting == "ot_lora") return "OT + LoRA";
+  return setting;
+}
+
+Grid paper_efficiency_grid(const std::vector<PaperNumber>& numbers, const Style& st) {
+  std::vector<std::string> methods;
+  std::map<std::string, std::map<std::string, double>> value;  // method -> metric -> value
+  for (const PaperNumber& n : numbers) {
+    if (std::find(methods.begin(), methods.end(), n.setting) == methods.end()) methods.push_back(n.setting);
+    value[n.setting][n.metric] = n.value;
+  }
+  const auto& ft = value["ft"];
+  Grid g;
+  g.header = {"Method", "Tokens/s", "Memory (MB)", "Speed-up vs FT", "Memory vs FT"};
+  for (const std::string& m : methods) {
+    const auto& v = value[m];
+    auto get = [&](const std::map<std::string, double>& from, const char* metric) -> std::optional<double> {
+      auto it = from.find(metric);
+      return it == from.end() ? std::nullopt : std::optional<double>(it->second);
+    };
+    auto tps = get(v, "tokens_per_s"), mem = get(v, "peak_memory_mb");
+    auto ft_tps = get(ft, "tokens_per_s"), ft_mem = get(ft, "peak_memory_mb");
+    g.rows.push_back({st.text(method_label(m)), tps ? fixed(*tps, 0) : st.none(), mem ? fixed(*mem, 0) : st.none(),
+                      tps && ft_tps ? fixed(*tps / *ft_tps, 2) + "x" : st.none(),
+                      m == "ft" ? std::string("1.00x") : mem && ft_mem ? fixed(*ft_mem / *mem, 2) + "x less" : st.none()});
+  }
+  return g;
+}
+
+std::string plural(std::size_t n, const std::string& word) {
+  return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+}
+
+std::string group_summary(const GroupTable& t) {
+  std::vector<std::string> parts{plural(static_cast<std::size_t>(t.n_runs), "run")};
+  if (!t.seeds.empty()) {
+    std::string s = t.seeds.size() == 1 ? "seed " : "seeds ";
+    for (std::size_t i = 0; i < t.seeds.size(); ++i) s += (i ? ", " : "") + std::to_string(t.seeds[i]);
+    parts.push_back(s);
+  }
+  if (!t.recipe.empty()) parts.push_back("recipe " + t.recipe);
+  for (const auto& [k, v] : t.sweep.items()) parts.push_back(k + " = " + (v.is_string() ? v.get<std::string>() : v.dump()));
+  if (!t.paper_table.empty()) parts.push_back("paper " + t.paper_table);
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? "; " : "") + parts[i];
+  return out;
+}
+
+std::string paper_source(const PaperRef& ref) {
+  if (ref.table == "table1") return "PAPER.md Table 1, " + ref.model;
+  if (ref.table == "table2") return "PAPER.md Table 2, " + ref.model;
+  if (ref.table == "efficiency") return "PAPER.md efficiency table, " + ref.model;
+  return "PAPER.md " + ref.table + ", " + ref.model;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string csv_number(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  return buf;
+}
+
+}  // namespace
+
+std::string render_markdown(const Analysis& a, const RunCollection& runs) {
+  const Style st{false};
+  std::ostringstream os;
+  os << "# Offsite-tuning results\n\n";
+  os << plural(static_cast<std::size_t>(a.n_runs), "completed run") << " in " << plural(a.groups.size(), "group")
+     << ". A cell is the mean over the group's runs (seeds) ± the standard error of the mean; with one run, "
+        "± the harness's standard error where it reported one. \"(n=K)\": only K of the group's runs have the "
+        "cell. Accuracies ("
+     << a.metric
+     << " where a task has it) in %, other metrics as recorded. Privacy gap: OT Plug-in minus OT Emulator "
+        "(for lower-is-better metrics Emulator minus Plug-in), so positive means the plug-in is better. "
+        "Avg (8): the mean over the eight tasks, WikiText excluded.\n";
+  for (const std::string& note : a.notes) os << "\nNote: " << note << ".\n";
+
+  for (const GroupTable& t : a.groups) {
+    if (!t.has_eval()) continue;
+    os << "\n## " << st.text(t.name) << "\n\n" << st.text(group_summary(t)) << "\n\n";
+    os << markdown_table(results_grid(t, st));
+    if (!t.checks.empty()) {
+      os << "\nChecks (PAPER.md 2.5; a positive margin means the paper's pattern holds):\n\n"
+         << markdown_table(checks_grid(t, st));
+    }
+    if (t.paper) os << "\nPublished (" << paper_source(t.paper->ref) << "):\n\n" << markdown_table(paper_grid(t, st));
+  }
+
+  if (!a.efficiency.empty() || !a.paper_efficiency.empty()) {
+    os << "\n## Efficiency\n";
+    if (!a.efficiency.empty()) os << "\n" << markdown_table(efficiency_grid(a, st));
+    for (const auto& [ref, numbers] : a.paper_efficiency) {
+      os << "\nPublished (" << paper_source(ref)
+         << "; units are not printed in the paper, read as tokens/s and MB):\n\n"
+         << markdown_table(paper_efficiency_grid(numbers, st));
+    }
+  }
+
+  if (!runs.skipped.empty() || !runs.ignored.empty()) {
+    os << "\n## Not included\n\n";
+    for (const SkippedRun& s : runs.skipped) os << "- `" << s.rel_path << "`: " << st.text(s.reason) << "\n";
+    if (!runs.ignored.empty()) {
+      os << "- " << plural(runs.ignored.size(), "leftover temporary file") << " of killed writers:";
+      for (std::size_t i = 0; i < runs.ignored.size(); ++i) os << (i ? ", `" : " `") << runs.ignored[i] << "`";
+      os << "\n";
+    }
+  }
+  return os.str();
+}
+
+std::string render_latex(const Analysis& a) {
+  const Style st{true};
+  std::ostringstream os;
+  os << "% Offsite-tuning results (ot analyze). Needs \\usepackage{booktabs} and \\usepackage{amssymb}.\n"
+     << "% Cells: mean over seeds $\\pm$ standard error of the mean; accuracies in \\%.\n";
+  auto float_env = [&](const std::string& body, const std::string& caption) {
+    os << "\n\\begin{table}[t]\n\\centering\n\\small\n" << body << "\\caption{" << caption << "}\n\\end{table}\n";
+  };
+  for (const GroupTable& t : a.groups) {
+    if (!t.has_eval()) continue;
+    os << "\n% " << t.name << ": " << group_summary(t) << "\n";
+    float_env(latex_tabular(results_grid(t, st)),
+              st.text(t.name) + ": mean $\\pm$ standard error over " + plural(static_cast<std::size_t>(t.n_runs), "run") + ".");
+    if (!t.checks.empty()) {
+      float_env(latex_tabular(checks_grid(t, st)),
+                st.text(t.name) + ": checks of PAPER.md 2.5 (a positive margin means the pattern holds).");
+    }
+    if (t.paper) float_env(latex_tabular(paper_grid(t, st)), "Published: " + st.text(paper_source(t.paper->ref)) + ".");
+  }
+  if (!a.efficiency.empty()) float_env(latex_tabular(efficiency_grid(a, st)), "Efficiency.");
+  for (const auto& [ref, numbers] : a.paper_efficiency) {
+    float_env(latex_tabular(paper_efficiency_grid(numbers, st)),
+              "Published: " + st.text(paper_source(ref)) + " (units read as tokens/s and MB).");
+  }
+  return os.str();
+}
+
+std::string render_csv(const Analysis& a) {
+  std::ostringstream os;
+  os << "group,setting,task,metric,mean,sem,n_seeds,paper\n";
+  for (const GroupTable& t : a.groups) {
+    for (const LongRow& r : t.long_rows) {
+      os << csv_field(t.name) << "," << csv_field(r.setting) << "," << csv_field(r.task) << ","
+         << csv_field(r.metric) << "," << csv_number(r.stat.mean) << ","
+         << (r.stat.has_sem ? csv_number(r.stat.sem) : "") << "," << r.stat.n << ","
+         << (r.paper ? csv_number(*r.paper) : "") << "\n";
+    }
+  }
+  for (const EfficiencyRow& r : a.efficiency) {
+    for (const std::string& n : r.names) {
+      const Stat& s = r.values.at(n);
+      os << csv_field(r.group) << ",efficiency,," << csv_field(n) << "," << csv_number(s.mean) << ","
+         << (s.has_sem ? csv_number(s.sem) : "") << "," << s.n << ",\n";
+    }
+  }
+  return os.str();
+}
+
+}  // namespace ot::analysis

@@ -1,0 +1,150 @@
+// analysis/tables.h: the paper's tables from a set of completed runs (`ot analyze`).
+// Defines the paper's row and column order (settings, tasks), how metrics are shown,
+// aggregation over seeds (Stat: mean and standard error of the mean), one table per group
+// of runs (GroupTable: rows = settings, columns = tasks, the privacy-gap row, the 8-task
+// average, the PAPER.md 2.5 checks, the published numbers), the efficiency table, the
+// sweeps that the figures plot, and analyze(), which builds all of them.
+//
+// Every number here is in the metric's own scale (accuracies as fractions); rendering
+// (render.h) scales accuracies to %.
+#pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "analysis/paper.h"
+#include "analysis/runs.h"
+
+namespace ot::analysis {
+
+// The paper's row order: zs_full, zs_emulator, ft_full, ft_emulator, plugin.
+const std::vector<std::string>& paper_settings();
+// The paper's column order: openbookqa, piqa, arc_easy, arc_challenge, hellaswag, sciq,
+// webqs, race, wikitext.
+const std::vector<std::string>& paper_tasks();
+// The first eight of paper_tasks(): the tasks of the "8-task average".
+const std::vector<std::string>& average_tasks();
+// Row label: "Full ZS", "Emulator ZS", "FT", "OT Emulator", "OT Plug-in"; others as given.
+std::string setting_label(const std::string& setting);
+// Column label: "OBQA", ..., "WikiText"; others as given.
+std::string task_label(const std::string& task);
+
+// acc and acc_norm: fractions, shown in % with one decimal.
+bool is_accuracy_metric(const std::string& metric);
+// Perplexities, bits per byte and losses: lower is better, shown with two decimals.
+bool is_lower_better_metric(const std::string& metric);
+
+// Mean over runs; `sem` is the standard error of the mean (sample standard deviation /
+// sqrt(n)) when n > 1, else the one run's harness stderr when it is non-zero.
+struct Stat {
+  double mean = 0;
+  double sem = 0;
+  bool has_sem = false;
+  int n = 0;
+};
+// `stderrs` holds each value's harness stderr (used only when there is one value).
+Stat aggregate(const std::vector<double>& values, const std::vector<double>& stderrs);
+
+// One table column: a task and the metric shown for it.
+struct Column {
+  std::string task, metric;
+  std::string header;  // e.g. "OBQA", "WebQs (acc)", "WikiText ppl", "brown_j ppl"
+  bool percent = false;
+  bool lower_is_better = false;
+};
+
+// How much `better` beats `worse` in a column: a - b, or b - a when lower is better.
+double margin(const Column& column, double better, double worse);
+
+// A PAPER.md 2.5 check: "<better row> beats <worse row>" with its margin per column.
+struct Check {
+  std::string name;      // e.g. "Plug-in above Full ZS"
+  std::string better, worse;  // settings
+  std::vector<std::optional<double>> margins;  // per column; > 0: the pattern holds
+  std::optional<double> average_margin;        // on the 8-task average
+};
+
+// The published numbers for a group, in the layout of its table (metric scale).
+struct PaperCells {
+  PaperRef ref;
+  std::map<std::pair<std::string, std::string>, double> cells;  // (setting, task)
+  std::map<std::string, double> average;                        // setting -> 8-task average
+};
+
+// One line of tables.csv.
+struct LongRow {
+  std::string setting, task, metric;
+  Stat stat;
+  std::optional<double> paper;
+};
+
+struct GroupTable {
+  std::string name;  // the label, made unique if two groups share one
+  std::string group_id, label, recipe, paper_table;
+  std::vector<std::string> run_paths;  // relative paths of its runs
+  std::vector<std::int64_t> seeds;     // sorted; runs without a seed are not listed
+  int n_runs = 0;
+  nlohmann::json sweep = nlohmann::json::object();  // swept keys other than the seed
+
+  std::vector<std::string> settings;  // rows with data, paper order then first seen
+  std::vector<Column> columns;        // columns with data, paper order then first seen
+  std::map<std::pair<std::string, std::string>, Stat> cells;  // (setting, task) of the shown metric
+
+  bool has_average = false;              // all 8 tasks are columns
+  std::map<std::string, Stat> average;   // setting -> 8-task average (settings with all 8)
+
+  std::vector<std::optional<double>> gap;  // plug-in beats OT emulator by, per column
+  std::optional<double> average_gap;
+  std::vector<Check> checks;               // those with at least one margin
+
+  std::optional<PaperCells> paper;
+  std::vector<LongRow> long_rows;  // every setting, task and metric, then gap and averages
+
+  bool has_eval() const { return !columns.empty(); }
+  const Stat* cell(const std::string& setting, const std::string& task) const;
+};
+
+// One group's efficiency numbers (the /efficiency table), over its runs.
+struct EfficiencyRow {
+  std::string group;                    // GroupTable::name
+  std::vector<std::string> names;       // in first-seen order
+  std::map<std::string, Stat> values;   // name -> stat
+  std::map<std::string, std::string> units;
+};
+
+// One value of a swept key: the group of runs that has it.
+struct SweepPoint {
+  nlohmann::json value;   // the swept value, e.g. 8
+  nlohmann::json others;  // the other non-seed swept keys of the group
+  std::size_t group = 0;  // index into Analysis::groups
+};
+
+// A key swept over at least two values (the seed is never one).
+struct Sweep {
+  std::string key;
+  std::vector<SweepPoint> points;  // in group order
+};
+
+struct Analysis {
+  std::string metric;  // the preferred accuracy metric: acc or acc_norm
+  int n_runs = 0;
+  std::vector<GroupTable> groups;  // first-seen order
+  std::vector<EfficiencyRow> efficiency;
+  std::vector<std::pair<PaperRef, std::vector<PaperNumber>>> paper_efficiency;  // models referenced
+  std::vector<std::string> notes;  // e.g. paper_table values with no published numbers
+  std::vector<Sweep> sweeps;
+};
+
+// Builds every table from the completed runs. `paper` is needed only when some run has a
+// paper_table attribute (pass nullptr otherwise; then such a run throws ot::Error).
+// `metric` is "acc" or "acc_norm": the accuracy shown where a task has both.
+Analysis analyze(const std::vector<RunData>& runs, const std::string& metric, const PaperNumbers* paper);
+
+// Whether any run has a paper_table attribute (so analyze() needs the published numbers).
+bool needs_paper_numbers(const std::vector<RunData>& runs);
+
+}  // namespace ot::analysis
