@@ -210,7 +210,8 @@ class Run {
     nlohmann::json init = toml_to_json(*c_.table_at("model.init"));
     if (!init.contains("vocab_size")) init["vocab_size"] = tok->vocab_size();
     for (const char* k : {"bos_token_id", "eos_token_id", "pad_token_id"}) {
-      auto id = std::string(k) == "bos_token_id" ? tok->bos_id() : tok->eos_id();
+      // A byte-level BPE's one end-of-text token is BOS, EOS and padding (GPT-2's convention).
+      auto id = std::string(k) == "bos_token_id" && tok->bos_id() ? tok->bos_id() : tok->eos_id();
       if (!init.contains(k) && id) init[k] = *id;
     }
     const std::string data = text_path(c_.str("pretrain.data"));
