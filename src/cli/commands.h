@@ -19,5 +19,7 @@ void register_convert(CLI::App& app);  // convert.cpp: `ot convert llama2c ...`
 void register_tokenize(CLI::App& app);
 // eval.cpp: `ot eval`, harness task metrics and perplexity.
 void register_eval(CLI::App& app);
+// train_tokenizer.cpp: `ot train-tokenizer`, byte-level BPE training.
+void register_train_tokenizer(CLI::App& app);
 
 }  // namespace ot::cli

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   ot::cli::register_convert(app);
   ot::cli::register_tokenize(app);
   ot::cli::register_eval(app);
+  ot::cli::register_train_tokenizer(app);
 
   try {
     app.parse(argc, argv);

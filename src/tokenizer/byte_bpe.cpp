@@ -339,6 +339,11 @@ std::vector<std::string> ByteBpeTokenizer::pre_tokenize(const std::string& text)
   return words;
 }
 
+void ByteBpeTokenizer::for_each_pre_token(const std::string& text,
+                                          const std::function<void(const char*, std::size_t)>& fn) const {
+  for_each_word(text, fn);
+}
+
 int64_t ByteBpeTokenizer::token_to_id(const std::string& token) const {
   auto it = vocab_.find(token);
   return it == vocab_.end() ? -1 : it->second;

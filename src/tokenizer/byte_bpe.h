@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -61,6 +62,9 @@ class ByteBpeTokenizer : public Tokenizer {
 
   // The pre-tokenizer alone: the text split into words (byte ranges), exposed for tests.
   std::vector<std::string> pre_tokenize(const std::string& text) const;
+  // The same words streamed in order as fn(first byte, size), none collected (training).
+  void for_each_pre_token(const std::string& text,
+                          const std::function<void(const char*, std::size_t)>& fn) const;
   // Token id for an exact vocabulary string (byte-level alphabet), or -1.
   int64_t token_to_id(const std::string& token) const;
 
