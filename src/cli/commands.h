@@ -21,9 +21,7 @@ void register_tokenize(CLI::App& app);
 void register_eval(CLI::App& app);
 // train_tokenizer.cpp: `ot train-tokenizer`, byte-level BPE training.
 void register_train_tokenizer(CLI::App& app);
-// run.cpp: `ot run`, `ot rerun` and `ot sweep` (experiments from TOML); argv is recorded.
-void register_run_commands(CLI::App& app, int argc, char** argv);
-// analyze.cpp: `ot analyze`, the paper's tables and figures from a results directory.
-void register_analyze(CLI::App& app);
+// brown_text.cpp: `ot brown-text`, Brown Corpus text by genre and split.
+void register_brown_text(CLI::App& app);
 
 }  // namespace ot::cli
