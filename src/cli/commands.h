@@ -23,5 +23,9 @@ void register_eval(CLI::App& app);
 void register_train_tokenizer(CLI::App& app);
 // brown_text.cpp: `ot brown-text`, Brown Corpus text by genre and split.
 void register_brown_text(CLI::App& app);
+// run.cpp: `ot run`, `ot rerun`, `ot sweep` and `ot schema` (experiments from TOML); argv is recorded.
+void register_run_commands(CLI::App& app, int argc, char** argv);
+// analyze.cpp: `ot analyze`, the paper's tables and figures from run files.
+void register_analyze(CLI::App& app);
 
 }  // namespace ot::cli

@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
   ot::cli::register_eval(app);
   ot::cli::register_train_tokenizer(app);
   ot::cli::register_brown_text(app);
+  ot::cli::register_run_commands(app, argc, argv);
+  ot::cli::register_analyze(app);
 
   try {
     app.parse(argc, argv);

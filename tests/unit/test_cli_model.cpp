@@ -118,7 +118,7 @@ TEST(CliHelp, EverySubcommandHasHelp) {
   EXPECT_EQ(top.exit_code, 0);
   for (const char* sub : {"forward", "generate", "inspect", "tokenize", "detokenize", "convert", "init", "emulator",
                           "finetune", "plugin", "eval", "bench", "analyze", "run", "rerun", "sweep", "schema",
-                          "train-tokenizer"}) {
+                          "train-tokenizer", "brown-text"}) {
     EXPECT_NE(top.out.find(sub), std::string::npos) << sub;
     auto r = run_cli(std::string(sub) + " --help");
     EXPECT_EQ(r.exit_code, 0) << sub;
