@@ -50,9 +50,30 @@ void Trainer::set_distributed(int rank, int world, GradReduceFn grads, ScalarRed
 }
 
 namespace {
+// JSON has no infinities or NaN (nlohmann writes them as null): such values, e.g. the "best"
+// of a run not yet evaluated or an overflowed perplexity, are stored as the strings "inf",
+// "-inf" and "nan".
+nlohmann::json number_to_json(double x) {
+  if (std::isfinite(x)) return x;
+  return std::isnan(x) ? "nan" : (x > 0 ? "inf" : "-inf");
+}
+
+double number_from_json(const nlohmann::json& j) {
+  if (j.is_number()) return j.get<double>();
+  const std::string s = j.is_string() ? j.get<std::string>() : "";
+  if (s == "inf") return INFINITY;
+  if (s == "-inf") return -INFINITY;
+  if (s == "nan") return NAN;
+  fail("trainer state: expected a number, got ", j.dump());
+}
+
 nlohmann::json evals_to_json(const std::vector<Metrics>& evals) {
   nlohmann::json j = nlohmann::json::array();
-  for (const auto& m : evals) j.push_back(m);
+  for (const auto& m : evals) {
+    nlohmann::json row = nlohmann::json::object();
+    for (const auto& [k, v] : m) row[k] = number_to_json(v);
+    j.push_back(row);
+  }
   return j;
 }
 }  // namespace
@@ -63,7 +84,7 @@ void Trainer::save_state(int64_t step, int64_t micro, int64_t tokens, double bes
   torch::NoGradGuard ng;
   torch::serialize::OutputArchive ar;
   nlohmann::json meta = {{"format", "offsite-trainer-state"}, {"version", 1}, {"step", step},
-                         {"micro", micro}, {"tokens", tokens}, {"best", best}, {"best_step", best_step},
+                         {"micro", micro}, {"tokens", tokens}, {"best", number_to_json(best)}, {"best_step", best_step},
                          {"evals", evals_to_json(evals)}, {"label", o_.label}};
   std::vector<std::string> names;
   std::vector<at::Tensor> values, best_values;
@@ -129,10 +150,14 @@ bool Trainer::load_state(int64_t& step, int64_t& micro, int64_t& tokens, double&
   step = meta["step"].get<int64_t>();
   micro = meta["micro"].get<int64_t>();
   tokens = meta["tokens"].get<int64_t>();
-  best = meta["best"].get<double>();
+  best = number_from_json(meta["best"]);
   best_step = meta["best_step"].get<int64_t>();
   evals.clear();
-  for (const auto& e : meta["evals"]) evals.push_back(e.get<Metrics>());
+  for (const auto& e : meta["evals"]) {
+    Metrics m;
+    for (const auto& [k, v] : e.items()) m[k] = number_from_json(v);
+    evals.push_back(m);
+  }
   return true;
 }
 

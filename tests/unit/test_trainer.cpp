@@ -137,32 +137,36 @@ TEST(Trainer, ResumeAfterInterruptionIsBitIdentical) {
   auto rr = tr.fit(data, loss_for(ref), eval_for(ref));
   EXPECT_EQ(rr.steps, 6);
 
-  // Interrupted after step 3 (as if SIGUSR1 arrived), then resumed by a new process state.
+  // Interrupted (as if SIGUSR1 arrived) after step 1, before any evaluation (nothing best
+  // yet), and after step 3, then resumed by a new process state.
   o.state_path = tmp.file("state.pt");
-  torch::manual_seed(99);
-  ot::DecoderLM a = make();
-  ot::Trainer ta(trainable(a), o);
-  ta.set_mode_callback([&](bool t) { a->train(t); });
-  auto ra = ta.fit(data, loss_for(a), eval_for(a), [](const std::string& curve, const ot::Metrics& row) {
-    if (curve == "train" && row.at("step") == 3) ot::request_stop();
-  });
-  ot::clear_stop_request();
-  EXPECT_TRUE(ra.interrupted);
-  EXPECT_EQ(ra.steps, 3);
-  ASSERT_TRUE(std::filesystem::exists(o.state_path));
+  for (int stop_at : {1, 3}) {
+    SCOPED_TRACE("stopped after step " + std::to_string(stop_at));
+    torch::manual_seed(99);
+    ot::DecoderLM a = make();
+    ot::Trainer ta(trainable(a), o);
+    ta.set_mode_callback([&](bool t) { a->train(t); });
+    auto ra = ta.fit(data, loss_for(a), eval_for(a), [stop_at](const std::string& curve, const ot::Metrics& row) {
+      if (curve == "train" && row.at("step") == stop_at) ot::request_stop();
+    });
+    ot::clear_stop_request();
+    EXPECT_TRUE(ra.interrupted);
+    EXPECT_EQ(ra.steps, stop_at);
+    ASSERT_TRUE(std::filesystem::exists(o.state_path));
 
-  torch::manual_seed(1234);  // a fresh process would not share the RNG state
-  ot::DecoderLM b = make();
-  ot::Trainer tb(trainable(b), o);
-  tb.set_mode_callback([&](bool t) { b->train(t); });
-  auto rb = tb.fit(data, loss_for(b), eval_for(b));
-  EXPECT_TRUE(rb.resumed);
-  EXPECT_EQ(rb.steps, 6);
-  EXPECT_EQ(rb.best_step, rr.best_step);
-  EXPECT_EQ(rb.best_metric, rr.best_metric);
-  auto pr = ref->named_parameters(true), pb = b->named_parameters(true);
-  for (auto& item : pr) EXPECT_TRUE(torch::equal(item.value(), pb[item.key()])) << item.key();
-  EXPECT_FALSE(std::filesystem::exists(o.state_path)) << "a finished run removes its state";
+    torch::manual_seed(1234);  // a fresh process would not share the RNG state
+    ot::DecoderLM b = make();
+    ot::Trainer tb(trainable(b), o);
+    tb.set_mode_callback([&](bool t) { b->train(t); });
+    auto rb = tb.fit(data, loss_for(b), eval_for(b));
+    EXPECT_TRUE(rb.resumed);
+    EXPECT_EQ(rb.steps, 6);
+    EXPECT_EQ(rb.best_step, rr.best_step);
+    EXPECT_EQ(rb.best_metric, rr.best_metric);
+    auto pr = ref->named_parameters(true), pb = b->named_parameters(true);
+    for (auto& item : pr) EXPECT_TRUE(torch::equal(item.value(), pb[item.key()])) << item.key();
+    EXPECT_FALSE(std::filesystem::exists(o.state_path)) << "a finished run removes its state";
+  }
 }
 
 }  // namespace
