@@ -114,16 +114,7 @@ void register_eval(CLI::App& app) {
       auto rec = open_recorder(args->record, "eval", args->model, "");
       rec->set_attribute("model", args->model);
       if (!args->adapter.empty()) rec->set_attribute("adapter", args->adapter);
-      for (const TaskResult& r : results) {
-        results::EvalRow row;
-        row.setting = args->setting.empty() ? "eval" : args->setting;
-        row.task = r.task;
-        row.metric = r.metric;
-        row.value = r.value;
-        row.stderr_value = r.std_error.value_or(0.0);
-        row.n = r.n;
-        rec->add_eval(row);
-      }
+      record_results(*rec, args->setting.empty() ? "eval" : args->setting, results);
       rec->complete();
     }
   });

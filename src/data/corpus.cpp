@@ -1,6 +1,8 @@
 // data/corpus.cpp: see corpus.h.
 #include "data/corpus.h"
 
+#include "util/hash.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -32,16 +34,6 @@ struct Header {
 };
 static_assert(sizeof(Header) == 64, "token cache header must be 64 bytes");
 
-// FNV-1a 64, chained through `h`.
-uint64_t fnv1a(const void* data, size_t n, uint64_t h = 14695981039346656037ULL) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-uint64_t fnv1a(const std::string& s, uint64_t h) { return fnv1a(s.data(), s.size(), h); }
 
 // Every regular file of a tokenizer directory (sorted), or the one file: names and bytes.
 uint64_t hash_tokenizer_files(const std::string& path) {

@@ -160,6 +160,19 @@ std::vector<TaskResult> evaluate_model(DecoderLM& model, const Tokenizer& tok, c
   return results;
 }
 
+void record_results(results::RunRecorder& rec, const std::string& setting, const std::vector<TaskResult>& results) {
+  for (const TaskResult& r : results) {
+    results::EvalRow row;
+    row.setting = setting;
+    row.task = r.task;
+    row.metric = r.metric;
+    row.value = r.value;
+    row.stderr_value = r.std_error.value_or(0.0);
+    row.n = r.n;
+    rec.add_eval(row);
+  }
+}
+
 std::unique_ptr<results::RunRecorder> open_recorder(const std::string& path, const std::string& experiment,
                                                     const std::string& command_line, const std::string& config_text) {
   if (path.empty()) return nullptr;

@@ -104,6 +104,9 @@ double mean_loss(DecoderLM& model, const BatchSource& data, int64_t batch_size, 
 std::shared_ptr<BatchSource> corpus_blocks(const CorpusSpec& spec, const Tokenizer& tok,
                                            const std::string& tokenizer_path, const std::string& cache_dir);
 
+// Adds `results` as eval rows of `setting` (the harness stderr where there is one, else 0).
+void record_results(results::RunRecorder& rec, const std::string& setting, const std::vector<TaskResult>& results);
+
 // A RunRecorder for `path` with provenance filled from this build, or null for "".
 std::unique_ptr<results::RunRecorder> open_recorder(const std::string& path, const std::string& experiment,
                                                     const std::string& command_line, const std::string& config_text);

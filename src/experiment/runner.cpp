@@ -26,6 +26,7 @@
 #include "util/device.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/hash.h"
 #include "util/signals.h"
 
 namespace ot::experiment {
@@ -34,19 +35,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-std::string hex(uint64_t h) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return std::string(buf).substr(0, 12);
-}
+std::string hex(uint64_t h) { return hex_digits(h, 12); }
 
 std::string section_text(const Config& c, const std::string& key) {
   const toml::node* n = get_dotted(c.table, key);
@@ -297,19 +286,9 @@ class Run {
       else plug_in(m, a, adapter);
     }
     std::unique_ptr<Tokenizer> tok = load_tokenizer(tokenizer_for(model));
-    for (const TaskResult& r : evaluate_model(m, *tok, spec)) {
-      rows_.emplace_back(setting, r);
-      if (rec_) {
-        results::EvalRow row;
-        row.setting = setting;
-        row.task = r.task;
-        row.metric = r.metric;
-        row.value = r.value;
-        row.stderr_value = r.std_error.value_or(0.0);
-        row.n = r.n;
-        rec_->add_eval(row);
-      }
-    }
+    const std::vector<TaskResult> results = evaluate_model(m, *tok, spec);
+    for (const TaskResult& r : results) rows_.emplace_back(setting, r);
+    if (rec_) record_results(*rec_, setting, results);
   }
 
   // ---- recipe steps -----------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include "experiment/schema.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/hash.h"
 
 namespace ot::experiment {
 
@@ -23,21 +24,6 @@ struct Axis {
   std::vector<toml::array> values;  // values[key][i]
   size_t size() const { return values.empty() ? 0 : values.front().size(); }
 };
-
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-std::string hex12(uint64_t h) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return std::string(buf).substr(0, 12);
-}
 
 // The resolved TOML without the keys that do not change what a run computes.
 std::string identity_text(const Config& c, bool with_seed) {
@@ -90,8 +76,8 @@ Axis axis_from(const toml::table& group, const std::string& prefix, const Config
 
 }  // namespace
 
-std::string run_id_of(const Config& c) { return hex12(fnv1a(identity_text(c, true))); }
-std::string group_id_of(const Config& c) { return hex12(fnv1a(identity_text(c, false))); }
+std::string run_id_of(const Config& c) { return hex_digits(fnv1a(identity_text(c, true)), 12); }
+std::string group_id_of(const Config& c) { return hex_digits(fnv1a(identity_text(c, false)), 12); }
 
 std::string params_json(const std::vector<std::pair<std::string, std::string>>& params) {
   nlohmann::ordered_json j = nlohmann::ordered_json::object();

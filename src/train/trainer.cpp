@@ -180,7 +180,12 @@ TrainResult Trainer::fit(const BatchSource& data, const LossFn& loss_fn, const E
   r.total_steps = total_steps;
   int64_t step = 0, micro = 0, tokens = 0, best_step = -1;
   double best = o_.lower_is_better ? INFINITY : -INFINITY;
-  r.resumed = load_state(step, micro, tokens, best, best_step, r.evals);
+  try {
+    r.resumed = load_state(step, micro, tokens, best, best_step, r.evals);
+  } catch (const std::exception& e) {
+    fail(o_.state_path, ": cannot resume from this trainer state (", e.what(),
+         "); delete the file to start this training over");
+  }
 
   std::vector<at::Tensor> tensors;
   for (auto& p : params_) tensors.push_back(p.second);
