@@ -45,12 +45,15 @@ std::string section_text(const Config& c, const std::string& key) {
   return os.str();
 }
 
-// A file's identity for cache keys: its path, size and modification time.
-std::string file_stamp(const std::string& path) {
-  std::error_code ec;
-  const auto size = fs::file_size(path, ec);
-  const auto time = fs::last_write_time(path, ec).time_since_epoch().count();
-  return path + "|" + std::to_string(ec ? 0 : size) + "|" + std::to_string(ec ? 0 : time);
+// A file's identity for cache keys: a hash of its contents, so that the same text reached by
+// another path (a relative vs an absolute $OT_BROWN, another work_dir) still hits the cache.
+std::string content_id(const std::string& path) {
+  static std::map<std::string, std::string> memo;  // path -> id, per process
+  auto it = memo.find(path);
+  if (it != memo.end()) return it->second;
+  const std::string id = file_exists(path) ? hex_digits(fnv1a(read_text_file(path))) : "missing:" + path;
+  memo[path] = id;
+  return id;
 }
 
 nlohmann::json toml_to_json(const toml::table& t) {
@@ -107,7 +110,7 @@ class Run {
       sel.validation_fraction = c_.number(key + ".validation_fraction");
       sel.test_fraction = c_.number(key + ".test_fraction");
       const std::string dir = c_.str(key + ".brown");
-      const std::string id = hex(fnv1a(section_text(c_, key) + "|" + file_stamp(path_join(dir, "cats.txt"))));
+      const std::string id = hex(fnv1a(section_text(c_, key) + "|" + content_id(path_join(dir, "cats.txt"))));
       path = path_join(path_join(work_, "data"), name + "-" + id + ".txt");
       if (!file_exists(path)) {
         fs::create_directories(path_join(work_, "data"));
@@ -139,8 +142,7 @@ class Run {
     if (!train.empty()) {
       OT_REQUIRE(tokenizer_.empty(), "tokenizer: give `path` or `train_data`, not both", c_.where("tokenizer"));
       const std::string text = text_path(train);
-      const std::string id = hex(fnv1a(section_text(c_, "tokenizer") + "|" + section_text(c_, "data." + train) + "|" +
-                                       file_stamp(text)));
+      const std::string id = hex(fnv1a(section_text(c_, "tokenizer") + "|" + content_id(text)));
       tokenizer_ = path_join(path_join(work_, "tokenizers"), id);
       if (!file_exists(path_join(tokenizer_, "vocab.json"))) {
         BpeTrainerOptions o;
@@ -205,9 +207,9 @@ class Run {
     }
     const std::string data = text_path(c_.str("pretrain.data"));
     const std::string eval = c_.str("pretrain.eval_data");
-    std::string key = init.dump() + "|" + section_text(c_, "pretrain") + "|" + file_stamp(data) + "|" +
-                      file_stamp(path_join(tok_path, "vocab.json"));
-    if (!eval.empty()) key += "|" + file_stamp(text_path(eval));
+    std::string key = init.dump() + "|" + section_text(c_, "pretrain") + "|" + content_id(data) + "|" +
+                      content_id(path_join(tok_path, "vocab.json")) + "|" + content_id(path_join(tok_path, "merges.txt"));
+    if (!eval.empty()) key += "|" + content_id(text_path(eval));
     const std::string models = path_join(work_, "models");
     const std::string dir = path_join(models, hex(fnv1a(key)));
     model_dir_ = dir;
