@@ -171,7 +171,10 @@ void register_run_commands(CLI::App& app, int argc, char** argv) {
         std::cerr << "note: the stored configuration now has run id " << run.run_id << " (the file says "
                   << r.string_attribute("run_id") << "): defaults of this version differ\n";
       std::string out = a->out;
-      if (out.empty()) out = a->file.substr(0, a->file.size() - (a->file.size() > 3 && a->file.substr(a->file.size() - 3) == ".h5" ? 3 : 0)) + ".rerun.h5";
+      if (out.empty()) {  // RESULT.h5 -> RESULT.rerun.h5
+        const bool h5 = a->file.size() > 3 && a->file.compare(a->file.size() - 3, 3, ".h5") == 0;
+        out = (h5 ? a->file.substr(0, a->file.size() - 3) : a->file) + ".rerun.h5";
+      }
       OT_REQUIRE(out != a->file, "--out: the rerun must not overwrite the original result ", a->file);
       run.result_path = out;
       const int code = run_all(runs, cmdline, false);

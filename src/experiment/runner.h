@@ -9,7 +9,9 @@
 //             plugin and ft_full, with the privacy margins printed
 // Artifacts go under experiment.work_dir: data/ (materialised texts), tokenizers/ and models/
 // (cached by the configuration that made them, shared by runs), runs/<experiment>/<run-id>/
-// (bundle, adapter, fine-tuned model, trainer states).
+// (bundle, adapter, fine-tuned model, trainer states). A run that starts again starts clean:
+// its own work directory is cleared; the shared caches stay (an interrupted pretraining
+// resumes from its trainer state).
 #pragma once
 
 #include <string>
