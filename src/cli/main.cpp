@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "dist/context.h"
 #include "util/error.h"
 #include "util/version.h"
 
@@ -33,6 +34,9 @@ int main(int argc, char** argv) {
   ot::cli::register_analyze(app);
 
   try {
+    // Under mpirun/srun every command runs on the MPI world as one data-parallel team
+    // (`ot sweep --ranks-per-run` splits it further).
+    ot::dist::join_world_if_launched();
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // --help/--version exit 0; every usage error exits 2 (CLI11's own codes vary).

@@ -1,20 +1,27 @@
 // cli/run.cpp: experiments from TOML.
 //   ot run EXPERIMENT.toml [--set KEY=VALUE]... [--index I] [--print-config]
+//   ot run --sweep SWEEP.toml --index I       (one Slurm array task)
 //   ot rerun RESULT.h5 [--out FILE]
 //   ot sweep plan SWEEP.toml [--set ...]
-//   ot sweep SWEEP.toml [--set ...]
-// `run` runs one experiment (every run of a file with a [sweep], or only run I); `sweep`
-// runs a sweep's runs in order, skipping those whose result file is complete and redoing
-// the rest; `rerun` replays the configuration stored in a result file and compares results.
+//   ot sweep SWEEP.toml [--set ...] [--ranks-per-run G]
+// `run` runs one experiment (every run of a file with a [sweep], or only run I); with
+// --sweep a completed run is skipped. `sweep` runs a sweep's runs, skipping those whose
+// result file is complete; under an MPI launcher with --ranks-per-run, teams of G ranks
+// take runs from a queue (experiment/team_sweep.h). A run interrupted by a signal is
+// continued by the next attempt. `rerun` replays the configuration stored in a result
+// file and compares results.
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 
 #include "cli/commands.h"
+#include "dist/context.h"
+#include "dist/mpi_runtime.h"
 #include "experiment/config.h"
 #include "experiment/runner.h"
 #include "experiment/schema.h"
 #include "experiment/sweep.h"
+#include "experiment/team_sweep.h"
 #include "results/run_file.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -52,31 +59,44 @@ struct Tally {
 };
 
 // Runs `runs` in order; returns the exit code.
+// Runs `runs` in order on the current team (one process, or the MPI world as one
+// data-parallel team); returns the exit code.
 int run_all(const std::vector<PlannedRun>& runs, const std::string& command_line, bool skip_complete) {
   install_stop_signals();
+  const bool console = dist::is_writer();
   Tally t;
   for (size_t i = 0; i < runs.size(); ++i) {
     const PlannedRun& r = runs[i];
-    if (skip_complete && results::run_is_complete(r.result_path)) {
-      std::cout << "[" << i + 1 << "/" << runs.size() << "] " << r.run_id << " " << describe(r)
-                << ": already completed (" << r.result_path << ")\n";
+    // Rank 0's view of the file decides for the team.
+    const bool complete = skip_complete && dist::host_communicator().all_reduce_max(
+                                               dist::is_writer() && results::run_is_complete(r.result_path) ? 1.0 : 0.0) > 0;
+    if (complete) {
+      if (console)
+        std::cout << "[" << i + 1 << "/" << runs.size() << "] " << r.run_id << " " << describe(r)
+                  << ": already completed (" << r.result_path << ")\n";
       ++t.skipped;
       continue;
     }
-    std::cout << "[" << i + 1 << "/" << runs.size() << "] " << r.run_id << " " << describe(r) << " -> "
-              << r.result_path << std::endl;
+    if (stop_requested()) {
+      std::cerr << "ot: stopped by a signal before run " << r.run_id << "; run the same command again to continue\n";
+      return kExitPreempted;
+    }
+    if (console)
+      std::cout << "[" << i + 1 << "/" << runs.size() << "] " << r.run_id << " " << describe(r) << " -> "
+                << r.result_path << std::endl;
     experiment::RunOptions o;
     o.command_line = command_line;
     const RunState s = experiment::execute_run(r, o);
     if (s == RunState::kPreempted) {
-      std::cerr << "ot: stopped by a signal; run the same command again to continue\n";
+      if (console) std::cerr << "ot: stopped by a signal; run the same command again to continue\n";
       return kExitPreempted;
     }
     if (s == RunState::kCompleted) ++t.completed;
     else ++t.failed;
   }
-  std::cout << runs.size() << " run(s): " << t.completed << " completed now, " << t.skipped << " already completed, "
-            << t.failed << " failed\n";
+  if (console)
+    std::cout << runs.size() << " run(s): " << t.completed << " completed now, " << t.skipped << " already completed, "
+              << t.failed << " failed\n";
   return t.failed > 0 ? 1 : 0;
 }
 
@@ -123,16 +143,22 @@ void register_run_commands(CLI::App& app, int argc, char** argv) {
     struct Args {
       std::string file;
       std::vector<std::string> sets;
+      std::string sweep;
       int64_t index = -1;
       bool print_config = false;
     };
     auto a = std::make_shared<Args>();
     CLI::App* cmd = app.add_subcommand("run", "Run an experiment from TOML (all runs of its [sweep], or --index I)");
-    cmd->add_option("experiment", a->file, "experiment TOML file")->required();
+    cmd->add_option("experiment", a->file, "experiment TOML file");
+    cmd->add_option("--sweep", a->sweep, "sweep TOML file: like EXPERIMENT, but a completed run is skipped "
+                                         "(Slurm array tasks: --sweep SWEEP.toml --index $SLURM_ARRAY_TASK_ID)");
     cmd->add_option("--set", a->sets, "override a key: --set finetune.lr=2e-5 (repeatable)");
     cmd->add_option("--index", a->index, "run only run I of the file's sweep (see `ot sweep plan`)");
     cmd->add_flag("--print-config", a->print_config, "print the resolved configuration(s) and exit");
     cmd->callback([a, cmdline] {
+      OT_REQUIRE(a->file.empty() != a->sweep.empty(), "ot run: give an experiment file, or --sweep SWEEP.toml (not both)");
+      const bool skip_complete = !a->sweep.empty();
+      if (skip_complete) a->file = a->sweep;
       experiment::Config c = experiment::load_config(a->file, a->sets);
       std::vector<PlannedRun> runs = experiment::plan_runs(c);
       if (a->index >= 0) {
@@ -144,7 +170,7 @@ void register_run_commands(CLI::App& app, int argc, char** argv) {
         for (const PlannedRun& r : runs) std::cout << "# run " << r.run_id << "\n" << r.config.to_toml() << "\n";
         return;
       }
-      const int code = run_all(runs, cmdline, false);
+      const int code = run_all(runs, cmdline, skip_complete);
       if (code != 0) std::exit(code);
     });
   }
@@ -186,12 +212,16 @@ void register_run_commands(CLI::App& app, int argc, char** argv) {
     struct Args {
       std::string file;
       std::vector<std::string> sets;
+      int ranks_per_run = 0;
     };
     auto a = std::make_shared<Args>();
     auto p = std::make_shared<Args>();
     CLI::App* cmd = app.add_subcommand("sweep", "Run a sweep: every run of SWEEP.toml not yet completed");
     cmd->add_option("sweep", a->file, "sweep TOML file");
     cmd->add_option("--set", a->sets, "override a key in every run (repeatable)");
+    cmd->add_option("--ranks-per-run", a->ranks_per_run,
+                    "under mpirun/srun: teams of G ranks take runs from a queue, each run data-parallel on its team "
+                    "(default: the whole world is one team)");
     CLI::App* plan = cmd->add_subcommand("plan", "List the runs of a sweep with their ids and states");
     plan->add_option("sweep", p->file, "sweep TOML file")->required();
     plan->add_option("--set", p->sets, "override a key in every run (repeatable)");
@@ -200,7 +230,14 @@ void register_run_commands(CLI::App& app, int argc, char** argv) {
       if (cmd->got_subcommand("plan")) return;
       OT_REQUIRE(!a->file.empty(), "ot sweep: give a sweep file (ot sweep SWEEP.toml, or ot sweep plan SWEEP.toml)");
       std::vector<PlannedRun> runs = experiment::plan_runs(experiment::load_config(a->file, a->sets));
-      const int code = run_all(runs, cmdline, true);
+      int code = 0;
+      if (a->ranks_per_run > 0) {
+        OT_REQUIRE(dist::mpi_initialized(), "--ranks-per-run: start ot with an MPI launcher (mpirun -np N ot sweep ..., "
+                                            "or srun --mpi=pmix ot sweep ...)");
+        code = experiment::run_sweep_in_teams(runs, a->ranks_per_run, cmdline);
+      } else {
+        code = run_all(runs, cmdline, true);
+      }
       if (code != 0) std::exit(code);
     });
   }

@@ -16,7 +16,10 @@ EpochSampler::EpochSampler(const SamplerOptions& o) : o_(o) {
 
 int64_t EpochSampler::batches_per_epoch() const {
   const int64_t g = o_.batch_size * o_.world_size;
-  return o_.drop_last ? o_.num_examples / g : (o_.num_examples + g - 1) / g;
+  const int64_t full = o_.num_examples / g, rest = o_.num_examples % g;
+  // A final partial batch too small to give every rank an example is dropped: every rank
+  // must take part in every step's collectives.
+  return full + (!o_.drop_last && rest >= o_.world_size ? 1 : 0);
 }
 
 std::vector<int64_t> EpochSampler::permutation(int64_t epoch) const {

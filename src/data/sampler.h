@@ -23,10 +23,11 @@ class EpochSampler {
  public:
   explicit EpochSampler(const SamplerOptions& o);
   // Global batches per epoch (each made of world_size * batch_size examples, the last
-  // possibly smaller unless drop_last).
+  // possibly smaller unless drop_last; a last batch with fewer examples than ranks is
+  // always dropped, so every rank has a share of every batch).
   int64_t batches_per_epoch() const;
   // This rank's indices of global batch `b` in `epoch`. In a final partial batch, ranks
-  // split what is there as evenly as possible (a rank may get none).
+  // split what is there as evenly as possible.
   std::vector<int64_t> batch(int64_t epoch, int64_t b) const;
   std::vector<int64_t> permutation(int64_t epoch) const;
 

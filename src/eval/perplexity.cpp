@@ -2,6 +2,8 @@
 // perplexity.h).
 #include "eval/perplexity.h"
 
+#include <tuple>
+
 #include <torch/torch.h>
 
 #include <cmath>
@@ -174,7 +176,10 @@ ClmPerplexity clm_perplexity(DecoderLM& model, const std::vector<std::vector<int
   ClmPerplexity res;
   std::vector<double> losses;
   std::vector<int64_t> sizes;
-  for (int64_t b = 0; b < n_batches; ++b) {
+  int64_t b_lo = 0, b_hi = n_batches;
+  const bool sharded = opts.comm != nullptr && opts.comm->size() > 1;
+  if (sharded) std::tie(b_lo, b_hi) = dist::shard_range(n_batches, opts.comm->rank(), opts.comm->size());
+  for (int64_t b = b_lo; b < b_hi; ++b) {
     const int64_t lo = b * opts.batch_size, hi = std::min(n, lo + opts.batch_size);
     const auto T = static_cast<int64_t>(blocks[static_cast<size_t>(lo)].size());
     OT_REQUIRE(T >= 1, "block ", lo, " is empty");
@@ -201,7 +206,20 @@ ClmPerplexity clm_perplexity(DecoderLM& model, const std::vector<std::vector<int
   }
   if (bar) bar->finish();
   res.blocks = n;
-  res.loss = clm_eval_loss(losses, sizes);
+  if (sharded) {
+    // The same sum clm_eval_loss forms, over every rank's batches.
+    std::vector<double> part = {0.0, 0.0, double(res.predictions)};
+    for (size_t i = 0; i < losses.size(); ++i) {
+      if (std::isnan(losses[i])) continue;
+      part[0] += losses[i] * double(sizes[i]);
+      part[1] += double(sizes[i]);
+    }
+    part = opts.comm->all_reduce_sum(part);
+    res.predictions = static_cast<int64_t>(part[2]);
+    res.loss = part[1] > 0 ? part[0] / part[1] : std::numeric_limits<double>::quiet_NaN();
+  } else {
+    res.loss = clm_eval_loss(losses, sizes);
+  }
   res.perplexity = std::exp(res.loss);  // inf on overflow, NaN stays NaN
   return res;
 }

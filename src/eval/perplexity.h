@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/communicator.h"
 #include "eval/loglikelihood.h"
 
 namespace ot {
@@ -51,6 +52,9 @@ double clm_eval_loss(const std::vector<double>& batch_losses, const std::vector<
 struct ClmPerplexityOptions {
   int64_t batch_size = 1;  // blocks per forward pass (per_device_eval_batch_size)
   bool progress = true;
+  // Sharded evaluation: each rank scores its share of the batches and the sums are reduced
+  // (the result is the same on every rank). Null: this process scores everything.
+  dist::Communicator* comm = nullptr;
 };
 
 struct ClmPerplexity {

@@ -10,6 +10,7 @@
 #include "data/corpus.h"
 #include "data/task_train.h"
 #include "data/tasks.h"
+#include "dist/context.h"
 #include "eval/harness.h"
 #include "eval/loglikelihood.h"
 #include "eval/perplexity.h"
@@ -74,6 +75,28 @@ std::string tokenizer_path_for(const std::string& tokenizer, const std::string& 
   return tokenizer.empty() ? model_dir : tokenizer;
 }
 
+// Data parallelism over the current team (dist/context.h), when it has more than one rank.
+void wire_data_parallel(Trainer& trainer, const at::Device& device) {
+  if (dist::team().size() > 1) trainer.set_data_parallel(dist::communicator_for(device), dist::bucket_options_from_env());
+}
+
+// Every rank's own throughput, gathered (a collective: every rank of the team calls it).
+void record_rank_throughput(results::RunRecorder* rec, const TrainResult& r) {
+  const dist::Team& t = dist::team();
+  std::vector<double> v(static_cast<size_t>(t.size()), 0.0);
+  v[static_cast<size_t>(t.rank())] = r.rank_tokens_per_second;
+  v = dist::host_communicator().all_reduce_sum(v);
+  if (!rec) return;
+  for (size_t i = 0; i < v.size(); ++i) rec->set_rank_throughput(static_cast<int64_t>(i), v[i]);
+}
+
+// Only the team's rank 0 writes; the others wait until the files are there.
+template <class Fn>
+void write_on_rank0(Fn&& fn) {
+  if (dist::is_writer()) fn();
+  dist::host_communicator().barrier();
+}
+
 }  // namespace
 
 std::shared_ptr<BatchSource> corpus_blocks(const CorpusSpec& spec, const Tokenizer& tok,
@@ -97,7 +120,10 @@ double mean_loss(DecoderLM& model, const BatchSource& data, int64_t batch_size, 
   const int64_t n = max_examples > 0 ? std::min(max_examples, data.size()) : data.size();
   double nll = 0.0;
   int64_t count = 0;
-  for (int64_t i = 0; i < n; i += batch_size) {
+  // Sharded over the team's ranks by batches; the sums are reduced below.
+  const int64_t n_batches = (n + batch_size - 1) / batch_size;
+  const auto [b_lo, b_hi] = dist::shard_range(n_batches, dist::team().rank(), dist::team().size());
+  for (int64_t i = b_lo * batch_size; i < std::min(n, b_hi * batch_size); i += batch_size) {
     std::vector<int64_t> idx;
     for (int64_t j = i; j < std::min(n, i + batch_size); ++j) idx.push_back(j);
     Batch b = data.batch(idx);
@@ -108,6 +134,11 @@ double mean_loss(DecoderLM& model, const BatchSource& data, int64_t batch_size, 
     auto picked = lp.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1);
     nll -= picked.masked_select(valid).sum().item<double>();
     count += valid.sum().item<int64_t>();
+  }
+  if (dist::team().size() > 1) {
+    const std::vector<double> sums = dist::host_communicator().all_reduce_sum({nll, double(count)});
+    nll = sums[0];
+    count = static_cast<int64_t>(sums[1]);
   }
   model->train(was_training);
   OT_REQUIRE(count > 0, "evaluation data has no scored tokens");
@@ -151,6 +182,7 @@ std::vector<TaskResult> evaluate_model(DecoderLM& model, const Tokenizer& tok, c
     OT_REQUIRE(!blocks.empty(), name, ": no text to score");
     ClmPerplexityOptions po;
     po.batch_size = spec.batch_size;
+    if (dist::team().size() > 1) po.comm = &dist::host_communicator();  // sharded over the team
     ClmPerplexity p = clm_perplexity(model, blocks, po);
     results.push_back({name, 0, "perplexity", p.perplexity, std::nullopt, p.blocks});
     results.push_back({name, 0, "loss", p.loss, std::nullopt, p.blocks});
@@ -175,8 +207,9 @@ void record_results(results::RunRecorder& rec, const std::string& setting, const
 
 std::unique_ptr<results::RunRecorder> open_recorder(const std::string& path, const std::string& experiment,
                                                     const std::string& command_line, const std::string& config_text) {
-  if (path.empty()) return nullptr;
+  if (path.empty() || !dist::is_writer()) return nullptr;  // one file per run: the team's rank 0 writes it
   results::RunInfo info;
+  info.world_size = dist::team().size();
   std::string file = path.substr(path.find_last_of('/') + 1);
   info.run_id = file.substr(0, file.rfind(".h5"));
   info.experiment = experiment;
@@ -248,6 +281,7 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
       to.keep_best = false;
     }
     Trainer trainer(d.trainable(), to);
+    wire_data_parallel(trainer, full->device());
     trainer.set_mode_callback([&](bool t) { bundle->train(t); });
     Trainer::EvalFn eval;
     // The plug-in (full model with the still untouched adapter) does not change while only
@@ -268,12 +302,17 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
                           {"best_step", out.train.best_step}};
     if (rec) {
       rec->set_efficiency("distill_tokens_per_s", out.train.tokens_per_second, "tokens/s");
+      rec->set_efficiency("distill_exposed_comm_s", out.train.exposed_comm_seconds, "s");
+      rec->set_efficiency("distill_train_s", out.train.train_seconds, "s");
       rec->set_efficiency("distill_peak_memory_mib", peak_rss_mib(), "MiB");
     }
   }
+  if (job.distill) record_rank_throughput(rec, out.train);
   bundle->set_config_entry("offsite", section);
-  save_model(bundle, job.out_dir);
-  copy_tokenizer_files(tokenizer_path_for(job.tokenizer, job.model_dir), job.out_dir);  // ships with the bundle
+  write_on_rank0([&] {
+    save_model(bundle, job.out_dir);
+    copy_tokenizer_files(tokenizer_path_for(job.tokenizer, job.model_dir), job.out_dir);  // ships with the bundle
+  });
   return out;
 }
 
@@ -357,6 +396,7 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
   if (!val_src) to.keep_best = false;
   to.best_metric = "loss";
   Trainer trainer(params, to);
+  wire_data_parallel(trainer, model->device());
   trainer.set_mode_callback([&](bool t) { model->train(t); });
   Trainer::EvalFn eval;
   if (val_src)
@@ -374,6 +414,8 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
   if (rec) {
     const std::string pre = job.label == "finetune" ? "" : job.label + "_";
     rec->set_efficiency(pre + "tokens_per_s", out.train.tokens_per_second, "tokens/s");
+    rec->set_efficiency(pre + "exposed_comm_s", out.train.exposed_comm_seconds, "s");
+    rec->set_efficiency(pre + "train_s", out.train.train_seconds, "s");
     rec->set_efficiency(pre + "peak_memory_mib", peak_rss_mib(), "MiB");
     rec->set_efficiency(pre + "trainable_params", double(out.trainable_params), "parameters");
     rec->set_efficiency(pre + "total_params", double(out.total_params), "parameters");
@@ -381,6 +423,7 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
       record_eval(rec, bundle ? "ft_emulator" : "ft_full", eval_name, "validation_loss", out.train.best_metric, val_src->size());
   }
 
+  record_rank_throughput(rec, out.train);
   merge_peft(model);  // LoRA folds into the weights; bottleneck adapters stay as modules
   if (bundle) {
     std::vector<int64_t> origins;
@@ -389,11 +432,13 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
                             {"task", job.task}, {"steps", out.train.steps}};
     Adapter a = extract_adapter(model, origins, job.train_head, raw["offsite"].value("fingerprint", ""),
                                 layout->num_original, extra);
-    save_adapter(a, job.out_dir);
+    write_on_rank0([&] { save_adapter(a, job.out_dir); });
     out.wrote_adapter = true;
   } else {
-    save_model(model, job.out_dir);
-    copy_tokenizer_files(tok_path, job.out_dir);
+    write_on_rank0([&] {
+      save_model(model, job.out_dir);
+      copy_tokenizer_files(tok_path, job.out_dir);
+    });
   }
   return out;
 }

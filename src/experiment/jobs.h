@@ -107,7 +107,8 @@ std::shared_ptr<BatchSource> corpus_blocks(const CorpusSpec& spec, const Tokeniz
 // Adds `results` as eval rows of `setting` (the harness stderr where there is one, else 0).
 void record_results(results::RunRecorder& rec, const std::string& setting, const std::vector<TaskResult>& results);
 
-// A RunRecorder for `path` with provenance filled from this build, or null for "".
+// A RunRecorder for `path` with provenance filled from this build, or null for "" and on
+// every rank but the team's rank 0.
 std::unique_ptr<results::RunRecorder> open_recorder(const std::string& path, const std::string& experiment,
                                                     const std::string& command_line, const std::string& config_text);
 

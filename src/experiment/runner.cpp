@@ -12,10 +12,12 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "data/brown.h"
 #include "data/tasks.h"
+#include "dist/context.h"
 #include "eval/settings.h"
 #include "experiment/jobs.h"
 #include "model/load.h"
@@ -74,11 +76,17 @@ class Run {
     seed_ = static_cast<uint64_t>(c_.integer("experiment.seed"));
   }
 
-  void execute() {
-    // A run that starts again starts clean (shared caches stay).
-    fs::remove_all(run_dir_);
-    fs::create_directories(run_dir_);
-    torch::manual_seed(seed_);
+  // resume: continue an interrupted attempt (its finished stages and saved trainer states
+  // stay); otherwise the run's work directory starts clean (shared caches stay).
+  void execute(bool resume) {
+    if (dist::is_writer() && !(resume && dir_exists(run_dir_))) {
+      fs::remove_all(run_dir_);
+      fs::create_directories(run_dir_);
+    }
+    // Shared caches (texts, tokenizer) are made by rank 0 first; the others then find them.
+    if (dist::is_writer()) prepare_shared_inputs();
+    dist::host_communicator().barrier();
+    prepare_shared_inputs();
     const std::string recipe = c_.str("experiment.recipe");
     if (recipe == "pretrain") pretrain_recipe();
     else if (recipe == "distill") distill_recipe();
@@ -90,6 +98,29 @@ class Run {
 
  private:
   // ---- data, tokenizer, model ----------------------------------------------------------
+
+  void prepare_shared_inputs() {
+    if (const toml::table* data = c_.table_at("data"))
+      for (const auto& [name, source] : *data) text_path(std::string(name.str()));
+    tokenizer();
+  }
+
+  // A stage's output directory appears whole (written under a temporary name, then renamed
+  // by rank 0), so its existence says the stage is done: a resumed run skips it.
+  template <class Fn>
+  void stage(const std::string& out, const std::string& what, Fn&& fn) {
+    if (dir_exists(out)) {
+      if (dist::is_writer()) std::cerr << what << ": done in an earlier attempt (" << out << ")\n";
+      return;
+    }
+    torch::manual_seed(seed_);  // each stage draws the same numbers whether or not earlier ones ran in this process
+    const std::string partial = out + ".partial";
+    if (dist::is_writer() && dir_exists(partial)) fs::remove_all(partial);
+    dist::host_communicator().barrier();
+    fn(partial);
+    if (dist::is_writer()) fs::rename(partial, out);
+    dist::host_communicator().barrier();
+  }
 
   // The text file of data source `name` (a Brown selection is written once under work_dir/data).
   std::string text_path(const std::string& name) {
@@ -218,9 +249,9 @@ class Run {
       if (rec_) rec_->set_attribute("foundation_model", dir);
       return dir;
     }
-    fs::create_directories(models);
     const std::string staging = dir + ".init";
-    {
+    if (dist::is_writer()) {
+      fs::create_directories(models);
       ModelConfig mc = parse_model_config(init, "model.init" + c_.where("model.init"));
       torch::manual_seed(static_cast<uint64_t>(c_.integer("pretrain.seed")));
       DecoderLM m = build_model(mc, load_);
@@ -231,13 +262,15 @@ class Run {
       save_model(m, staging);
       copy_tokenizer_files(tok_path, staging);
     }
+    dist::host_communicator().barrier();
     FinetuneJob job;
     job.model_dir = staging;
-    job.out_dir = dir + ".tmp-" + std::to_string(::getpid());
+    job.out_dir = dir + ".tmp";  // written by the team's rank 0 only
     job.tokenizer = tok_path;
     job.trainable = "all";
     job.corpus = corpus(c_.str("pretrain.data"), c_.integer("pretrain.block_size"));
-    if (!eval.empty()) job.eval_corpus = corpus(eval, c_.integer("pretrain.block_size"));
+    if (!eval.empty())
+      job.eval_corpus = corpus(eval, c_.integer("pretrain.block_size"), c_.integer("pretrain.eval_blocks"));
     job.block_size = c_.integer("pretrain.block_size");
     job.trainer = trainer("pretrain");
     job.trainer.seed = static_cast<uint64_t>(c_.integer("pretrain.seed"));
@@ -247,10 +280,14 @@ class Run {
     job.label = "pretrain";
     job.record_validation = false;
     FinetuneOutcome o = run_finetune_job(job, rec_);
-    fs::rename(job.out_dir, dir);  // the cache entry appears whole or not at all
-    fs::remove_all(staging);
-    fs::remove(job.trainer.state_path);
-    std::cerr << "model: pretrained " << o.total_params << " parameters for " << o.train.steps << " steps -> " << dir << "\n";
+    check_not_interrupted(o.train, "pretraining");
+    if (dist::is_writer()) {
+      fs::rename(job.out_dir, dir);  // the cache entry appears whole or not at all
+      fs::remove_all(staging);
+      fs::remove(job.trainer.state_path);
+    }
+    dist::host_communicator().barrier();
+    if (dist::is_writer()) std::cerr << "model: pretrained " << o.total_params << " parameters for " << o.train.steps << " steps -> " << dir << "\n";
     if (rec_) rec_->set_attribute("foundation_model", dir);
     return dir;
   }
@@ -280,7 +317,7 @@ class Run {
 
   void evaluate(const std::string& setting, const std::string& model, const std::string& adapter, const EvalSpec& spec) {
     if (spec.tasks.empty() && spec.texts.empty()) return;
-    std::cerr << "eval: " << setting << "\n";
+    if (dist::is_writer()) std::cerr << "eval: " << setting << "\n";
     DecoderLM m = load_model(model, load_);
     if (!adapter.empty()) {
       Adapter a = load_adapter(adapter);
@@ -356,7 +393,8 @@ class Run {
       if (c_.integer("finetune.prefix_token") >= 0) job.prefix_token = c_.integer("finetune.prefix_token");
     } else {
       job.corpus = corpus(c_.str("finetune.data"), job.block_size);
-      if (!c_.str("finetune.eval_data").empty()) job.eval_corpus = corpus(c_.str("finetune.eval_data"), job.block_size);
+      if (!c_.str("finetune.eval_data").empty())
+        job.eval_corpus = corpus(c_.str("finetune.eval_data"), job.block_size, c_.integer(section + ".eval_blocks"));
     }
     job.trainer = trainer(section);
     job.trainer.state_path = path_join(run_dir_, section + ".state");
@@ -379,11 +417,18 @@ class Run {
     evaluate("zs_full", m, "", eval_spec());
   }
 
+  // The bundle stage: emulator + distillation, written to `bundle`.
+  void bundle_stage(const std::string& bundle) {
+    stage(bundle, "distillation", [&](const std::string& out) {
+      EmulatorOutcome e = run_emulator_job(emulator_job(out), rec_);
+      check_not_interrupted(e.train, "distillation");
+    });
+  }
+
   void distill_recipe() {
     std::string bundle = c_.str("emulator.save_to");
     if (bundle.empty()) bundle = path_join(run_dir_, "bundle");
-    EmulatorOutcome o = run_emulator_job(emulator_job(bundle), rec_);
-    check_not_interrupted(o.train, "distillation");
+    bundle_stage(bundle);
     EvalSpec spec = eval_spec();
     evaluate("zs_full", model_dir(), "", spec);
     evaluate("zs_emulator", bundle, "", spec);
@@ -392,10 +437,13 @@ class Run {
   void finetune_recipe() {
     const std::string out = path_join(run_dir_, "finetuned");
     const std::string base = model_dir();
-    FinetuneOutcome o = run_finetune_job(finetune_job(base, out, "finetune", c_.str("finetune.trainable")), rec_);
-    check_not_interrupted(o.train, "fine-tuning");
+    stage(out, "fine-tuning", [&](const std::string& partial) {
+      FinetuneOutcome o = run_finetune_job(finetune_job(base, partial, "finetune", c_.str("finetune.trainable")), rec_);
+      check_not_interrupted(o.train, "fine-tuning");
+    });
     EvalSpec spec = eval_spec();
-    if (o.wrote_adapter) evaluate("ft_emulator", base, out, spec);
+    const bool full_model = file_exists(path_join(out, "config.json"));  // else an adapter
+    if (!full_model) evaluate("ft_emulator", base, out, spec);
     else evaluate("ft_full", out, "", spec);
   }
 
@@ -444,20 +492,23 @@ class Run {
     EvalSpec spec = eval_spec();  // fail on a bad eval input before the long steps
     if (bundle.empty()) {
       bundle = path_join(run_dir_, "bundle");
-      EmulatorOutcome e = run_emulator_job(emulator_job(bundle), rec_);
-      check_not_interrupted(e.train, "distillation");
+      bundle_stage(bundle);
     } else {
       OT_REQUIRE(file_exists(path_join(bundle, "config.json")), "emulator.bundle: '", bundle,
                  "' is not a bundle directory (make one with recipe distill)", c_.where("emulator.bundle"));
       if (rec_) rec_->set_attribute("bundle", bundle);
     }
-    FinetuneOutcome f = run_finetune_job(finetune_job(bundle, adapter, "finetune", "adapter"), rec_);
-    check_not_interrupted(f.train, "adapter fine-tuning");
+    stage(adapter, "adapter fine-tuning", [&](const std::string& out) {
+      FinetuneOutcome f = run_finetune_job(finetune_job(bundle, out, "finetune", "adapter"), rec_);
+      check_not_interrupted(f.train, "adapter fine-tuning");
+    });
     std::string full_ft;
     if (wants("ft_full") && c_.flag("full_finetune.enabled")) {
       full_ft = path_join(run_dir_, "full_finetune");
-      FinetuneOutcome ff = run_finetune_job(finetune_job(full, full_ft, "full_finetune", "all"), rec_);
-      check_not_interrupted(ff.train, "full fine-tuning");
+      stage(full_ft, "full fine-tuning", [&](const std::string& out) {
+        FinetuneOutcome ff = run_finetune_job(finetune_job(full, out, "full_finetune", "all"), rec_);
+        check_not_interrupted(ff.train, "full fine-tuning");
+      });
     }
     if (wants("zs_full")) evaluate("zs_full", full, "", spec);
     if (wants("zs_emulator")) evaluate("zs_emulator", bundle, "", spec);
@@ -555,33 +606,61 @@ std::vector<PatternMargins> pattern_margins(const std::vector<std::pair<std::str
 RunState execute_run(const PlannedRun& plan, const RunOptions& opts) {
   const Config& c = plan.config;
   if (c.integer("runtime.threads") > 0) at::set_num_threads(static_cast<int>(c.integer("runtime.threads")));
+  const bool writer = dist::is_writer();
   results::RunInfo info;
   info.run_id = plan.run_id;
   info.experiment = c.str("experiment.name");
   info.config_toml = c.to_toml();
   info.command_line = opts.command_line;
   info.libtorch_version = TORCH_VERSION;
-  results::RunRecorder rec(plan.result_path, info);
-  rec.set_attribute("recipe", c.str("experiment.recipe"));
-  rec.set_attribute("label", c.str("experiment.label").empty() ? c.str("experiment.name") : c.str("experiment.label"));
-  rec.set_attribute("group_id", group_id_of(c));
-  rec.set_attribute("sweep_params", params_json(plan.params));
-  rec.set_attribute("paper_table", c.str("experiment.paper_table"));
-  rec.set_attribute("seed", c.integer("experiment.seed"));
-  Run run(plan, &rec);
+  info.world_size = dist::team().size();
+  // An attempt that was interrupted (status still "running") is continued: its finished
+  // stages, trainer states and records stay. Rank 0 decides for the team.
+  std::optional<results::RunReader> earlier;
+  if (writer && file_exists(plan.result_path)) {
+    try {
+      results::RunReader r = results::RunReader::open(plan.result_path);
+      if (r.status() == results::RunStatus::Running && r.has_attribute("run_id") &&
+          r.string_attribute("run_id") == plan.run_id)
+        earlier = std::move(r);
+    } catch (const std::exception& e) {
+      std::cerr << "ot: " << plan.result_path << " is unreadable (" << e.what() << "); the run starts over\n";
+    }
+  }
+  const bool resume = dist::host_communicator().all_reduce_max(earlier ? 1.0 : 0.0) > 0;
+  std::unique_ptr<results::RunRecorder> rec;
+  if (writer) {
+    rec = earlier ? std::make_unique<results::RunRecorder>(plan.result_path, info, *earlier)
+                  : std::make_unique<results::RunRecorder>(plan.result_path, info);
+    if (earlier) std::cerr << "ot: run " << plan.run_id << ": continuing the interrupted attempt\n";
+    rec->set_attribute("recipe", c.str("experiment.recipe"));
+    rec->set_attribute("label", c.str("experiment.label").empty() ? c.str("experiment.name") : c.str("experiment.label"));
+    rec->set_attribute("group_id", group_id_of(c));
+    rec->set_attribute("sweep_params", params_json(plan.params));
+    rec->set_attribute("paper_table", c.str("experiment.paper_table"));
+    rec->set_attribute("seed", c.integer("experiment.seed"));
+    rec->set_attribute("attempts", earlier && earlier->has_attribute("attempts") ? earlier->int_attribute("attempts") + 1
+                                                                                : int64_t(1));
+  }
+  Run run(plan, rec.get());
   try {
-    run.execute();
-    rec.complete();
+    run.execute(resume);
+    if (rec) rec->complete();
   } catch (const std::exception& e) {
-    rec.fail(e.what());
     if (stop_requested()) {
-      std::cerr << "ot: run " << plan.run_id << " stopped by a signal: " << e.what() << "\n";
+      // Left "running": the next attempt (a requeued job, the same command again) continues it.
+      if (rec) {
+        rec->set_attribute("interrupted", e.what());
+        rec->flush();
+      }
+      if (writer) std::cerr << "ot: run " << plan.run_id << " stopped by a signal; its state is saved and the next attempt continues it\n";
       return RunState::kPreempted;
     }
+    if (rec) rec->fail(e.what());
     std::cerr << "ot: run " << plan.run_id << " failed: " << e.what() << "\n";
     return RunState::kFailed;
   }
-  print_summary(plan.run_id, run.rows());
+  if (writer) print_summary(plan.run_id, run.rows());
   return RunState::kCompleted;
 }
 

@@ -46,6 +46,7 @@ std::vector<Field> trainer_fields(const std::string& lr, const std::string& sche
       {"grad_accum", Kind::kInt, "1", "micro-batches per optimizer step", {}, 1.0},
       {"clip_norm", Kind::kFloat, "1.0", "gradient clipping norm (0: off)", {}, 0.0},
       {"eval_every", Kind::kInt, "0", "evaluate every N steps (0: at the end)", {}, 0.0},
+      {"eval_blocks", Kind::kInt, "0", "use only the first N blocks of eval_data (0: all)", {}, 0.0},
       {"save_every", Kind::kInt, "0", "write resumable state every N steps (0: only when stopped)", {}, 0.0},
       {"block_size", Kind::kInt, "512", "tokens per sequence", {}, 2.0},
   };
@@ -115,7 +116,6 @@ const std::vector<Section>& sections() {
        "Emulator distillation (model owner): off unless `data` is set.",
        concat({{"data", Kind::kString, "\"\"", "distillation data source (empty: no distillation)"},
                {"eval_data", Kind::kString, "\"\"", "perplexity data for choosing the best emulator"},
-               {"eval_blocks", Kind::kInt, "0", "use only the first N blocks of eval_data (0: all)", {}, 0.0},
                {"kd_weight", Kind::kFloat, "30.0", "weight of the normalised-MSE KD loss", {}, 0.0},
                {"lm_weight", Kind::kFloat, "1.0", "weight of the LM loss", {}, 0.0}},
               trainer_fields("1e-4", "cosine", "1", "8"))},

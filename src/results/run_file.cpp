@@ -304,8 +304,16 @@ const std::vector<double>& Curve::column(const std::string& name) const {
 
 // ---------------------------------------------------------------------------- RunRecorder
 
-RunRecorder::RunRecorder(std::string path, RunInfo info)
+RunRecorder::RunRecorder(std::string path, RunInfo info) : path_(std::move(path)), info_(std::move(info)) {
+  open_file(nullptr);
+}
+
+RunRecorder::RunRecorder(std::string path, RunInfo info, const RunReader& earlier)
     : path_(std::move(path)), info_(std::move(info)) {
+  open_file(&earlier);
+}
+
+void RunRecorder::open_file(const RunReader* earlier) {
   silence_hdf5();
   OT_REQUIRE(!path_.empty(), "run file path is empty");
   if (info_.git_commit.empty()) info_.git_commit = ot::git_commit();
@@ -319,6 +327,27 @@ RunRecorder::RunRecorder(std::string path, RunInfo info)
     check_text(path_, "run info", *field);
   }
   created_utc_ = ot::utc_now_iso8601();
+  if (earlier) {
+    OT_REQUIRE(earlier->status() == RunStatus::Running, earlier->path(), ": only a running (interrupted) run can be continued, this one is ",
+               to_string(earlier->status()));
+    const auto id = earlier->attributes().find("run_id");
+    OT_REQUIRE(id != earlier->attributes().end() && std::holds_alternative<std::string>(id->second) &&
+                   std::get<std::string>(id->second) == info_.run_id,
+               earlier->path(), ": belongs to another run than ", info_.run_id);
+    for (const auto& [name, value] : earlier->attributes()) {
+      if (name == "created_utc" && std::holds_alternative<std::string>(value)) created_utc_ = std::get<std::string>(value);
+      if (reserved_attributes().count(name) == 0) attributes_[name] = value;
+    }
+    for (const auto& [name, curve] : earlier->curves()) {
+      CurveData data;
+      data.columns = curve.columns;
+      for (const auto& c : curve.columns) data.values.push_back(curve.values.at(c));
+      curves_.emplace_back(name, std::move(data));
+    }
+    eval_ = earlier->eval();
+    efficiency_ = earlier->efficiency();
+    for (const auto& r : earlier->ranks()) ranks_[r.rank] = r.tokens_per_s;
+  }
   std::filesystem::path parent = std::filesystem::path(path_).parent_path();
   if (!parent.empty()) {
     std::error_code ec;
@@ -416,6 +445,18 @@ void RunRecorder::add_curve_row(const std::string& curve, const CurveRow& row) {
       for (const auto& [name, value] : row) got += (got.empty() ? "" : ", ") + name;
       ot::fail(path_, ": curve '", curve, "': row has columns (", got,
                ") but the curve's first row fixed them to (", columns_text(), ")");
+    }
+    const auto step_col = std::find(data.columns.begin(), data.columns.end(), "step");
+    if (step_col != data.columns.end()) {
+      const std::size_t sc = static_cast<std::size_t>(step_col - data.columns.begin());
+      double step = 0;
+      for (std::size_t i = 0; i < row.size(); ++i)
+        if (slot[i] == sc) step = row[i].second;
+      std::vector<double>& steps = data.values[sc];
+      std::size_t keep = steps.size();
+      while (keep > 0 && steps[keep - 1] >= step) --keep;  // rewound: forget the rows redone now
+      if (keep < steps.size())
+        for (auto& column : data.values) column.resize(keep);
     }
     for (std::size_t i = 0; i < row.size(); ++i) data.values[slot[i]].push_back(row[i].second);
   }

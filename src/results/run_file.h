@@ -79,6 +79,8 @@ struct Curve {
   const std::vector<double>& column(const std::string& name) const;
 };
 
+class RunReader;
+
 // Writes one run's file. Not thread-safe: one recorder per run, driven by one thread
 // (rank 0 of the run's team).
 class RunRecorder {
@@ -86,6 +88,10 @@ class RunRecorder {
   // Creates parent directories and writes the first file (status "running") at once, so
   // a run that dies before its first record still leaves a file. Overwrites `path`.
   RunRecorder(std::string path, RunInfo info);
+  // Continues an interrupted attempt of the same run: starts from `earlier`'s curves,
+  // evaluations, efficiency numbers, rank throughputs, free attributes and creation time
+  // (its status must be running and its run id info.run_id), so the file never loses them.
+  RunRecorder(std::string path, RunInfo info, const RunReader& earlier);
   // Flushes unwritten records (errors are swallowed); status stays whatever it was, so a
   // recorder dropped without complete()/fail() leaves a "running" (incomplete) file.
   ~RunRecorder();
@@ -108,6 +114,9 @@ class RunRecorder {
   }
 
   // Appends a row to curve `curve` (created on its first row, which fixes the columns).
+  // A row whose "step" is not after the curve's last step (a resumed training rewinding to
+  // its saved state) first drops the rows from that step on, so a resumed run's curves are
+  // those of an uninterrupted one.
   // A row whose column names differ from the first row's throws ot::Error naming the
   // curve. Flushes if flush_interval_seconds() passed since the last flush.
   void add_curve_row(const std::string& curve, const CurveRow& row);
@@ -140,6 +149,7 @@ class RunRecorder {
   };
 
   void set_attribute_value(const std::string& name, AttributeValue value);
+  void open_file(const RunReader* earlier);
   void require_open(const char* what) const;
   void maybe_flush();
   void write_file(const std::string& file) const;

@@ -42,11 +42,11 @@ Trainer::Trainer(NamedTensors params, TrainerOptions opts) : params_(std::move(p
   opt_->adamw = std::make_unique<torch::optim::AdamW>(groups, base);
 }
 
-void Trainer::set_distributed(int rank, int world, GradReduceFn grads, ScalarReduceFn scalars) {
-  rank_ = rank;
-  world_ = world;
-  reduce_grads_ = std::move(grads);
-  reduce_scalars_ = std::move(scalars);
+void Trainer::set_data_parallel(dist::Communicator& comm, dist::BucketOptions buckets) {
+  comm_ = &comm;
+  rank_ = comm.rank();
+  world_ = comm.size();
+  buckets_ = buckets;
 }
 
 namespace {
@@ -189,6 +189,12 @@ TrainResult Trainer::fit(const BatchSource& data, const LossFn& loss_fn, const E
 
   std::vector<at::Tensor> tensors;
   for (auto& p : params_) tensors.push_back(p.second);
+  std::unique_ptr<dist::GradientAllReducer> reducer;
+  if (world_ > 1) {
+    torch::NoGradGuard ng;
+    for (auto& t : tensors) comm_->broadcast(t, 0);  // every rank starts from rank 0's weights
+    reducer = std::make_unique<dist::GradientAllReducer>(*comm_, tensors, buckets_);
+  }
   auto set_mode = [&](bool training) { if (mode_fn_) mode_fn_(training); };
 
   auto run_eval = [&](int64_t at_step) {
@@ -221,9 +227,11 @@ TrainResult Trainer::fit(const BatchSource& data, const LossFn& loss_fn, const E
   if (r.resumed) bar.note(o_.label + ": resumed from " + o_.state_path + " at step " + std::to_string(step));
   set_mode(true);
   auto t0 = std::chrono::steady_clock::now();
-  int64_t tokens_this_process = 0;
+  int64_t tokens_this_process = 0, tokens_this_rank = 0;
   for (; step < total_steps; ++step) {
-    if (stop_requested()) {
+    bool stop = stop_requested();
+    if (world_ > 1) stop = comm_->all_reduce_max(stop ? 1.0 : 0.0) > 0;  // every rank stops at the same step
+    if (stop) {
       save_state(step, micro, tokens, best, best_step, r.evals);
       r.interrupted = true;
       break;
@@ -240,6 +248,7 @@ TrainResult Trainer::fit(const BatchSource& data, const LossFn& loss_fn, const E
       std::vector<int64_t> idx = sampler.batch(epoch, b);
       if (idx.empty()) continue;  // a rank with no share of a final partial batch
       Batch batch = data.batch(idx);
+      if (reducer && j + 1 == n_micro) reducer->arm();  // buckets start while backward runs
       Metrics extra;
       at::Tensor loss = loss_fn(batch, extra);
       OT_REQUIRE(std::isfinite(loss.item<double>()), o_.label, ": loss became ", loss.item<double>(),
@@ -250,14 +259,13 @@ TrainResult Trainer::fit(const BatchSource& data, const LossFn& loss_fn, const E
       step_tokens += batch.tokens;
     }
     std::vector<double> scalars = {loss_sum, double(step_tokens)};
+    tokens_this_rank += step_tokens;
     if (world_ > 1) {
-      std::vector<at::Tensor> grads;
-      for (auto& t : tensors) {
-        if (!t.grad().defined()) t.mutable_grad() = torch::zeros_like(t);
-        grads.push_back(t.grad());
-      }
-      if (reduce_grads_) reduce_grads_(grads);  // averages across ranks
-      if (reduce_scalars_) scalars = reduce_scalars_(scalars);
+      reducer->finish();  // gradients averaged across ranks
+      for (const auto& e : extra_sum) scalars.push_back(e.second);
+      scalars = comm_->all_reduce_sum(scalars);
+      size_t k = 2;
+      for (auto& e : extra_sum) e.second = scalars[k++] / double(world_);
     }
     double grad_norm = o_.clip_norm > 0 ? torch::nn::utils::clip_grad_norm_(tensors, o_.clip_norm) : 0.0;
     opt_->adamw->step();
@@ -291,6 +299,9 @@ TrainResult Trainer::fit(const BatchSource& data, const LossFn& loss_fn, const E
   r.steps = step;
   r.tokens = tokens;
   r.tokens_per_second = elapsed > 0 ? double(tokens_this_process) / elapsed : 0.0;
+  r.rank_tokens_per_second = elapsed > 0 ? double(tokens_this_rank) / elapsed : 0.0;
+  r.train_seconds = elapsed;
+  if (reducer) r.exposed_comm_seconds = reducer->exposed_comm_seconds();
   r.best_metric = best;
   r.best_step = best_step;
   if (!r.interrupted) {

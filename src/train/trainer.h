@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "data/batch.h"
+#include "dist/communicator.h"
+#include "dist/fusion_buffer.h"
 
 namespace ot {
 
@@ -51,7 +53,10 @@ struct TrainResult {
   bool resumed = false;
   double best_metric = 0.0;
   int64_t best_step = -1;
-  double tokens_per_second = 0.0;  // this process, training steps only
+  double tokens_per_second = 0.0;       // the whole team, training steps only
+  double rank_tokens_per_second = 0.0;  // this rank alone
+  double exposed_comm_seconds = 0.0;    // gradient all-reduce time not hidden by backward
+  double train_seconds = 0.0;           // wall time of this process's training steps
   int64_t tokens = 0;
   std::vector<Metrics> evals;  // every evaluation, with "step"
 };
@@ -68,11 +73,12 @@ class Trainer {
   // Receives curve rows: {"step", "loss", "lr", "grad_norm", "tokens_per_s", ...} and
   // eval rows (curve name + "_eval").
   using LogFn = std::function<void(const std::string& curve, const Metrics& row)>;
-  // Called when the world has more than one rank: reduce gradients (in place) and
-  // scalar metrics (sum) across ranks. Defaults: identity.
-  using GradReduceFn = std::function<void(const std::vector<at::Tensor>& grads)>;
-  using ScalarReduceFn = std::function<std::vector<double>(const std::vector<double>&)>;
-  void set_distributed(int rank, int world_size, GradReduceFn grads, ScalarReduceFn scalars);
+  // Data parallelism over the ranks of `comm` (not owned; must outlive fit()): parameters
+  // broadcast from rank 0 at the start, each rank trains on its share of every global batch
+  // (data/sampler.h), gradients averaged in fused buckets (dist/fusion_buffer.h), metrics
+  // summed, a stop signal on any rank stops all of them at the same step, and only rank 0
+  // writes the resumable state.
+  void set_data_parallel(dist::Communicator& comm, dist::BucketOptions buckets = {});
   // Called by eval to signal improvement etc.; on_train_mode toggles dropout on the model.
   void set_mode_callback(std::function<void(bool training)> fn) { mode_fn_ = std::move(fn); }
 
@@ -87,8 +93,8 @@ class Trainer {
   NamedTensors params_;
   TrainerOptions o_;
   int rank_ = 0, world_ = 1;
-  GradReduceFn reduce_grads_;
-  ScalarReduceFn reduce_scalars_;
+  dist::Communicator* comm_ = nullptr;
+  dist::BucketOptions buckets_;
   std::function<void(bool)> mode_fn_;
   struct OptimizerHolder;
   std::shared_ptr<OptimizerHolder> opt_;

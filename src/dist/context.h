@@ -1,0 +1,54 @@
+// dist/context.h: the team of ranks the current run trains on, process-wide. A process
+// started without an MPI launcher is a team of one (LocalCommunicator, nothing to set up).
+// `ot run`/`ot finetune`/... under mpirun make the whole MPI world one team; `ot sweep
+// --ranks-per-run G` gives each run its team (dist/team_sweep is the driver). Code that
+// trains asks for the communicator of its device: MPI for CPU tensors, NCCL for CUDA.
+// Only the team's rank 0 writes files (is_writer()).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <memory>
+
+#include "dist/communicator.h"
+#include "dist/fusion_buffer.h"
+#include "dist/mpi_runtime.h"
+
+namespace ot::dist {
+
+struct Team {
+  std::shared_ptr<MpiGroup> group;  // null: a team of one
+  int rank() const { return group ? group->rank() : 0; }
+  int size() const { return group ? group->size() : 1; }
+};
+
+const Team& team();
+bool is_writer();  // rank 0 of the team
+
+// The communicator of the current team for tensors on `device` (built once per team and
+// device kind; NCCL's needs every rank of the team to call this in the same order).
+Communicator& communicator_for(const at::Device& device);
+// Host values only (metrics, flags, barriers): MPI, or local for a team of one.
+Communicator& host_communicator();
+
+// Makes `t` the current team until destroyed (then the previous one is back).
+class TeamScope {
+ public:
+  explicit TeamScope(Team t);
+  ~TeamScope();
+  TeamScope(const TeamScope&) = delete;
+  TeamScope& operator=(const TeamScope&) = delete;
+
+ private:
+  Team previous_;
+  bool silenced_ = false;
+};
+
+// Under an MPI launcher: initialise MPI and make the whole world the current team; prints
+// only on rank 0 from then on (progress bars and notes). No-op otherwise.
+void join_world_if_launched();
+
+// Gradient bucket settings of the current process ($OT_BUCKET_MB, $OT_OVERLAP=0/1).
+BucketOptions bucket_options_from_env();
+
+}  // namespace ot::dist

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# tests/mpi/test_sweep_teams.sh OT SHARED_DIR: the MPI sweep driver end to end.
+# 4 ranks in teams of 2 run a 5-run sweep (offsite recipe on stories260K, data-parallel in
+# each team); the job is killed with SIGKILL mid-way and started again: every run must end
+# completed exactly once (no run completed twice, none lost), with world_size 2 and both
+# ranks' throughput in its result file.
+set -euo pipefail
+OT=$1
+SHARED=$2
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
+T=$(mktemp -d)
+trap 'kill -9 -- -$(cat "$T/pgid" 2>/dev/null) 2>/dev/null || true; rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+M=$SHARED/data/models/stories260K
+"$OT" convert llama2c --checkpoint "$M/stories260K.bin" --tokenizer "$M/tok512.bin" --out "$T/full" >/dev/null
+head -c 20000 "$SHARED/data/corpora/tinyshakespeare/input.txt" > "$T/train.txt"
+tail -c 4000 "$SHARED/data/corpora/tinyshakespeare/input.txt" > "$T/test.txt"
+head -c 20000 "$SHARED/data/corpora/tinystories/tinystories_train_head.txt" > "$T/owner.txt"
+cat > "$T/sweep.toml" <<TOML
+[experiment]
+name = "teams"
+recipe = "offsite"
+results_dir = "$T/results"
+work_dir = "$T/work"
+[runtime]
+threads = 1
+[model]
+path = "$T/full"
+[data.owner]
+path = "$T/owner.txt"
+[data.train]
+path = "$T/train.txt"
+[data.heldout]
+path = "$T/test.txt"
+[emulator]
+adapter = [1, 1]
+layers = 1
+[distill]
+data = "owner"
+block_size = 64
+batch_size = 2
+max_steps = 40
+lr = 2e-3
+save_every = 5
+[finetune]
+data = "train"
+block_size = 64
+batch_size = 2
+max_steps = 40
+lr = 3e-3
+save_every = 5
+[full_finetune]
+block_size = 64
+batch_size = 2
+max_steps = 10
+lr = 1e-3
+[eval]
+data = ["heldout"]
+block_size = 64
+[sweep]
+seeds = [0, 1, 2, 3, 4]
+TOML
+
+completed() { "$OT" sweep plan "$T/sweep.toml" | grep -c '| completed |' || true; }
+
+echo "== first attempt: 4 ranks, teams of 2; killed once 2 runs are complete"
+setsid mpirun -np 4 "$OT" sweep "$T/sweep.toml" --ranks-per-run 2 > "$T/log1" 2>&1 &
+echo $! > "$T/pgid"
+for _ in $(seq 1 600); do
+  [ "$(completed)" -ge 2 ] && break
+  kill -0 "$(cat "$T/pgid")" 2>/dev/null || break
+  sleep 0.5
+done
+n1=$(completed)
+kill -9 -- -"$(cat "$T/pgid")" 2>/dev/null || true
+wait 2>/dev/null || true
+echo "killed with $n1 completed"
+[ "$n1" -ge 2 ] && [ "$n1" -lt 5 ] || { cat "$T/log1"; fail "expected the kill to land mid-sweep, $n1 of 5 completed"; }
+grep -q "team 0" "$T/log1" && grep -q "team 1" "$T/log1" || { cat "$T/log1"; fail "both teams should have taken runs"; }
+
+echo "== second attempt: finishes the sweep"
+mpirun -np 4 "$OT" sweep "$T/sweep.toml" --ranks-per-run 2 > "$T/log2" 2>&1 || { cat "$T/log2"; fail "second attempt failed"; }
+echo "runs continued from their saved state: $(grep -c 'continuing the interrupted attempt' "$T/log2" || true)"
+grep -q "$n1 already completed" "$T/log2" || { cat "$T/log2"; fail "completed runs must be skipped"; }
+[ "$(completed)" -eq 5 ] || { "$OT" sweep plan "$T/sweep.toml"; fail "not every run completed"; }
+
+# Exactly once: over both attempts, every run index was reported completed once.
+for i in 0 1 2 3 4; do
+  n=$(cat "$T/log1" "$T/log2" | grep -c "completed run $i " || true)
+  [ "$n" -eq 1 ] || fail "run $i completed $n times"
+done
+for f in "$T"/results/teams/*.h5; do
+  ws=$(h5dump -a /world_size "$f" | grep '(0):' | sed 's/.*(0): *//')
+  [ "$ws" = 2 ] || fail "$f: world_size $ws, expected 2"
+  nranks=$(h5dump -H -d /ranks/rank "$f" 2>/dev/null | grep -o 'SIMPLE { ( [0-9]* )' | tr -dc '0-9')
+  [ "$nranks" = 2 ] || fail "$f: expected the throughput of 2 ranks, found '${nranks}'"
+done
+ls "$T"/results/teams | grep -v '\.h5$' && fail "leftover files in the results directory" || true
+echo "PASS: 5 runs completed exactly once across a SIGKILL"
