@@ -1,8 +1,10 @@
 // dist/mpi_runtime.cpp: see mpi_runtime.h.
 #include "dist/mpi_runtime.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <mutex>
+#include <thread>
 
 #include "dist/mpi_impl.h"
 #include "util/error.h"
@@ -37,6 +39,18 @@ void finalize_at_exit() {
   MPI_Finalized(&done);
   if (init && !done) MPI_Finalize();
 }
+
+// Sleeps between polls, from 1 ms up to 50 ms, so a long wait costs almost no CPU.
+class Backoff {
+ public:
+  void pause() {
+    std::this_thread::sleep_for(std::chrono::microseconds(delay_us_));
+    delay_us_ = std::min(delay_us_ * 2, 50000);
+  }
+
+ private:
+  int delay_us_ = 1000;
+};
 
 std::shared_ptr<MpiGroup> wrap(MPI_Comm c) {
   auto impl = std::make_unique<MpiGroup::Impl>();
@@ -126,7 +140,13 @@ void MpiGroup::send_ints(const std::vector<int64_t>& v, int dest, int tag) const
 
 std::vector<int64_t> MpiGroup::recv_ints(int source, int tag, int* from) const {
   MPI_Status st;
-  check(MPI_Probe(source < 0 ? MPI_ANY_SOURCE : source, tag, impl_->comm, &st), "MPI_Probe");
+  int ready = 0;
+  Backoff wait;
+  for (;;) {
+    check(MPI_Iprobe(source < 0 ? MPI_ANY_SOURCE : source, tag, impl_->comm, &ready, &st), "MPI_Iprobe");
+    if (ready) break;
+    wait.pause();
+  }
   int n = 0;
   MPI_Get_count(&st, MPI_INT64_T, &n);
   std::vector<int64_t> v(static_cast<size_t>(n));
@@ -150,6 +170,18 @@ void MpiGroup::bcast_string(std::string& s, int root) const {
 }
 
 void MpiGroup::barrier() const { check(MPI_Barrier(impl_->comm), "MPI_Barrier"); }
+
+void MpiGroup::idle_barrier() const {
+  MPI_Request req;
+  check(MPI_Ibarrier(impl_->comm, &req), "MPI_Ibarrier");
+  int done = 0;
+  Backoff wait;
+  for (;;) {
+    check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test (barrier)");
+    if (done) return;
+    wait.pause();
+  }
+}
 
 #else  // built without MPI
 
@@ -175,6 +207,7 @@ std::vector<int64_t> MpiGroup::recv_ints(int, int, int*) const { no_mpi(); }
 void MpiGroup::bcast_ints(std::vector<int64_t>&, int) const { no_mpi(); }
 void MpiGroup::bcast_string(std::string&, int) const { no_mpi(); }
 void MpiGroup::barrier() const { no_mpi(); }
+void MpiGroup::idle_barrier() const { no_mpi(); }
 
 #endif
 

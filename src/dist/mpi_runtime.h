@@ -46,11 +46,15 @@ class MpiGroup {
   std::shared_ptr<MpiGroup> dup() const;
 
   // Small integer messages (the sweep queue). recv_ints: source -1 = any; `from` gets the sender.
+  // recv_ints and idle_barrier wait politely (poll, then sleep a millisecond or more): Open
+  // MPI's blocking calls spin a core, which a waiting queue server or a team that finished
+  // early would take from the ranks still training.
   void send_ints(const std::vector<int64_t>& values, int dest, int tag) const;
   std::vector<int64_t> recv_ints(int source, int tag, int* from = nullptr) const;
   void bcast_ints(std::vector<int64_t>& values, int root) const;
   void bcast_string(std::string& s, int root) const;
   void barrier() const;
+  void idle_barrier() const;
 
   Impl& impl() const { return *impl_; }
 

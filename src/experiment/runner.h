@@ -9,9 +9,13 @@
 //             plugin and ft_full, with the privacy margins printed
 // Artifacts go under experiment.work_dir: data/ (materialised texts), tokenizers/ and models/
 // (cached by the configuration that made them, shared by runs), runs/<experiment>/<run-id>/
-// (bundle, adapter, fine-tuned model, trainer states). A run that starts again starts clean:
-// its own work directory is cleared; the shared caches stay (an interrupted pretraining
-// resumes from its trainer state).
+// (bundle, adapter, fine-tuned model, trainer states). Each stage's output appears whole
+// (written under a temporary name, then renamed), so a run interrupted by a signal or killed
+// is continued by its next attempt: finished stages are skipped, the interrupted one resumes
+// from its trainer state, and the result file keeps its records (status stays "running" until
+// the run completes). A run whose file says failed, or has none, starts clean.
+// Under data parallelism (dist/context.h) every rank of the team runs the same steps; only
+// rank 0 writes files.
 #pragma once
 
 #include <string>
@@ -30,7 +34,7 @@ struct RunOptions {
 
 // Runs `run`, writing run.result_path (status running, then completed or failed). A failure
 // is recorded and returned, not thrown (so that a sweep goes on); preemption (SIGUSR1/SIGTERM
-// while training: state written) returns kPreempted.
+// while training: state written, file left "running" for the next attempt) returns kPreempted.
 RunState execute_run(const PlannedRun& run, const RunOptions& opts = {});
 
 // The pattern the paper reports, from one run's results on one task or text: margins (positive

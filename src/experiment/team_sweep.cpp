@@ -110,6 +110,7 @@ int run_sweep_in_teams(const std::vector<PlannedRun>& runs, int ranks_per_run, c
     }
   }
   if (server.joinable()) server.join();
+  world->idle_barrier();  // a team done early sleeps here instead of spinning in the reduction below
   // Leaders count their team's runs once; the sums say what the whole sweep did.
   const bool leader = working && team->rank() == 0;
   auto comm = dist::make_mpi_communicator(world);

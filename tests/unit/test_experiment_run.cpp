@@ -243,6 +243,84 @@ TEST_F(ExperimentRun, SweepKilledAnywhereEndsWithEveryRunCompletedOnce) {
   EXPECT_NE(again.out.find("0 completed now, 3 already completed, 0 failed"), std::string::npos) << again.out;
 }
 
+// SIGUSR1 (Slurm's --signal=B:USR1@T) in the middle of adapter fine-tuning: ot saves its
+// state and exits 75 with the result file still "running"; the next attempt skips the
+// finished distillation, resumes fine-tuning from the saved step, and ends with evaluation
+// values bit-identical to an uninterrupted run of the same configuration.
+TEST_F(ExperimentRun, PreemptedRunContinuesToTheResultsOfAnUninterruptedOne) {
+  const std::string extra = "\n[sweep]\nseeds = [7]\n";
+  std::string toml = ot::read_text_file(experiment("preempt", extra));
+  const std::string ft = "max_steps = 6\nlr = 3e-3\neval_every = 3";
+  toml.replace(toml.find(ft), ft.size(), "max_steps = 150\nlr = 3e-4\neval_every = 50\nsave_every = 1");  // caught mid-way
+  write_file(p("preempt.toml"), toml);
+  std::string reference = toml;
+  reference.replace(reference.find(p("results")), p("results").size(), p("results-reference"));
+  reference.replace(reference.find(p("work")), p("work").size(), p("work-reference"));
+  write_file(p("preempt-reference.toml"), reference);
+
+  const std::string ot_bin = OT_CLI_PATH, file = p("preempt.toml");
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::freopen(p("preempt.log").c_str(), "w", stderr);
+    ::freopen("/dev/null", "w", stdout);
+    ::execl(ot_bin.c_str(), ot_bin.c_str(), "run", "--sweep", file.c_str(), "--index", "0", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Wait until fine-tuning has written its state at least once, then preempt.
+  bool signalled = false;
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) break;
+    bool state = false;
+    if (fs::exists(p("work/runs/preempt")))
+      for (const auto& e : fs::recursive_directory_iterator(p("work/runs/preempt")))
+        state = state || e.path().filename() == "finetune.state";
+    if (state && !signalled) {
+      ::kill(pid, SIGUSR1);
+      signalled = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (signalled) ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(signalled) << "fine-tuning never wrote its state: " << ot::read_text_file(p("preempt.log"));
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  ASSERT_EQ(WEXITSTATUS(status), 75) << ot::read_text_file(p("preempt.log"));
+  ot::results::RunReader stopped = only_result("preempt");
+  EXPECT_EQ(stopped.status(), ot::results::RunStatus::Running);
+  EXPECT_TRUE(stopped.has_attribute("interrupted"));
+  EXPECT_GT(stopped.curve("distill").rows(), 0u);
+
+  auto second = run_cli("run --sweep " + file + " --index 0");
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_NE(second.err.find("distillation: done in an earlier attempt"), std::string::npos) << second.err;
+  EXPECT_NE(second.err.find("finetune: resumed from"), std::string::npos) << second.err;
+  auto third = run_cli("run --sweep " + file + " --index 0");  // --sweep skips a completed run
+  ASSERT_EQ(third.exit_code, 0) << third.err;
+  EXPECT_NE(third.out.find("already completed"), std::string::npos) << third.out;
+
+  auto ref = run_cli("run " + p("preempt-reference.toml"));
+  ASSERT_EQ(ref.exit_code, 0) << ref.err;
+  ot::results::RunReader resumed = only_result("preempt");
+  ot::results::RunReader uninterrupted = ot::results::RunReader::open(
+      p("results-reference/preempt/") + resumed.string_attribute("run_id") + ".h5");
+  EXPECT_EQ(resumed.status(), ot::results::RunStatus::Completed);
+  EXPECT_EQ(resumed.int_attribute("attempts"), 2);
+  ASSERT_EQ(resumed.eval().size(), uninterrupted.eval().size());
+  ASSERT_FALSE(resumed.eval().empty());
+  for (size_t i = 0; i < resumed.eval().size(); ++i) {
+    EXPECT_EQ(resumed.eval()[i].setting, uninterrupted.eval()[i].setting);
+    EXPECT_EQ(resumed.eval()[i].value, uninterrupted.eval()[i].value)
+        << resumed.eval()[i].setting << " " << resumed.eval()[i].metric;
+  }
+  // The curves are those of one uninterrupted run: one row per step.
+  const auto& steps = resumed.curve("finetune").column("step");
+  ASSERT_EQ(steps.size(), 150u);
+  for (size_t i = 0; i < steps.size(); ++i) ASSERT_EQ(steps[i], double(i + 1));
+  EXPECT_EQ(resumed.curve("finetune").column("loss"), uninterrupted.curve("finetune").column("loss"));
+}
+
 TEST_F(ExperimentRun, BadInputsFailBeforeAnyWork) {
   auto missing = run_cli("run " + experiment("bad1", "").substr(0, 0) + p("nope.toml"));
   EXPECT_EQ(missing.exit_code, 1);
