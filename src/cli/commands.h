@@ -25,6 +25,8 @@ void register_train_tokenizer(CLI::App& app);
 void register_brown_text(CLI::App& app);
 // run.cpp: `ot run`, `ot rerun`, `ot sweep` and `ot schema` (experiments from TOML); argv is recorded.
 void register_run_commands(CLI::App& app, int argc, char** argv);
+// submit.cpp: `ot submit` and `ot status`, sweeps on Slurm.
+void register_submit(CLI::App& app);
 // analyze.cpp: `ot analyze`, the paper's tables and figures from run files.
 void register_analyze(CLI::App& app);
 

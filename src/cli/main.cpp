@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   ot::cli::register_brown_text(app);
   ot::cli::register_run_commands(app, argc, argv);
   ot::cli::register_analyze(app);
+  ot::cli::register_submit(app);
 
   try {
     // Under mpirun/srun every command runs on the MPI world as one data-parallel team

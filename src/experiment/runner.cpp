@@ -4,7 +4,12 @@
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <cmath>
 #include <cstdio>
@@ -63,6 +68,21 @@ nlohmann::json toml_to_json(const toml::table& t) {
   os << toml::json_formatter(t);
   return nlohmann::json::parse(os.str());
 }
+
+// An exclusive advisory lock (flock) on `path`, held while the object lives.
+class FileLock {
+ public:
+  explicit FileLock(const std::string& path) : fd_(::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644)) {
+    OT_REQUIRE(fd_ >= 0, path, ": cannot create the lock file (", std::strerror(errno), ")");
+    while (::flock(fd_, LOCK_EX) != 0) OT_REQUIRE(errno == EINTR, path, ": cannot lock (", std::strerror(errno), ")");
+  }
+  ~FileLock() { ::close(fd_); }  // closing releases the lock
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_;
+};
 
 // Everything one run needs, resolved once.
 class Run {
@@ -244,14 +264,22 @@ class Run {
     const std::string models = path_join(work_, "models");
     const std::string dir = path_join(models, hex(fnv1a(key)));
     model_dir_ = dir;
-    if (file_exists(path_join(dir, "config.json"))) {
-      std::cerr << "model: cached foundation model " << dir << "\n";
+    // Runs started at once (array tasks, teams of a sweep) need the same model: one pretrains
+    // it, the others wait on the lock and then find it in the cache.
+    std::unique_ptr<FileLock> lock;
+    if (dist::is_writer()) {
+      fs::create_directories(models);
+      lock = std::make_unique<FileLock>(dir + ".lock");
+    }
+    const bool cached = dist::host_communicator().all_reduce_max(
+                            dist::is_writer() && file_exists(path_join(dir, "config.json")) ? 1.0 : 0.0) > 0;
+    if (cached) {
+      if (dist::is_writer()) std::cerr << "model: cached foundation model " << dir << "\n";
       if (rec_) rec_->set_attribute("foundation_model", dir);
       return dir;
     }
     const std::string staging = dir + ".init";
     if (dist::is_writer()) {
-      fs::create_directories(models);
       ModelConfig mc = parse_model_config(init, "model.init" + c_.where("model.init"));
       torch::manual_seed(static_cast<uint64_t>(c_.integer("pretrain.seed")));
       DecoderLM m = build_model(mc, load_);
@@ -265,7 +293,7 @@ class Run {
     dist::host_communicator().barrier();
     FinetuneJob job;
     job.model_dir = staging;
-    job.out_dir = dir + ".tmp";  // written by the team's rank 0 only
+    job.out_dir = dir + ".tmp";  // written by the team's rank 0, under the lock
     job.tokenizer = tok_path;
     job.trainable = "all";
     job.corpus = corpus(c_.str("pretrain.data"), c_.integer("pretrain.block_size"));
