@@ -19,7 +19,7 @@ chmod 400 "$SB/munge/munge.key"
 munged --socket="$SB/munge/munge.sock" --key-file="$SB/munge/munge.key" --pid-file="$SB/run/munged.pid" \
   --log-file="$SB/log/munged.log" --seed-file="$SB/munge/seed" --force
 
-cpus=$(nproc)
+cpus=$(getconf _NPROCESSORS_ONLN)  # not nproc: it honours OMP_NUM_THREADS
 mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
 cat > "$SB/etc/slurm.conf" <<CONF
 ClusterName=offsite-local

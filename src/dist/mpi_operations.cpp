@@ -10,14 +10,6 @@ namespace ot::dist {
 
 namespace {
 
-void check(int rc, const char* what) {
-  if (rc == MPI_SUCCESS) return;
-  char msg[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, msg, &len);
-  fail("MPI: ", what, " failed: ", std::string(msg, static_cast<size_t>(len)));
-}
-
 MPI_Datatype mpi_type(at::ScalarType t) {
   switch (t) {
     case at::kFloat: return MPI_FLOAT;
@@ -45,13 +37,13 @@ class MpiWork final : public Work {
     if (req_ != MPI_REQUEST_NULL) MPI_Wait(&req_, MPI_STATUS_IGNORE);
   }
   void wait() override {
-    check(MPI_Wait(&req_, MPI_STATUS_IGNORE), "MPI_Wait (all-reduce)");
+    check_mpi(MPI_Wait(&req_, MPI_STATUS_IGNORE), "MPI_Wait (all-reduce)");
     finish();
   }
   bool test() override {
     if (req_ == MPI_REQUEST_NULL) return true;
     int done = 0;
-    check(MPI_Test(&req_, &done, MPI_STATUS_IGNORE), "MPI_Test (all-reduce)");
+    check_mpi(MPI_Test(&req_, &done, MPI_STATUS_IGNORE), "MPI_Test (all-reduce)");
     if (done) finish();
     return done != 0;
   }
@@ -79,7 +71,7 @@ class MpiCommunicator final : public Communicator {
     at::Tensor buf = t, staged;
     if (needs_staging(t.scalar_type())) buf = staged = t.to(at::kFloat);
     MPI_Request req;
-    check(MPI_Iallreduce(MPI_IN_PLACE, buf.data_ptr(), static_cast<int>(buf.numel()), mpi_type(buf.scalar_type()),
+    check_mpi(MPI_Iallreduce(MPI_IN_PLACE, buf.data_ptr(), static_cast<int>(buf.numel()), mpi_type(buf.scalar_type()),
                          MPI_SUM, comm(), &req),
           "MPI_Iallreduce");
     return std::make_unique<MpiWork>(req, t, staged);
@@ -90,23 +82,23 @@ class MpiCommunicator final : public Communicator {
     // Bytes: any dtype, bit-exact.
     const int64_t n = t.numel() * static_cast<int64_t>(t.element_size());
     OT_REQUIRE(n < (int64_t(1) << 31), "MPI broadcast: tensor of ", n, " bytes is too large for one message");
-    check(MPI_Bcast(t.data_ptr(), static_cast<int>(n), MPI_BYTE, root, comm()), "MPI_Bcast");
+    check_mpi(MPI_Bcast(t.data_ptr(), static_cast<int>(n), MPI_BYTE, root, comm()), "MPI_Bcast");
   }
 
   std::vector<double> all_reduce_sum(const std::vector<double>& values) override {
     std::vector<double> out(values.size());
-    check(MPI_Allreduce(values.data(), out.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, comm()),
+    check_mpi(MPI_Allreduce(values.data(), out.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, comm()),
           "MPI_Allreduce");
     return out;
   }
 
   double all_reduce_max(double value) override {
     double out = 0;
-    check(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, MPI_MAX, comm()), "MPI_Allreduce");
+    check_mpi(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, MPI_MAX, comm()), "MPI_Allreduce");
     return out;
   }
 
-  void barrier() override { check(MPI_Barrier(comm()), "MPI_Barrier"); }
+  void barrier() override { check_mpi(MPI_Barrier(comm()), "MPI_Barrier"); }
 
  private:
   MPI_Comm comm() const { return group_->impl().comm; }

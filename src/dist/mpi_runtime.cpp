@@ -25,14 +25,6 @@ namespace {
 
 bool g_thread_multiple = false;
 
-void check(int rc, const char* what) {
-  if (rc == MPI_SUCCESS) return;
-  char msg[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, msg, &len);
-  fail("MPI: ", what, " failed: ", std::string(msg, static_cast<size_t>(len)));
-}
-
 void finalize_at_exit() {
   int init = 0, done = 0;
   MPI_Initialized(&init);
@@ -67,7 +59,7 @@ void init_mpi() {
     MPI_Initialized(&init);
     if (!init) {
       int provided = 0;
-      check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
+      check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
       g_thread_multiple = provided >= MPI_THREAD_MULTIPLE;
       std::atexit(finalize_at_exit);
     } else {
@@ -103,7 +95,7 @@ MpiGroup::~MpiGroup() {
 std::shared_ptr<MpiGroup> MpiGroup::world() {
   OT_REQUIRE(mpi_initialized(), "MPI is not initialised");
   MPI_Comm c;
-  check(MPI_Comm_dup(MPI_COMM_WORLD, &c), "MPI_Comm_dup");
+  check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &c), "MPI_Comm_dup");
   MPI_Comm_set_errhandler(c, MPI_ERRORS_RETURN);
   return wrap(c);
 }
@@ -122,20 +114,20 @@ int MpiGroup::size() const {
 
 std::shared_ptr<MpiGroup> MpiGroup::split(int color, int key) const {
   MPI_Comm c;
-  check(MPI_Comm_split(impl_->comm, color, key, &c), "MPI_Comm_split");
+  check_mpi(MPI_Comm_split(impl_->comm, color, key, &c), "MPI_Comm_split");
   MPI_Comm_set_errhandler(c, MPI_ERRORS_RETURN);
   return wrap(c);
 }
 
 std::shared_ptr<MpiGroup> MpiGroup::dup() const {
   MPI_Comm c;
-  check(MPI_Comm_dup(impl_->comm, &c), "MPI_Comm_dup");
+  check_mpi(MPI_Comm_dup(impl_->comm, &c), "MPI_Comm_dup");
   MPI_Comm_set_errhandler(c, MPI_ERRORS_RETURN);
   return wrap(c);
 }
 
 void MpiGroup::send_ints(const std::vector<int64_t>& v, int dest, int tag) const {
-  check(MPI_Send(v.data(), static_cast<int>(v.size()), MPI_INT64_T, dest, tag, impl_->comm), "MPI_Send");
+  check_mpi(MPI_Send(v.data(), static_cast<int>(v.size()), MPI_INT64_T, dest, tag, impl_->comm), "MPI_Send");
 }
 
 std::vector<int64_t> MpiGroup::recv_ints(int source, int tag, int* from) const {
@@ -143,41 +135,41 @@ std::vector<int64_t> MpiGroup::recv_ints(int source, int tag, int* from) const {
   int ready = 0;
   Backoff wait;
   for (;;) {
-    check(MPI_Iprobe(source < 0 ? MPI_ANY_SOURCE : source, tag, impl_->comm, &ready, &st), "MPI_Iprobe");
+    check_mpi(MPI_Iprobe(source < 0 ? MPI_ANY_SOURCE : source, tag, impl_->comm, &ready, &st), "MPI_Iprobe");
     if (ready) break;
     wait.pause();
   }
   int n = 0;
   MPI_Get_count(&st, MPI_INT64_T, &n);
   std::vector<int64_t> v(static_cast<size_t>(n));
-  check(MPI_Recv(v.data(), n, MPI_INT64_T, st.MPI_SOURCE, tag, impl_->comm, MPI_STATUS_IGNORE), "MPI_Recv");
+  check_mpi(MPI_Recv(v.data(), n, MPI_INT64_T, st.MPI_SOURCE, tag, impl_->comm, MPI_STATUS_IGNORE), "MPI_Recv");
   if (from) *from = st.MPI_SOURCE;
   return v;
 }
 
 void MpiGroup::bcast_ints(std::vector<int64_t>& v, int root) const {
   int64_t n = static_cast<int64_t>(v.size());
-  check(MPI_Bcast(&n, 1, MPI_INT64_T, root, impl_->comm), "MPI_Bcast");
+  check_mpi(MPI_Bcast(&n, 1, MPI_INT64_T, root, impl_->comm), "MPI_Bcast");
   v.resize(static_cast<size_t>(n));
-  check(MPI_Bcast(v.data(), static_cast<int>(n), MPI_INT64_T, root, impl_->comm), "MPI_Bcast");
+  check_mpi(MPI_Bcast(v.data(), static_cast<int>(n), MPI_INT64_T, root, impl_->comm), "MPI_Bcast");
 }
 
 void MpiGroup::bcast_string(std::string& s, int root) const {
   int64_t n = static_cast<int64_t>(s.size());
-  check(MPI_Bcast(&n, 1, MPI_INT64_T, root, impl_->comm), "MPI_Bcast");
+  check_mpi(MPI_Bcast(&n, 1, MPI_INT64_T, root, impl_->comm), "MPI_Bcast");
   s.resize(static_cast<size_t>(n));
-  check(MPI_Bcast(s.data(), static_cast<int>(n), MPI_CHAR, root, impl_->comm), "MPI_Bcast");
+  check_mpi(MPI_Bcast(s.data(), static_cast<int>(n), MPI_CHAR, root, impl_->comm), "MPI_Bcast");
 }
 
-void MpiGroup::barrier() const { check(MPI_Barrier(impl_->comm), "MPI_Barrier"); }
+void MpiGroup::barrier() const { check_mpi(MPI_Barrier(impl_->comm), "MPI_Barrier"); }
 
 void MpiGroup::idle_barrier() const {
   MPI_Request req;
-  check(MPI_Ibarrier(impl_->comm, &req), "MPI_Ibarrier");
+  check_mpi(MPI_Ibarrier(impl_->comm, &req), "MPI_Ibarrier");
   int done = 0;
   Backoff wait;
   for (;;) {
-    check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test (barrier)");
+    check_mpi(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test (barrier)");
     if (done) return;
     wait.pause();
   }

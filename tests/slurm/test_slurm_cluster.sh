@@ -4,7 +4,7 @@
 # dir, free ports), then:
 #  1. `ot submit --mode array` of a 4-run sweep (tiny offsite runs on stories260K); array task 0
 #     gets USR1 mid fine-tuning (as --signal=B:USR1@T would send it), saves its state, exits 75
-#     and requeues itself; all 4 runs end completed, the preempted one in 2 attempts with
+#     and requeues itself; all 4 runs end completed, the preempted one in 2 or more attempts with
 #     evaluation values bit-identical to the same run executed without interruption;
 #     `ot status` shows them completed;
 #  2. `ot submit --mode allocation`: one job, `srun --mpi=pmix ot sweep --ranks-per-run 2`,
@@ -20,7 +20,10 @@ T=$(mktemp -d)
 export SLURM_SANDBOX=$T/slurm
 # Ports of our own, away from a system Slurm's 6817/6818.
 export SLURMCTLD_PORT=$(( 20000 + ($$ % 5000) * 2 )) SLURMD_PORT=$(( 20001 + ($$ % 5000) * 2 ))
-cleanup() { bash "$REPO/slurm/local-cluster/down.sh" >/dev/null 2>&1 || true; rm -rf "$T"; }
+cleanup() {
+  bash "$REPO/slurm/local-cluster/down.sh" >/dev/null 2>&1 || true
+  if [ -n "${OT_KEEP_TEST_DIR:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
+}
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; for f in "$T"/results/*/slurm/logs/*; do [ -f "$f" ] && { echo "--- $f"; tail -20 "$f"; }; done; exit 1; }
 step() { echo "== $*"; }
@@ -65,9 +68,9 @@ data = "train"
 eval_data = "valid"
 block_size = 64
 batch_size = 4
-max_steps = 150
+max_steps = 400
 lr = 3e-4
-eval_every = 50
+eval_every = 200
 save_every = 1
 [full_finetune]
 block_size = 64
@@ -101,19 +104,21 @@ jid=$(grep -o 'submitted job [0-9]*' submit.out | tr -dc '0-9')
 run0=$("$OT" sweep plan array.toml | awk -F'|' '$2 ~ /^ 0 $/ {gsub(/ /, "", $3); print $3}')
 for _ in $(seq 1 600); do [ -f "work/runs/array/$run0/finetune.state" ] && break; sleep 0.1; done
 [ -f "work/runs/array/$run0/finetune.state" ] || fail "run 0 never reached fine-tuning"
-scancel --signal=USR1 --batch "${jid}_0"
+# scancel keeps retrying a signal Slurm answers "try again later" for, and would then signal the
+# requeued task too: one delivery is enough, the checks below see whether it landed.
+timeout 3 scancel --signal=USR1 --batch "${jid}_0" || true
 "$OT" status array.toml > status-mid.out || fail "ot status failed"
 wait_job "$jid" 240
 "$OT" status array.toml | tee status.out
 grep -q "4 run(s): 4 completed" status.out || fail "not all 4 array runs completed"
 grep -q "requeueing" results/array/slurm/logs/"${jid}"_0.out || fail "task 0 was not requeued"
 attempts=$(h5dump -a /attempts "results/array/$run0.h5" | grep '(0):' | sed 's/.*(0): *//')
-[ "$attempts" = 2 ] || fail "run 0 took $attempts attempt(s), expected 2 (preempted once)"
+[ "${attempts:-0}" -ge 2 ] || fail "run 0 took ${attempts:-no} attempt(s), expected at least 2 (it was preempted)"
 "$OT" run --sweep reference.toml --index 0 > /dev/null 2>&1 || fail "reference run failed"
 a=$(h5dump -d /eval/value "results/array/$run0.h5" | grep -v HDF5)
 b=$(h5dump -d /eval/value "reference/array/$run0.h5" | grep -v HDF5)
 [ "$a" = "$b" ] || fail "the preempted run's evaluation differs from an uninterrupted run: $a vs $b"
-echo "preempted run $run0: 2 attempts, evaluation identical to the uninterrupted run"
+echo "preempted run $run0: $attempts attempts, evaluation identical to the uninterrupted run"
 
 step "allocation mode: srun --mpi=pmix ot sweep --ranks-per-run 2"
 "$OT" submit alloc.toml --mode allocation --ranks-per-run 2 --time 10 > submit2.out || fail "ot submit: $(cat submit2.out)"
