@@ -89,10 +89,12 @@ toml::table load_merged(const std::string& path, SourceMap& sources, std::vector
 void finish(Config& c) {
   expand_all(c.table, "", c.sources);
   bool swept = false;  // a sweep's runs are checked in full one by one (experiment/sweep.h)
-  if (const toml::node* s = get_dotted(c.table, "sweep"); s && s->is_table())
-    for (const auto& [k, v] : *s->as_table())
+  if (const toml::node* s = get_dotted(c.table, "sweep"); s && s->is_table()) {
+    for (const auto& [k, v] : *s->as_table()) {
       if (const auto* a = v.as_array(); a && !a->empty()) swept = true;
       else if (const auto* t = v.as_table(); t && !t->empty()) swept = true;
+    }
+  }
   apply_schema(c.table, c.sources, !swept);
   expand_all(c.table, "", c.sources);  // defaults may name variables too
 }

@@ -222,7 +222,9 @@ TEST_F(ExperimentRun, SweepKilledAnywhereEndsWithEveryRunCompletedOnce) {
       if (!ot::results::run_is_complete(f)) continue;
       const std::string bytes = ot::read_text_file(f);
       auto [it, fresh] = first_completed.emplace(f, bytes);
-      if (!fresh) EXPECT_EQ(it->second, bytes) << f << " changed after it was completed";
+      if (!fresh) {
+        EXPECT_EQ(it->second, bytes) << f << " changed after it was completed";
+      }
     }
   }
   ASSERT_TRUE(finished) << "the sweep did not finish";
