@@ -3,7 +3,8 @@
 # 4 ranks in teams of 2 run a 5-run sweep (offsite recipe on stories260K, data-parallel in
 # each team); the job is killed with SIGKILL mid-way and started again: every run must end
 # completed exactly once (no run completed twice, none lost), with world_size 2 and both
-# ranks' throughput in its result file.
+# ranks' throughput in its result file. Then a sweep where 2 of 4 runs fail: they are recorded
+# as failed, the other runs complete, the sweep exits non-zero.
 set -euo pipefail
 OT=$1
 SHARED=$2
@@ -97,4 +98,21 @@ for f in "$T"/results/teams/*.h5; do
   [ "$nranks" = 2 ] || fail "$f: expected the throughput of 2 ranks, found '${nranks}'"
 done
 ls "$T"/results/teams | grep -v '\.h5$' && fail "leftover files in the results directory" || true
-echo "PASS: 5 runs completed exactly once across a SIGKILL"
+
+echo "== a failing run is recorded as failed; the teams go on"
+: > "$T/empty.txt"   # no text to score: the run fails at its evaluation, on both ranks of its team
+sed -e 's/name = "teams"/name = "failing"/' -e 's/^seeds = .*/seeds = [0, 1]/' "$T/sweep.toml" > "$T/failing.toml"
+cat >> "$T/failing.toml" <<TOML
+[sweep.grid]
+"data.heldout.path" = ["$T/test.txt", "$T/empty.txt"]
+TOML
+set +e
+mpirun -np 4 "$OT" sweep "$T/failing.toml" --ranks-per-run 2 > "$T/log3" 2>&1
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || { cat "$T/log3"; fail "a sweep with failed runs must exit non-zero"; }
+plan=$("$OT" sweep plan "$T/failing.toml")
+[ "$(echo "$plan" | grep -c '| completed |')" -eq 2 ] || { echo "$plan"; cat "$T/log3"; fail "the 2 good runs must complete"; }
+[ "$(echo "$plan" | grep -c '| failed |')" -eq 2 ] || { echo "$plan"; fail "the 2 runs on empty text must be recorded as failed"; }
+grep -q "no text to score\|fewer than 2 tokens" "$T/log3" || { cat "$T/log3"; fail "the failure should be reported"; }
+echo "PASS: 5 runs completed exactly once across a SIGKILL; failing runs recorded, the others completed"
