@@ -1,7 +1,17 @@
 // tests/unit/test_slurm.cpp: the torch-free Slurm pieces of `ot submit` and `ot status`:
 // batch scripts rendered from the repository's templates (both modes, every option, quoting),
-// bad options refused with their name, sbatch and squeue output parsed.
+// bad options refused with their name, sbatch and squeue output parsed, and the rendered scripts
+// run under bash with stand-ins for ot, srun and scontrol: which signals lead to a requeue.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
 
 #include "slurm/batch_script.h"
 #include "test_support.h"
@@ -145,6 +155,93 @@ TEST(SlurmParse, SbatchAndSqueueOutput) {
   EXPECT_EQ(q[1].state, "PENDING");
   EXPECT_TRUE(q[2].array_tasks.empty());
   EXPECT_THROW(ot::slurm::parse_squeue("garbage\n"), ot::Error);
+}
+
+// True once process `pid` catches both USR1 and TERM (bash has installed the script's traps).
+bool catches_usr1_and_term(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("SigCgt:", 0) != 0) continue;
+    const unsigned long long mask = std::stoull(line.substr(7), nullptr, 16);
+    return (mask >> (SIGUSR1 - 1) & 1) && (mask >> (SIGTERM - 1) & 1);
+  }
+  return false;
+}
+
+struct ScriptOutcome {
+  int exit_code = -1;
+  std::string scontrol;  // the arguments scontrol was called with, one call per line
+};
+
+// Renders the `mode` script around a stand-in ot that exits 75 on USR1 or TERM (as ot does once
+// its state is saved), runs it with bash, delivers `sig` to the batch shell as Slurm would, and
+// reports the script's exit code and its scontrol calls.
+ScriptOutcome run_script_and_signal(const std::string& mode, int sig) {
+  ot::test::TempDir d;
+  auto exe = [&](const std::string& name, const std::string& body) {
+    ot::test::write_file(d.file(name), "#!/bin/bash\n" + body);
+    ::chmod(d.file(name).c_str(), 0755);
+  };
+  exe("ot", "trap 'exit 75' USR1 TERM\ntouch '" + d.file("started") + "'\nwhile :; do sleep 0.02; done\n");
+  exe("srun", "shift\nexec \"$@\"\n");  // drops --mpi=pmix
+  exe("scontrol", "echo \"$*\" >> '" + d.file("scontrol.log") + "'\n");
+  SweepJob j = job();
+  j.ot = d.file("ot");
+  j.work_dir = d.path();
+  SubmitOptions o;
+  o.mode = mode;
+  ot::test::write_file(d.file("job.sh"), ot::slurm::render_batch_script(o, j, kTemplates));
+
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const std::string path = d.path() + ":" + (std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin");
+    ::setenv("PATH", path.c_str(), 1);
+    ::setenv("SLURM_ARRAY_JOB_ID", "7", 1);
+    ::setenv("SLURM_ARRAY_TASK_ID", "3", 1);
+    ::setenv("SLURM_JOB_ID", "9", 1);
+    ::execl("/bin/bash", "bash", d.file("job.sh").c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ScriptOutcome r;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!(std::filesystem::exists(d.file("started")) && catches_usr1_and_term(pid))) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      ADD_FAILURE() << mode << " script did not start its ot or set its traps";
+      return r;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(pid, sig);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  std::ifstream log(d.file("scontrol.log"));
+  std::stringstream ss;
+  ss << log.rdbuf();
+  r.scontrol = ss.str();
+  return r;
+}
+
+TEST(SlurmScript, TimeLimitWarningRequeuesTheJob) {
+  ScriptOutcome a = run_script_and_signal("array", SIGUSR1);
+  EXPECT_EQ(a.exit_code, 0);
+  EXPECT_EQ(a.scontrol, "requeue 7_3\n");
+  ScriptOutcome b = run_script_and_signal("allocation", SIGUSR1);
+  EXPECT_EQ(b.exit_code, 0);
+  EXPECT_EQ(b.scontrol, "requeue 9\n");
+}
+
+// TERM is scancel (the job must stay cancelled) or a preemption (Slurm requeues by itself):
+// the state is saved, but the script does not requeue.
+TEST(SlurmScript, TermSavesStateWithoutRequeueing) {
+  for (const char* mode : {"array", "allocation"}) {
+    ScriptOutcome r = run_script_and_signal(mode, SIGTERM);
+    EXPECT_EQ(r.exit_code, 75) << mode;
+    EXPECT_EQ(r.scontrol, "") << mode;
+  }
 }
 
 }  // namespace
