@@ -346,16 +346,72 @@ class Run {
   void evaluate(const std::string& setting, const std::string& model, const std::string& adapter, const EvalSpec& spec) {
     if (spec.tasks.empty() && spec.texts.empty()) return;
     if (dist::is_writer()) std::cerr << "eval: " << setting << "\n";
-    DecoderLM m = load_model(model, load_);
-    if (!adapter.empty()) {
-      Adapter a = load_adapter(adapter);
-      if (m->config().raw.contains("offsite")) load_adapter_into(m, a, adapter);
-      else plug_in(m, a, adapter);
+    const std::string memo = foundation_scores_path(model, adapter, spec);
+    std::optional<std::vector<TaskResult>> results;
+    if (!memo.empty()) results = read_scores(memo);
+    // A team evaluates together (the perplexity sums are reduced): all read the cache or none.
+    if (!memo.empty() && dist::host_communicator().all_reduce_max(results ? 0.0 : 1.0) > 0) results.reset();
+    if (results) {
+      if (dist::is_writer()) std::cerr << "eval: " << setting << " scores of the cached foundation model: " << memo << "\n";
+    } else {
+      DecoderLM m = load_model(model, load_);
+      if (!adapter.empty()) {
+        Adapter a = load_adapter(adapter);
+        if (m->config().raw.contains("offsite")) load_adapter_into(m, a, adapter);
+        else plug_in(m, a, adapter);
+      }
+      std::unique_ptr<Tokenizer> tok = load_tokenizer(tokenizer_for(model));
+      results = evaluate_model(m, *tok, spec);
+      if (!memo.empty() && dist::is_writer()) write_scores(memo, *results);
     }
-    std::unique_ptr<Tokenizer> tok = load_tokenizer(tokenizer_for(model));
-    const std::vector<TaskResult> results = evaluate_model(m, *tok, spec);
-    for (const TaskResult& r : results) rows_.emplace_back(setting, r);
-    if (rec_) record_results(*rec_, setting, results);
+    for (const TaskResult& r : *results) rows_.emplace_back(setting, r);
+    if (rec_) record_results(*rec_, setting, *results);
+  }
+
+  // Every seed of a sweep, and every rerun, scores the same pretrained foundation model on the
+  // same texts: its perplexities are computed once and kept beside the model, in
+  // models/<id>.scores/<key>.json. The key holds everything that can change a bit of them: the
+  // [eval] section, the texts' contents, the thread count, the team size and the ot binary
+  // itself. Only the runner's own pretrained models qualify (a model.path checkpoint can change
+  // under the same path), and only texts (task documents are not hashed). "" = not cached.
+  std::string foundation_scores_path(const std::string& model, const std::string& adapter, const EvalSpec& spec) {
+    if (!adapter.empty() || !spec.tasks.empty() || !c_.str("model.path").empty() || model_dir_.empty() ||
+        model != model_dir_)
+      return "";
+    std::string key = section_text(c_, "eval") + "|threads=" + std::to_string(at::get_num_threads()) +
+                      "|ranks=" + std::to_string(dist::team().size()) + "|ot=" + content_id("/proc/self/exe");
+    for (const std::string& d : c_.strings("eval.data")) key += "|" + d + "=" + content_id(text_path(d));
+    return path_join(model_dir_ + ".scores", hex(fnv1a(key)) + ".json");
+  }
+
+  static std::optional<std::vector<TaskResult>> read_scores(const std::string& path) {
+    if (!file_exists(path)) return std::nullopt;
+    try {
+      std::vector<TaskResult> out;
+      for (const nlohmann::json& j : nlohmann::json::parse(read_text_file(path))) {
+        TaskResult r;
+        r.task = j.at("task").get<std::string>();
+        r.version = j.at("version").get<int>();
+        r.metric = j.at("metric").get<std::string>();
+        r.value = j.at("value").get<double>();
+        if (!j.at("std_error").is_null()) r.std_error = j.at("std_error").get<double>();
+        r.n = j.at("n").get<int64_t>();
+        out.push_back(r);
+      }
+      return out;
+    } catch (const std::exception& e) {
+      std::cerr << "eval: ignoring the unreadable score cache " << path << " (" << e.what() << "); evaluating again\n";
+      return std::nullopt;
+    }
+  }
+
+  static void write_scores(const std::string& path, const std::vector<TaskResult>& results) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const TaskResult& r : results)
+      a.push_back({{"task", r.task}, {"version", r.version}, {"metric", r.metric}, {"value", r.value},
+                   {"std_error", r.std_error ? nlohmann::json(*r.std_error) : nlohmann::json()}, {"n", r.n}});
+    fs::create_directories(fs::path(path).parent_path());
+    write_text_file_atomically(path, a.dump(1) + "\n");  // doubles are written to round-trip exactly
   }
 
   // ---- recipe steps -----------------------------------------------------------------

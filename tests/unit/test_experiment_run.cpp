@@ -396,21 +396,40 @@ TEST_F(ExperimentRun, QuickstartPipelineOnAReducedBudget) {
   EXPECT_NE(r.err.find("-token byte-level BPE on data.owner"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("model: pretrained"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("model: cached foundation model"), std::string::npos) << r.err;  // the second seed
+  // The second seed reads the foundation model's zero-shot scores from the first one's evaluation.
+  EXPECT_NE(r.err.find("eval: zs_full scores of the cached foundation model"), std::string::npos) << r.err;
   int completed = 0;
+  std::set<double> zs_full;  // one value: computed once, read back bit for bit
   for (const auto& e : fs::directory_iterator(p("qs-results/quickstart"))) {
     auto run = ot::results::RunReader::open(e.path().string());
     EXPECT_EQ(run.status(), ot::results::RunStatus::Completed);
     std::set<std::string> settings;
     for (const auto& row : run.eval())
-      if (row.metric == "perplexity" && row.task == "j_test") settings.insert(row.setting);
+      if (row.metric == "perplexity" && row.task == "j_test") {
+        settings.insert(row.setting);
+        if (row.setting == "zs_full") zs_full.insert(row.value);
+      }
     EXPECT_EQ(settings.size(), 5u);
     ++completed;
   }
   EXPECT_EQ(completed, 2);
+  EXPECT_EQ(zs_full.size(), 1u);
+  // A damaged score cache is said and evaluated again, with the same result.
+  int damaged = 0;
+  for (const auto& e : fs::recursive_directory_iterator(p("qs-work")))
+    if (e.path().extension() == ".json" && e.path().parent_path().extension() == ".scores") {
+      write_file(e.path().string(), "[{\"task\": \"j_test\"");
+      ++damaged;
+    }
+  EXPECT_EQ(damaged, 1);
   // A rerun finds the tokenizer and the foundation model cached, even with the corpus named
   // by another spelling of its path (the caches key on contents).
   auto again = ot::test::run_cli_env("OT_BROWN=" + p("brown") + "/. ", args + " --index 0");
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_EQ(again.err.find("model: pretrained"), std::string::npos) << again.err;
   EXPECT_EQ(again.err.find("byte-level BPE on"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("ignoring the unreadable score cache"), std::string::npos) << again.err;
+  for (const auto& e : fs::directory_iterator(p("qs-results/quickstart")))
+    for (const auto& row : ot::results::RunReader::open(e.path().string()).eval())
+      if (row.setting == "zs_full" && row.metric == "perplexity") EXPECT_EQ(row.value, *zs_full.begin());
 }
