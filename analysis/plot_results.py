@@ -11,7 +11,7 @@ the run files themselves (h5py), and writes PNG and SVG files:
                                       zero-shot references, one panel per task
   privacy_utility_<key>.{png,svg}     the same sweep as OT Emulator score (what the data
                                       owner could reach alone) against OT Plug-in score
-  efficiency.{png,svg}                tokens/s and peak memory per group, when recorded
+  efficiency.{png,svg}                tokens/s and peak memory per group (and stage), when recorded
 
 Usage: plot_results.py --summary analysis/summary.json --out analysis/figures
 Exit status: 0 done, 2 bad arguments or summary, 3 a needed module is missing.
@@ -247,22 +247,38 @@ def plot_privacy_utility(summary, sweep, out_dir, written):
     save(fig, out_dir, f"privacy_utility_{safe_name(key)}", written)
 
 
+STAGES = [("pretrain_", "pretraining"), ("distill_", "distillation"), ("", "fine-tuning"),
+          ("full_finetune_", "full fine-tuning")]
+
+
 def plot_efficiency(summary, out_dir, written):
+    # One bar per group, or per group and stage where a recipe recorded its stages
+    # (pretrain_tokens_per_s, distill_tokens_per_s, ...; the fine-tuning itself unprefixed).
     rows = summary["efficiency"]
+    staged = any(k.startswith(p) for r in rows for k in r["values"] for p, _ in STAGES if p)
     panels = [("tokens_per_s", "tokens/s"), ("peak_memory_mib", "peak memory (MiB)")]
-    panels = [(k, t) for k, t in panels if any(k in r["values"] for r in rows)]
-    if not panels:
+    fig_panels = []
+    for k, title in panels:
+        bars = []
+        for r in rows:
+            for prefix, stage in STAGES if staged else [("", "")]:
+                v = r["values"].get(prefix + k)
+                if v is not None:
+                    label = f"{r['group']}\n{stage}" if staged and len(rows) > 1 else (stage or r["group"])
+                    bars.append((label, v["mean"], v["sem"] or 0.0))
+        if bars:
+            fig_panels.append((title, bars))
+    if not fig_panels:
         return
-    fig, axes = grid(len(panels))
-    for ax, (k, title) in zip(axes, panels):
-        groups = [r for r in rows if k in r["values"]]
-        means = [r["values"][k]["mean"] for r in groups]
-        errs = [r["values"][k]["sem"] or 0.0 for r in groups]
-        ax.bar(range(len(groups)), means, yerr=errs, capsize=3, color="tab:blue")
-        ax.set_xticks(range(len(groups)))
-        ax.set_xticklabels([r["group"] for r in groups], rotation=30, ha="right", fontsize=7)
+    fig, axes = grid(len(fig_panels))
+    for ax, (title, bars) in zip(axes, fig_panels):
+        ax.bar(range(len(bars)), [b[1] for b in bars], yerr=[b[2] for b in bars], capsize=3, color="tab:blue")
+        ax.set_xticks(range(len(bars)))
+        ax.set_xticklabels([b[0] for b in bars], rotation=30, ha="right", fontsize=7)
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
+    if staged and len(rows) == 1:
+        fig.suptitle(rows[0]["group"])
     save(fig, out_dir, "efficiency", written)
 
 

@@ -163,7 +163,10 @@ Grid checks_grid(const GroupTable& t, const Style& st) {
     int holds = 0, total = 0;
     for (std::size_t i = 0; i < t.columns.size(); ++i) {
       const Column& c = t.columns[i];
-      row.push_back(margin_cell(check.margins[i], scale_of(c), decimals_of(c), st));
+      std::string cell = margin_cell(check.margins[i], scale_of(c), decimals_of(c), st);
+      const auto [held, compared] = check.runs_holding[i];
+      if (check.margins[i] && compared > 1) cell += " (" + std::to_string(held) + "/" + std::to_string(compared) + ")";
+      row.push_back(cell);
       if (check.margins[i]) {
         ++total;
         holds += *check.margins[i] > 0 ? 1 : 0;
@@ -236,24 +239,34 @@ std::string efficiency_header(const std::string& name, const std::string& unit) 
   if (name == "peak_memory_mib") return "Peak memory (MiB)";
   if (name == "trainable_params") return "Trainable params";
   if (name == "total_params") return "Total params";
+  if (name == "train_s") return "Train time (s)";
+  if (name == "exposed_comm_s") return "Exposed comm (s)";
   return unit.empty() || is_count(name, unit) ? name : name + " (" + unit + ")";
 }
 
-std::vector<std::string> efficiency_names(const Analysis& a) {
-  std::vector<std::string> seen;
-  for (const EfficiencyRow& r : a.efficiency) {
-    for (const std::string& n : r.names) {
-      if (std::find(seen.begin(), seen.end(), n) == seen.end()) seen.push_back(n);
-    }
+// Efficiency names are "<stage>_<quantity>" for the stages of a recipe (pretrain_tokens_per_s,
+// distill_train_s, ...) and a bare quantity for the fine-tuning (or measured method) itself.
+const std::vector<std::string>& efficiency_quantities() {
+  static const std::vector<std::string> q = {"tokens_per_s",   "train_s",     "peak_memory_mib", "trainable_params",
+                                             "total_params",   "exposed_comm_s", "step_seconds"};
+  return q;
+}
+
+std::pair<std::string, std::string> split_stage(const std::string& name) {
+  for (const std::string& q : efficiency_quantities()) {
+    if (name.size() > q.size() + 1 && name.compare(name.size() - q.size(), q.size(), q) == 0 &&
+        name[name.size() - q.size() - 1] == '_')
+      return {name.substr(0, name.size() - q.size() - 1), q};
   }
-  std::vector<std::string> out;
-  for (const char* known : {"tokens_per_s", "peak_memory_mib", "trainable_params", "total_params"}) {
-    if (std::find(seen.begin(), seen.end(), known) != seen.end()) out.push_back(known);
-  }
-  for (const std::string& n : seen) {
-    if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
-  }
-  return out;
+  return {"", name};
+}
+
+std::string stage_label(const std::string& stage) {
+  if (stage.empty()) return "fine-tuning";
+  if (stage == "pretrain") return "pretraining";
+  if (stage == "distill") return "distillation";
+  if (stage == "full_finetune") return "full fine-tuning";
+  return stage;
 }
 
 int group_runs(const Analysis& a, const std::string& group) {
@@ -263,36 +276,65 @@ int group_runs(const Analysis& a, const std::string& group) {
   return 0;
 }
 
+// One row per group, or per group and stage when some group has stages (the offsite recipe
+// records pretraining, distillation, adapter and full fine-tuning); the columns are the
+// quantities, known ones first.
 Grid efficiency_grid(const Analysis& a, const Style& st) {
-  const std::vector<std::string> names = efficiency_names(a);
+  std::vector<std::string> quantities, seen, stages;
+  std::map<std::string, std::string> unit_of;
+  bool staged = false;
+  for (const EfficiencyRow& r : a.efficiency) {
+    for (const std::string& n : r.names) {
+      const auto [stage, q] = split_stage(n);
+      staged = staged || !stage.empty();
+      if (std::find(seen.begin(), seen.end(), q) == seen.end()) seen.push_back(q);
+      if (std::find(stages.begin(), stages.end(), stage) == stages.end()) stages.push_back(stage);
+      unit_of[q] = r.units.at(n);
+    }
+  }
+  for (const std::string& q : efficiency_quantities()) {
+    if (std::find(seen.begin(), seen.end(), q) != seen.end()) quantities.push_back(q);
+  }
+  for (const std::string& q : seen) {
+    if (std::find(quantities.begin(), quantities.end(), q) == quantities.end()) quantities.push_back(q);
+  }
+  std::vector<std::string> order;  // stages in pipeline order, then as first seen
+  for (const char* known : {"pretrain", "distill", "", "full_finetune"}) {
+    if (std::find(stages.begin(), stages.end(), known) != stages.end()) order.push_back(known);
+  }
+  for (const std::string& s : stages) {
+    if (std::find(order.begin(), order.end(), s) == order.end()) order.push_back(s);
+  }
+
   Grid g;
   g.header = {"Group"};
-  for (const std::string& n : names) {
-    std::string unit;
-    for (const EfficiencyRow& r : a.efficiency) {
-      if (r.units.count(n)) unit = r.units.at(n);
-    }
-    g.header.push_back(st.text(efficiency_header(n, unit)));
-  }
+  if (staged) g.header.push_back("Stage");
+  for (const std::string& q : quantities) g.header.push_back(st.text(efficiency_header(q, unit_of[q])));
   for (const EfficiencyRow& r : a.efficiency) {
-    std::vector<std::string> row{st.text(r.group)};
-    for (const std::string& n : names) {
-      auto it = r.values.find(n);
-      if (it == r.values.end()) {
-        row.push_back(st.none());
-        continue;
+    for (const std::string& stage : order) {
+      std::vector<std::string> row{st.text(r.group)};
+      if (staged) row.push_back(st.text(stage_label(stage)));
+      bool any = false;
+      for (const std::string& q : quantities) {
+        const std::string n = stage.empty() ? q : stage + "_" + q;
+        auto it = r.values.find(n);
+        if (it == r.values.end()) {
+          row.push_back(st.none());
+          continue;
+        }
+        any = true;
+        const Stat& s = it->second;
+        std::string cell;
+        if (is_count(n, r.units.at(n))) {
+          cell = count_text(s.mean);
+          if (s.n != group_runs(a, r.group)) cell += " (n=" + std::to_string(s.n) + ")";
+        } else {
+          cell = stat_cell(s, group_runs(a, r.group), 1.0, std::fabs(s.mean) >= 100 ? 0 : 2, st);
+        }
+        row.push_back(cell);
       }
-      const Stat& s = it->second;
-      std::string cell;
-      if (is_count(n, r.units.at(n))) {
-        cell = count_text(s.mean);
-        if (s.n != group_runs(a, r.group)) cell += " (n=" + std::to_string(s.n) + ")";
-      } else {
-        cell = stat_cell(s, group_runs(a, r.group), 1.0, std::fabs(s.mean) >= 100 ? 0 : 2, st);
-      }
-      row.push_back(cell);
+      if (any) g.rows.push_back(row);
     }
-    g.rows.push_back(row);
   }
   return g;
 }
@@ -393,7 +435,8 @@ std::string render_markdown(const Analysis& a, const RunCollection& runs) {
     os << "\n## " << st.text(t.name) << "\n\n" << st.text(group_summary(t)) << "\n\n";
     os << markdown_table(results_grid(t, st));
     if (!t.checks.empty()) {
-      os << "\nChecks (PAPER.md 2.5; a positive margin means the paper's pattern holds):\n\n"
+      os << "\nChecks (PAPER.md 2.5; a positive margin of the means says the paper's pattern holds; (k/n): it "
+            "holds in k of the n runs; Holds: the columns where the means hold):\n\n"
          << markdown_table(checks_grid(t, st));
     }
     if (t.paper) os << "\nPublished (" << paper_source(t.paper->ref) << "):\n\n" << markdown_table(paper_grid(t, st));
@@ -436,7 +479,8 @@ std::string render_latex(const Analysis& a) {
               st.text(t.name) + ": mean $\\pm$ standard error over " + plural(static_cast<std::size_t>(t.n_runs), "run") + ".");
     if (!t.checks.empty()) {
       float_env(latex_tabular(checks_grid(t, st)),
-                st.text(t.name) + ": checks of PAPER.md 2.5 (a positive margin means the pattern holds).");
+                st.text(t.name) + ": checks of PAPER.md 2.5 (a positive margin of the means says the pattern "
+                                  "holds; (k/n): it holds in k of the n runs; Holds: the columns where the means hold).");
     }
     if (t.paper) float_env(latex_tabular(paper_grid(t, st)), "Published: " + st.text(paper_source(t.paper->ref)) + ".");
   }

@@ -275,13 +275,22 @@ GroupTable build_group(const std::vector<const RunData*>& runs, const std::strin
       {"Plug-in above OT Emulator", "plugin", "ft_emulator"},
   };
   for (const auto& [name, better, worse] : checks) {
-    Check check{name, better, worse, {}, std::nullopt};
+    Check check{name, better, worse, {}, std::nullopt, {}};
     bool any = false;
     for (const Column& c : t.columns) {
       const Stat* b = t.cell(better, c.task);
       const Stat* w = t.cell(worse, c.task);
       check.margins.push_back(b && w ? std::optional<double>(margin(c, b->mean, w->mean)) : std::nullopt);
       any = any || (b && w);
+      std::pair<int, int> counts{0, 0};
+      for (const std::map<Key, double>& run : g.per_run) {
+        auto rb = run.find({better, c.task, c.metric});
+        auto rw = run.find({worse, c.task, c.metric});
+        if (rb == run.end() || rw == run.end()) continue;
+        ++counts.second;
+        if (margin(c, rb->second, rw->second) > 0) ++counts.first;
+      }
+      check.runs_holding.push_back(counts);
     }
     if (t.average.count(better) && t.average.count(worse)) {
       check.average_margin = t.average.at(better).mean - t.average.at(worse).mean;

@@ -66,6 +66,9 @@ struct Check {
   std::string better, worse;  // settings
   std::vector<std::optional<double>> margins;  // per column; > 0: the pattern holds
   std::optional<double> average_margin;        // on the 8-task average
+  // Per column, run by run: in how many of the runs that have both cells the pattern holds,
+  // and how many runs have both (a mean can hold while one seed does not).
+  std::vector<std::pair<int, int>> runs_holding;
 };
 
 // The published numbers for a group, in the layout of its table (metric scale).

@@ -221,6 +221,7 @@ std::unique_ptr<results::RunRecorder> open_recorder(const std::string& path, con
 
 EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* rec) {
   EmulatorOutcome out;
+  reset_peak_rss();  // this stage's peak_memory_mib, not the process's so far
   DecoderLM full = load_model(job.model_dir, job.load);
   const int64_t n = full->num_blocks();
   EmulatorOptions emu = job.emulator;
@@ -318,6 +319,7 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
 
 FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* rec) {
   FinetuneOutcome out;
+  reset_peak_rss();  // this stage's peak_memory_mib, not the process's so far
   DecoderLM model = load_model(job.model_dir, job.load);
   const auto& raw = model->config().raw;
   const bool bundle = raw.contains("offsite");

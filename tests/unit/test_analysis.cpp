@@ -180,13 +180,13 @@ const char* kExpectedMarkdown = R"md(# Offsite-tuning results
 | distilled_emulator | – | – | – | 27.50 (n=1) |
 | Privacy gap (Plug-in minus OT Emulator) | +8.0 | +1.5 | – | +2.95 |
 
-Checks (PAPER.md 2.5; a positive margin means the paper's pattern holds):
+Checks (PAPER.md 2.5; a positive margin of the means says the paper's pattern holds; (k/n): it holds in k of the n runs; Holds: the columns where the means hold):
 
 | Check | PIQA | ARC-E | HellaSwag | brown_j ppl | Holds |
 |---|---:|---:|---:|---:|---:|
-| Emulator ZS below Full ZS | +10.6 ✓ | +5.9 ✓ | – | +10.10 ✓ | 3/3 |
-| Plug-in above Full ZS | +2.4 ✓ | -0.9 ✗ | – | -1.95 ✗ | 1/3 |
-| Plug-in above OT Emulator | +8.0 ✓ | +1.5 ✓ | – | +2.95 ✓ | 3/3 |
+| Emulator ZS below Full ZS | +10.6 ✓ (3/3) | +5.9 ✓ (3/3) | – | +10.10 ✓ (3/3) | 3/3 |
+| Plug-in above Full ZS | +2.4 ✓ (3/3) | -0.9 ✗ (1/3) | – | -1.95 ✗ (0/3) | 1/3 |
+| Plug-in above OT Emulator | +8.0 ✓ (3/3) | +1.5 ✓ (3/3) | – | +2.95 ✓ (3/3) | 3/3 |
 
 ## OPT-1.3B (2-8-2 Distill)
 
@@ -201,13 +201,13 @@ Checks (PAPER.md 2.5; a positive margin means the paper's pattern holds):
 | OT Plug-in | 29.0 ± 1.0 | 74.5 ± 1.0 | 59.4 ± 1.0 | 27.8 ± 1.0 | 43.3 ± 1.0 | 92.9 ± 1.0 | 26.2 ± 1.0 | 38.9 ± 1.0 | 13.15 ± 0.10 | 49.0 ± 1.0 |
 | Privacy gap (Plug-in minus OT Emulator) | +4.2 | +2.9 | +1.3 | +1.7 | +6.3 | +0.7 | +1.9 | +0.3 | +2.39 | +2.4 |
 
-Checks (PAPER.md 2.5; a positive margin means the paper's pattern holds):
+Checks (PAPER.md 2.5; a positive margin of the means says the paper's pattern holds; (k/n): it holds in k of the n runs; Holds: the columns where the means hold):
 
 | Check | OBQA | PIQA | ARC-E | ARC-C | HellaSwag | SciQ | WebQs | RACE | WikiText ppl | Avg (8) | Holds |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
-| Emulator ZS below Full ZS | +4.0 ✓ | +2.9 ✓ | +3.0 ✓ | +2.0 ✓ | +6.4 ✓ | +3.5 ✓ | +3.3 ✓ | +1.2 ✓ | +7.07 ✓ | +3.3 ✓ | 9/9 |
-| Plug-in above Full ZS | +5.6 ✓ | +2.9 ✓ | +2.5 ✓ | +4.3 ✓ | +1.8 ✓ | +8.5 ✓ | +21.6 ✓ | +4.7 ✓ | +18.33 ✓ | +6.5 ✓ | 9/9 |
-| Plug-in above OT Emulator | +4.2 ✓ | +2.9 ✓ | +1.3 ✓ | +1.7 ✓ | +6.3 ✓ | +0.7 ✓ | +1.9 ✓ | +0.3 ✓ | +2.39 ✓ | +2.4 ✓ | 9/9 |
+| Emulator ZS below Full ZS | +4.0 ✓ (2/2) | +2.9 ✓ (2/2) | +3.0 ✓ (2/2) | +2.0 ✓ (2/2) | +6.4 ✓ (2/2) | +3.5 ✓ (2/2) | +3.3 ✓ (2/2) | +1.2 ✓ (2/2) | +7.07 ✓ (2/2) | +3.3 ✓ | 9/9 |
+| Plug-in above Full ZS | +5.6 ✓ (2/2) | +2.9 ✓ (2/2) | +2.5 ✓ (2/2) | +4.3 ✓ (2/2) | +1.8 ✓ (2/2) | +8.5 ✓ (2/2) | +21.6 ✓ (2/2) | +4.7 ✓ (2/2) | +18.33 ✓ (2/2) | +6.5 ✓ | 9/9 |
+| Plug-in above OT Emulator | +4.2 ✓ (2/2) | +2.9 ✓ (2/2) | +1.3 ✓ (2/2) | +1.7 ✓ (2/2) | +6.3 ✓ (2/2) | +0.7 ✓ (2/2) | +1.9 ✓ (2/2) | +0.3 ✓ (2/2) | +2.39 ✓ (2/2) | +2.4 ✓ | 9/9 |
 
 Published (PAPER.md Table 1, opt-1.3b):
 
@@ -371,7 +371,7 @@ TEST(Analyze, TablesFromAResultsDirectory) {
                            "\\multicolumn{11}{l}{\\textbf{OPT-1.3B (2-8-2 Distill)}} \\\\\n"
                            "Full ZS & 23.4 $\\pm$ 1.0 & 71.6 $\\pm$ 1.0",
                            "\\midrule\nPrivacy gap (Plug-in minus OT Emulator) & +4.2 & +2.9",
-                           "Plug-in above Full ZS & +2.4 $\\checkmark$ & -0.9 $\\times$ & -- & -1.95 $\\times$ & 1/3",
+                           "Plug-in above Full ZS & +2.4 $\\checkmark$ (3/3) & -0.9 $\\times$ (1/3) & -- & -1.95 $\\times$ (0/3) & 1/3",
                            "distilled\\_emulator & -- & -- & -- & 27.50 (n=1) \\\\", "brown\\_j ppl",
                            "\\bottomrule\n\\end{tabular}"}) {
     EXPECT_NE(tex.find(part), std::string::npos) << part << "\n" << tex;
@@ -558,6 +558,34 @@ Published (PAPER.md efficiency table, opt-1.3b; units are not printed in the pap
   EXPECT_EQ(r.out.find("## OPT-1.3B"), std::string::npos) << "no evaluation table without evaluations";
   EXPECT_NE(slurp(root + "/analysis/tables.csv").find("OPT-1.3B OT (2-8-2) [peft=lora],efficiency,,tokens_per_s,51.5,0.5,2,\n"),
             std::string::npos);
+}
+
+// The offsite recipe records each stage's numbers under a prefix (pretrain_, distill_,
+// full_finetune_; the adapter fine-tuning bare): one row per stage, in pipeline order. Only the
+// first run pretrains (later ones find the model cached), hence "(n=1)".
+TEST(Analyze, EfficiencyRowsPerStage) {
+  TempDir tmp;
+  const std::string root = tmp.file("results");
+  for (std::int64_t seed : {1, 2}) {
+    RunSpec spec{"qs/run" + std::to_string(seed) + ".h5", "Quick", "q", "", seed, {{"experiment.seed", seed}}};
+    std::vector<std::pair<std::string, double>> eff = {
+        {"full_finetune_tokens_per_s", 3000.0 + 10 * seed}, {"tokens_per_s", 10000.0 + 100 * seed},
+        {"trainable_params", 396544}, {"distill_tokens_per_s", 5000.0 + 20 * seed}, {"distill_train_s", 15.0}};
+    if (seed == 1) eff.insert(eff.begin(), {{"pretrain_tokens_per_s", 3178}, {"pretrain_train_s", 206}});
+    write_run(root, spec, {}, eff);
+  }
+  auto r = run_cli("analyze " + root + " --no-figures");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const char* expected = R"md(## Efficiency
+
+| Group | Stage | Tokens/s | Train time (s) | Trainable params |
+|---|---:|---:|---:|---:|
+| Quick | pretraining | 3178 (n=1) | 206 (n=1) | – |
+| Quick | distillation | 5030 ± 10 | 15.00 ± 0.00 | – |
+| Quick | fine-tuning | 10150 ± 50 | – | 396.5K |
+| Quick | full fine-tuning | 3015 ± 5 | – | – |
+)md";
+  EXPECT_NE(r.out.find(expected), std::string::npos) << r.out;
 }
 
 TEST(Analysis, AggregateIsTheMeanAndTheStandardErrorOfTheMean) {
