@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <tuple>
 
 #include "util/error.h"
 #include "util/progress.h"
@@ -105,8 +106,11 @@ std::vector<LLResult> loglikelihood_tokens(DecoderLM& model, const std::vector<T
   const int64_t n_batches = (static_cast<int64_t>(uniq.size()) + opts.batch_size - 1) / opts.batch_size;
   std::unique_ptr<ProgressBar> bar;
   if (opts.progress && n_batches > 1) bar = std::make_unique<ProgressBar>(opts.label, n_batches);
+  int64_t b_lo = 0, b_hi = n_batches;
+  const bool sharded = opts.comm != nullptr && opts.comm->size() > 1;
+  if (sharded) std::tie(b_lo, b_hi) = dist::shard_range(n_batches, opts.comm->rank(), opts.comm->size());
 
-  for (int64_t b = 0; b < n_batches; ++b) {
+  for (int64_t b = b_lo; b < b_hi; ++b) {
     const size_t lo = static_cast<size_t>(b * opts.batch_size);
     const size_t hi = std::min(uniq.size(), lo + static_cast<size_t>(opts.batch_size));
     const int64_t B = static_cast<int64_t>(hi - lo);
@@ -150,6 +154,22 @@ std::vector<LLResult> loglikelihood_tokens(DecoderLM& model, const std::vector<T
     if (bar) bar->update(b + 1, tokens);
   }
   if (bar) bar->finish();
+  if (sharded) {
+    // (loglikelihood, is_greedy) of every unique request; other ranks' entries are 0 here, and
+    // x + 0 is x, so the sum hands every rank the owner's values exactly.
+    std::vector<double> mine(2 * uniq.size(), 0.0);
+    const size_t lo = static_cast<size_t>(b_lo * opts.batch_size);
+    const size_t hi = std::min(uniq.size(), static_cast<size_t>(b_hi * opts.batch_size));
+    for (size_t k = lo; k < hi; ++k) {
+      mine[2 * k] = all[uniq[k]].result.loglikelihood;
+      mine[2 * k + 1] = all[uniq[k]].result.is_greedy ? 1.0 : 0.0;
+    }
+    const std::vector<double> every = opts.comm->all_reduce_sum(mine);
+    for (size_t k = 0; k < uniq.size(); ++k) {
+      all[uniq[k]].result.loglikelihood = every[2 * k];
+      all[uniq[k]].result.is_greedy = every[2 * k + 1] > 0.5;
+    }
+  }
 
   std::vector<LLResult> out(all.size());
   for (size_t i = 0; i < all.size(); ++i) out[i] = all[rep_of[i]].result;

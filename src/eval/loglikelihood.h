@@ -3,7 +3,8 @@
 // separately with no BOS, the sequence is left-truncated to the last max_length + 1 tokens
 // (the continuation always survives), and each request returns the summed log-probability
 // of its continuation plus whether every continuation token is the greedy argmax.
-// Requests are sorted longest first, de-duplicated, right-padded and run B at a time.
+// Requests are sorted longest first, de-duplicated, right-padded and run B at a time,
+// optionally sharded by batches over a team's ranks (LLOptions::comm).
 // log_softmax runs in fp32 whatever the model dtype (Offsite's fp16 run rounds each LL to
 // half precision, LM_EVAL.md 2.7, so its numbers can differ by a few tenths of a point).
 // De-duplication keys on the tokens AND the context/continuation split (the harness keys on
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/communicator.h"
 #include "model/decoder_lm.h"
 #include "tokenizer/tokenizer.h"
 
@@ -41,6 +43,10 @@ struct LLOptions {
   int64_t batch_size = 1;  // requests per forward pass
   bool progress = true;    // progress bar on stderr when more than one batch runs
   std::string label = "loglikelihood";
+  // Set with more than one rank: each rank runs its contiguous share of the batches and the
+  // results are summed into every rank, so every rank returns what one rank alone would
+  // (each request runs in the very batch it would run in unsharded: bit for bit).
+  dist::Communicator* comm = nullptr;
 };
 
 // The harness adaptor's window: config.json "n_ctx", else "max_position_embeddings" (GPT-2's

@@ -150,6 +150,7 @@ std::vector<TaskResult> evaluate_model(DecoderLM& model, const Tokenizer& tok, c
   LLOptions llo;
   llo.batch_size = spec.batch_size;
   llo.max_length = spec.max_length > 0 ? spec.max_length : harness_max_length(model->config());
+  if (dist::team().size() > 1) llo.comm = &dist::host_communicator();  // tasks and WikiText sharded over the team
   for (const auto& [name, docs] : spec.tasks) {
     HarnessOptions ho;
     ho.limit = spec.limit;

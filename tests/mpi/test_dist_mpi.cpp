@@ -3,11 +3,13 @@
 // fused gradient buckets (several buckets, with and without overlap with backward) average
 // exactly; the distributed sampler's shares are disjoint and cover the data; and two ranks
 // with per-rank batch b end with the same parameters as one process with batch 2b
-// (fp32, atol 1e-5), which rank 0 trains side by side in the same run.
+// (fp32, atol 1e-5), which rank 0 trains side by side in the same run. Harness scoring
+// sharded over the ranks returns every request's log-likelihood bit for bit as one rank does.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <random>
 #include <set>
 
 #include "data/sampler.h"
@@ -16,6 +18,7 @@
 #include "dist/fusion_buffer.h"
 #include "dist/mpi_operations.h"
 #include "dist/mpi_runtime.h"
+#include "eval/loglikelihood.h"
 #include "model/decoder_lm.h"
 #include "model/load.h"
 #include "test_support.h"
@@ -211,6 +214,44 @@ void check_equivalence(bool overlap, at::ScalarType dtype, int64_t steps, double
 TEST(DataParallel, TwoRanksEqualOneRankWithTwiceTheBatchFloat32) { check_equivalence(true, at::kFloat, 4, 1e-5); }
 TEST(DataParallel, TwoRanksEqualOneRankWithoutOverlapFloat32) { check_equivalence(false, at::kFloat, 4, 1e-5); }
 TEST(DataParallel, TwoRanksEqualOneRankWithTwiceTheBatchFloat64) { check_equivalence(true, at::kDouble, 12, 1e-10); }
+
+// Requests of ragged lengths (some repeated, some longer than the window) in batches of 3,
+// sharded by batches over the ranks: each rank returns all results, equal to the unsharded ones.
+TEST(ShardedEvaluation, LoglikelihoodEqualsOneRankBitForBit) {
+  auto& c = world();
+  at::set_num_threads(1);
+  ot::DecoderLM m = ot::load_model(ot::test::shared_path("fixtures/hf-parity/opt"));
+  const int64_t vocab = m->config().vocab_size;
+  std::mt19937 gen(11);  // the same requests on every rank
+  std::vector<ot::TokenRequest> reqs;
+  for (int i = 0; i < 23; ++i) {
+    ot::TokenRequest r;
+    const int ctx = 1 + static_cast<int>(gen() % 40), cont = 1 + static_cast<int>(gen() % 5);
+    for (int t = 0; t < ctx; ++t) r.context.push_back(static_cast<int64_t>(gen() % vocab));
+    for (int t = 0; t < cont; ++t) r.continuation.push_back(static_cast<int64_t>(gen() % vocab));
+    reqs.push_back(r);
+    if (i % 7 == 0) reqs.push_back(r);  // duplicates collapse before sharding
+  }
+  ot::LLOptions o;
+  o.batch_size = 3;
+  o.max_length = 32;
+  o.progress = false;
+  const std::vector<ot::LLResult> alone = ot::loglikelihood_tokens(m, reqs, o);
+  o.comm = &c;
+  const std::vector<ot::LLResult> shared = ot::loglikelihood_tokens(m, reqs, o);
+  ASSERT_EQ(shared.size(), alone.size());
+  for (size_t i = 0; i < alone.size(); ++i) {
+    EXPECT_EQ(shared[i].loglikelihood, alone[i].loglikelihood) << "request " << i;
+    EXPECT_EQ(shared[i].is_greedy, alone[i].is_greedy) << "request " << i;
+    EXPECT_LT(alone[i].loglikelihood, 0.0);
+  }
+  // Every rank holds the same results, whichever rank computed them.
+  at::Tensor mine = at::empty({static_cast<int64_t>(shared.size())}, at::kDouble);
+  for (size_t i = 0; i < shared.size(); ++i) mine[static_cast<int64_t>(i)] = shared[i].loglikelihood;
+  at::Tensor root = mine.clone();
+  c.broadcast(root, 0);
+  EXPECT_TRUE(at::equal(mine, root));
+}
 
 }  // namespace
 
