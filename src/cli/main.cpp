@@ -6,11 +6,24 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <string>
 
 #include "cli/commands.h"
 #include "dist/context.h"
 #include "util/error.h"
 #include "util/version.h"
+
+namespace {
+
+// One line on stderr, exit code 1. Under an MPI launcher the other ranks must not be left
+// waiting for this one: if they did not fail too, the job ends here (dist/context.h).
+int report_error(const std::string& message) {
+  std::cerr << "ot: error: " << message << "\n";
+  ot::dist::end_job_unless_all_failed(message);
+  return 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"ot: Offsite-Tuning for decoder language models (LibTorch)", "ot"};
@@ -43,16 +56,13 @@ int main(int argc, char** argv) {
     // --help/--version exit 0; every usage error exits 2 (CLI11's own codes vary).
     return app.exit(e) == 0 ? 0 : 2;
   } catch (const ot::Error& e) {
-    std::cerr << "ot: error: " << e.what() << "\n";
-    return 1;
+    return report_error(e.what());
   } catch (const c10::Error& e) {
     // LibTorch errors carry a C++ backtrace; the first line is the part a user can act on.
     std::string msg = e.what_without_backtrace();
-    std::cerr << "ot: error: " << msg.substr(0, msg.find('\n')) << "\n";
-    return 1;
+    return report_error(msg.substr(0, msg.find('\n')));
   } catch (const std::exception& e) {
-    std::cerr << "ot: error: " << e.what() << "\n";
-    return 1;
+    return report_error(e.what());
   }
   return 0;
 }

@@ -2,6 +2,7 @@
 #include "dist/context.h"
 
 #include <cstdlib>
+#include <iostream>
 #include <string>
 
 #include "dist/mpi_operations.h"
@@ -17,6 +18,7 @@ struct Current {
   Team team;
   std::shared_ptr<Communicator> host, cuda;
   std::shared_ptr<Communicator> local = std::make_shared<LocalCommunicator>();
+  std::shared_ptr<MpiGroup> world_control;  // the world team's control group, for the top level
 };
 
 Current& current() {
@@ -69,9 +71,42 @@ void join_world_if_launched() {
   init_mpi();
   Current& c = current();
   c.team.group = MpiGroup::world();
+  c.team.control = c.team.group->dup();
+  c.world_control = c.team.control;
   c.host.reset();
   c.cuda.reset();
   if (c.team.rank() != 0) ProgressBar::set_enabled(false);
+}
+
+namespace {
+
+double failure_wait_seconds() {
+  const char* env = std::getenv("OT_FAILURE_WAIT_S");
+  if (env == nullptr) return 60.0;
+  char* end = nullptr;
+  const double v = std::strtod(env, &end);
+  OT_REQUIRE(end != env && *end == '\0' && v >= 0, "$OT_FAILURE_WAIT_S: expected a number of seconds, got '", env, "'");
+  return v;
+}
+
+}  // namespace
+
+bool team_failed_together() {
+  const Team& t = team();
+  if (t.size() <= 1 || !t.control) return true;
+  return t.control->arrive_within(failure_wait_seconds());
+}
+
+void end_job_unless_all_failed(const std::string& error) {
+  if (!mpi_initialized()) return;
+  Current& c = current();
+  if (!c.world_control) return;
+  if (c.world_control->arrive_within(failure_wait_seconds())) return;
+  std::cerr << "ot: rank " << c.world_control->rank() << " of " << c.world_control->size()
+            << " failed where the other ranks did not (" << error
+            << "); they cannot go on without it, so the job ends here. Completed runs are kept; "
+               "an interrupted one continues when the same command runs again.\n";
+  abort_mpi(1);
 }
 
 BucketOptions bucket_options_from_env() {

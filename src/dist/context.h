@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 
 #include <memory>
+#include <string>
 
 #include "dist/communicator.h"
 #include "dist/fusion_buffer.h"
@@ -17,7 +18,8 @@
 namespace ot::dist {
 
 struct Team {
-  std::shared_ptr<MpiGroup> group;  // null: a team of one
+  std::shared_ptr<MpiGroup> group;    // null: a team of one
+  std::shared_ptr<MpiGroup> control;  // a duplicate of group, only for agreeing on failures
   int rank() const { return group ? group->rank() : 0; }
   int size() const { return group ? group->size() : 1; }
 };
@@ -47,6 +49,15 @@ class TeamScope {
 // Under an MPI launcher: initialise MPI and make the whole world the current team; prints
 // only on rank 0 from then on (progress bars and notes). No-op otherwise.
 void join_world_if_launched();
+
+// After an error on this rank: whether every rank of the team failed too (they all reach this
+// call within $OT_FAILURE_WAIT_S seconds, default 60), so that the team can go on together.
+// A team of one always has. When it returns false, teammates are stuck in a collective that
+// will never complete: the caller must end the job (abort_mpi), not leave them waiting.
+bool team_failed_together();
+// The same for the whole MPI world (a command's top level, where teams no longer exist).
+// Without MPI, or when every rank got here, returns; otherwise says why and ends the job.
+void end_job_unless_all_failed(const std::string& error);
 
 // Gradient bucket settings of the current process ($OT_BUCKET_MB, $OT_OVERLAP=0/1).
 BucketOptions bucket_options_from_env();

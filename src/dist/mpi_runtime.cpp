@@ -175,6 +175,20 @@ void MpiGroup::idle_barrier() const {
   }
 }
 
+bool MpiGroup::arrive_within(double seconds) const {
+  MPI_Request req;
+  check_mpi(MPI_Ibarrier(impl_->comm, &req), "MPI_Ibarrier");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  int done = 0;
+  Backoff wait;
+  for (;;) {
+    check_mpi(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test (barrier)");
+    if (done) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    wait.pause();
+  }
+}
+
 #else  // built without MPI
 
 namespace {
@@ -200,6 +214,7 @@ void MpiGroup::bcast_ints(std::vector<int64_t>&, int) const { no_mpi(); }
 void MpiGroup::bcast_string(std::string&, int) const { no_mpi(); }
 void MpiGroup::barrier() const { no_mpi(); }
 void MpiGroup::idle_barrier() const { no_mpi(); }
+bool MpiGroup::arrive_within(double) const { no_mpi(); }
 
 #endif
 

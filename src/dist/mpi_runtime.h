@@ -55,6 +55,9 @@ class MpiGroup {
   void bcast_string(std::string& s, int root) const;
   void barrier() const;
   void idle_barrier() const;
+  // A barrier that gives up: true once every rank has arrived, false after `seconds` without
+  // them (the request is then abandoned; the caller ends the job).
+  bool arrive_within(double seconds) const;
 
   Impl& impl() const { return *impl_; }
 

@@ -742,6 +742,14 @@ RunState execute_run(const PlannedRun& plan, const RunOptions& opts) {
     }
     if (rec) rec->fail(e.what());
     std::cerr << "ot: run " << plan.run_id << " failed: " << e.what() << "\n";
+    // A failure every rank of the team saw (bad data, a bad value) leaves the team free to
+    // take the next run; one rank's alone leaves its teammates inside a collective for good.
+    if (!dist::team_failed_together()) {
+      std::cerr << "ot: run " << plan.run_id << " failed on rank " << dist::team().rank() << " of its team of "
+                << dist::team().size() << " only; its teammates cannot go on without it, so the job ends here. "
+                << "Completed runs are kept; run the same command again to continue.\n";
+      dist::abort_mpi(1);
+    }
     return RunState::kFailed;
   }
   if (writer) print_summary(plan.run_id, run.rows());

@@ -79,7 +79,7 @@ int run_sweep_in_teams(const std::vector<PlannedRun>& runs, int ranks_per_run, c
 
   int64_t completed = 0, failed = 0, stopped = 0;
   if (working) {
-    dist::TeamScope scope(dist::Team{team});
+    dist::TeamScope scope(dist::Team{team, team->dup()});
     const bool leader = team->rank() == 0;
     int64_t last = -1, outcome = kNone;
     for (;;) {

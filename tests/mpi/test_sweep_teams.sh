@@ -4,7 +4,8 @@
 # each team); the job is killed with SIGKILL mid-way and started again: every run must end
 # completed exactly once (no run completed twice, none lost), with world_size 2 and both
 # ranks' throughput in its result file. Then a sweep where 2 of 4 runs fail: they are recorded
-# as failed, the other runs complete, the sweep exits non-zero.
+# as failed, the other runs complete, the sweep exits non-zero. Last, a failure on one rank
+# only (rank 0 cannot create the results directory) ends the job with the reason said.
 set -euo pipefail
 OT=$1
 SHARED=$2
@@ -115,4 +116,14 @@ plan=$("$OT" sweep plan "$T/failing.toml")
 [ "$(echo "$plan" | grep -c '| completed |')" -eq 2 ] || { echo "$plan"; cat "$T/log3"; fail "the 2 good runs must complete"; }
 [ "$(echo "$plan" | grep -c '| failed |')" -eq 2 ] || { echo "$plan"; fail "the 2 runs on empty text must be recorded as failed"; }
 grep -q "no text to score\|fewer than 2 tokens" "$T/log3" || { cat "$T/log3"; fail "the failure should be reported"; }
-echo "PASS: 5 runs completed exactly once across a SIGKILL; failing runs recorded, the others completed"
+echo "== a failure on one rank only ends the job instead of leaving the other rank waiting"
+: > "$T/not-a-dir"   # only rank 0 creates the results directory: only it fails
+set +e
+timeout 120 mpirun -np 2 -x OT_FAILURE_WAIT_S=3 "$OT" run "$T/sweep.toml" --index 0 \
+  --set "experiment.results_dir=$T/not-a-dir/results" > "$T/log4" 2>&1
+rc=$?
+set -e
+[ "$rc" -ne 124 ] || { cat "$T/log4"; fail "the job hung after rank 0 failed alone"; }
+[ "$rc" -ne 0 ] || { cat "$T/log4"; fail "the job must exit non-zero"; }
+grep -q "rank 0 of 2 failed where the other ranks did not" "$T/log4" || { cat "$T/log4"; fail "the reason should be said"; }
+echo "PASS: 5 runs completed exactly once across a SIGKILL; failing runs recorded, the others completed; a one-rank failure ends the job"
