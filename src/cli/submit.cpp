@@ -9,6 +9,7 @@
 // submitted sweeps, its Slurm job and state from squeue.
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -164,17 +165,29 @@ void register_submit(CLI::App& app) {
       for (size_t i = 0; i < runs.size(); ++i) {
         std::string state = run_state(runs[i].result_path);
         auto it = slurm_of.find(runs[i].run_id);
-        const bool queued = it != slurm_of.end();
+        const bool listed = it != slurm_of.end();  // squeue --states=all still lists ended jobs a while
+        const bool queued = listed && (it->second.second == "PENDING" || it->second.second == "RUNNING" ||
+                                       it->second.second == "CONFIGURING" || it->second.second == "COMPLETING" ||
+                                       it->second.second == "REQUEUED" || it->second.second == "RESIZING" ||
+                                       it->second.second == "SUSPENDED");
         if (queued && state == "pending") state = it->second.second == "PENDING" ? "queued" : "starting";
+        // A file still saying "running" that no queued job holds was left by a job that is gone
+        // (scancel, a node failure, the time limit reached without a requeue).
+        bool submitted = false;
+        for (const auto& sub : subs)
+          submitted = submitted || std::find(sub.run_ids.begin(), sub.run_ids.end(), runs[i].run_id) != sub.run_ids.end();
+        if (!queued && submitted && note.empty() && state == "running") state = "stopped";
         ++tally[state];
         std::string params;
         for (const auto& [k, v] : runs[i].params) params += (params.empty() ? "" : " ") + k + "=" + v;
-        std::cout << "| " << i << " | " << runs[i].run_id << " | " << state << " | " << (queued ? it->second.first : "")
-                  << " | " << (queued ? it->second.second : "") << " | " << params << " |\n";
+        std::cout << "| " << i << " | " << runs[i].run_id << " | " << state << " | " << (listed ? it->second.first : "")
+                  << " | " << (listed ? it->second.second : "") << " | " << params << " |\n";
       }
       std::cout << runs.size() << " run(s):";
       for (const auto& [s, n] : tally) std::cout << " " << n << " " << s;
       std::cout << "\n";
+      if (tally.count("stopped") || tally.count("interrupted"))
+        std::cout << "stopped/interrupted runs continue from their saved state when the sweep is submitted or run again\n";
       if (!note.empty()) std::cerr << "note: " << note << "\n";
     });
   }

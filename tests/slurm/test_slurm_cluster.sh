@@ -10,6 +10,8 @@
 #  2. `ot submit --mode allocation`: one job, `srun --mpi=pmix ot sweep --ranks-per-run 2`,
 #     2 runs, each data-parallel on 2 ranks (world_size 2 in the result files);
 #  3. a 2-task MPI step under `srun --mpi=pmix`: the data-parallel equivalence tests;
+#  4. `scancel` of a running task: ot saves its state and the job is not requeued (`ot status`:
+#     interrupted); another task's ot killed with SIGKILL: `ot status` says stopped;
 # and stops every daemon it started. Exit 77 (skipped) when Slurm or munge is not installed.
 set -euo pipefail
 OT=$1; MPI_TESTS=$2; SHARED=$3; REPO=$4
@@ -135,4 +137,29 @@ step "a 2-task MPI step under srun --mpi=pmix"
 OMP_NUM_THREADS=1 srun --mpi=pmix -n 2 "$MPI_TESTS" --gtest_filter='DataParallel.*Float32:MpiAllReduce.*' > srun.out 2>&1 ||
   { cat srun.out; fail "srun --mpi=pmix -n 2 failed"; }
 grep -q "PASSED" srun.out || { cat srun.out; fail "MPI tests did not pass under srun"; }
-echo "PASS: array (with preemption and requeue), allocation and srun --mpi=pmix on a real Slurm"
+step "scancel: the run saves its state and the job stays cancelled; a killed job's run shows as stopped"
+sweep cancel "$T/results" "$T/work" "7, 8" > "$T/cancel.toml"
+cancel_run() {  # cancel_run INDEX scancel|kill9: submit run INDEX alone, end it mid fine-tuning
+  local i=$1 how=$2
+  "$OT" submit cancel.toml --mode array --time 10 --set "sweep.seeds=[$(( 7 + i ))]" > "submit-c$i.out" ||
+    fail "ot submit: $(cat "submit-c$i.out")"
+  local j r
+  j=$(grep -o 'submitted job [0-9]*' "submit-c$i.out" | tr -dc '0-9')
+  r=$("$OT" sweep plan cancel.toml | awk -F'|' -v i="$i" '$2 ~ "^ " i " $" {gsub(/ /, "", $3); print $3}')
+  for _ in $(seq 1 600); do [ -f "work/runs/cancel/$r/finetune.state" ] && break; sleep 0.1; done
+  [ -f "work/runs/cancel/$r/finetune.state" ] || fail "cancel run $i never reached fine-tuning"
+  if [ "$how" = scancel ]; then scancel "$j"  # TERM first, as users cancel
+  else pkill -9 -f "run --sweep $T/cancel.toml" || fail "no ot process of job $j to kill"; fi  # as the OOM killer would
+  wait_job "$j" 120
+  sleep 3  # a requeued job would be listed again by now
+  squeue -h -j "$j" 2>/dev/null | grep -q . && fail "job $j came back after scancel"
+  if grep -q "requeueing" results/cancel/slurm/logs/"${j}"_0.out 2>/dev/null; then fail "job $j requeued itself after scancel"; fi
+  return 0
+}
+cancel_run 0 scancel   # TERM: ot saves its state and exits 75; no requeue
+cancel_run 1 kill9     # ot killed outright: no chance to save, its file still says running
+"$OT" status cancel.toml | tee status3.out
+grep -q "| interrupted |" status3.out || fail "the cancelled run should show as interrupted"
+grep -q "| stopped |" status3.out || fail "the killed run should show as stopped (its file says running, no job holds it)"
+
+echo "PASS: array (with preemption and requeue), allocation, srun --mpi=pmix and scancel on a real Slurm"
