@@ -269,6 +269,18 @@ std::string stage_label(const std::string& stage) {
   return stage;
 }
 
+// `seen` reordered: the names of `known` that occur, in that order, then the rest as seen.
+std::vector<std::string> known_first(const std::vector<std::string>& known, const std::vector<std::string>& seen) {
+  std::vector<std::string> out;
+  for (const std::string& k : known) {
+    if (std::find(seen.begin(), seen.end(), k) != seen.end()) out.push_back(k);
+  }
+  for (const std::string& n : seen) {
+    if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+  }
+  return out;
+}
+
 int group_runs(const Analysis& a, const std::string& group) {
   for (const GroupTable& t : a.groups) {
     if (t.name == group) return t.n_runs;
@@ -280,7 +292,7 @@ int group_runs(const Analysis& a, const std::string& group) {
 // records pretraining, distillation, adapter and full fine-tuning); the columns are the
 // quantities, known ones first.
 Grid efficiency_grid(const Analysis& a, const Style& st) {
-  std::vector<std::string> quantities, seen, stages;
+  std::vector<std::string> seen, stages;
   std::map<std::string, std::string> unit_of;
   bool staged = false;
   for (const EfficiencyRow& r : a.efficiency) {
@@ -292,19 +304,8 @@ Grid efficiency_grid(const Analysis& a, const Style& st) {
       unit_of[q] = r.units.at(n);
     }
   }
-  for (const std::string& q : efficiency_quantities()) {
-    if (std::find(seen.begin(), seen.end(), q) != seen.end()) quantities.push_back(q);
-  }
-  for (const std::string& q : seen) {
-    if (std::find(quantities.begin(), quantities.end(), q) == quantities.end()) quantities.push_back(q);
-  }
-  std::vector<std::string> order;  // stages in pipeline order, then as first seen
-  for (const char* known : {"pretrain", "distill", "", "full_finetune"}) {
-    if (std::find(stages.begin(), stages.end(), known) != stages.end()) order.push_back(known);
-  }
-  for (const std::string& s : stages) {
-    if (std::find(order.begin(), order.end(), s) == order.end()) order.push_back(s);
-  }
+  const std::vector<std::string> quantities = known_first(efficiency_quantities(), seen);
+  const std::vector<std::string> order = known_first({"pretrain", "distill", "", "full_finetune"}, stages);  // pipeline order
 
   Grid g;
   g.header = {"Group"};

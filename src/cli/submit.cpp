@@ -166,10 +166,7 @@ void register_submit(CLI::App& app) {
         std::string state = run_state(runs[i].result_path);
         auto it = slurm_of.find(runs[i].run_id);
         const bool listed = it != slurm_of.end();  // squeue --states=all still lists ended jobs a while
-        const bool queued = listed && (it->second.second == "PENDING" || it->second.second == "RUNNING" ||
-                                       it->second.second == "CONFIGURING" || it->second.second == "COMPLETING" ||
-                                       it->second.second == "REQUEUED" || it->second.second == "RESIZING" ||
-                                       it->second.second == "SUSPENDED");
+        const bool queued = listed && slurm::job_is_live(it->second.second);
         if (queued && state == "pending") state = it->second.second == "PENDING" ? "queued" : "starting";
         // A file still saying "running" that no queued job holds was left by a job that is gone
         // (scancel, a node failure, the time limit reached without a requeue).

@@ -19,6 +19,7 @@ struct Current {
   std::shared_ptr<Communicator> host, cuda;
   std::shared_ptr<Communicator> local = std::make_shared<LocalCommunicator>();
   std::shared_ptr<MpiGroup> world_control;  // the world team's control group, for the top level
+  double failure_wait_s = 60.0;             // $OT_FAILURE_WAIT_S, read when MPI starts
 };
 
 Current& current() {
@@ -73,40 +74,37 @@ void join_world_if_launched() {
   c.team.group = MpiGroup::world();
   c.team.control = c.team.group->dup();
   c.world_control = c.team.control;
+  // Read now: a bad value must be said at start-up, not while another error is being handled.
+  if (const char* env = std::getenv("OT_FAILURE_WAIT_S")) {
+    char* end = nullptr;
+    const double v = std::strtod(env, &end);
+    OT_REQUIRE(end != env && *end == '\0' && v >= 0, "$OT_FAILURE_WAIT_S: expected a number of seconds >= 0, got '",
+               env, "'");
+    c.failure_wait_s = v;
+  }
   c.host.reset();
   c.cuda.reset();
   if (c.team.rank() != 0) ProgressBar::set_enabled(false);
 }
 
-namespace {
-
-double failure_wait_seconds() {
-  const char* env = std::getenv("OT_FAILURE_WAIT_S");
-  if (env == nullptr) return 60.0;
-  char* end = nullptr;
-  const double v = std::strtod(env, &end);
-  OT_REQUIRE(end != env && *end == '\0' && v >= 0, "$OT_FAILURE_WAIT_S: expected a number of seconds, got '", env, "'");
-  return v;
-}
-
-}  // namespace
-
 bool team_failed_together() {
   const Team& t = team();
   if (t.size() <= 1 || !t.control) return true;
-  return t.control->arrive_within(failure_wait_seconds());
+  return t.control->arrive_within(current().failure_wait_s);
+}
+
+void end_job_after_lone_failure(const std::string& what, int rank, int size) {
+  std::cerr << "ot: " << what << " on rank " << rank << " of " << size
+            << " only; the other ranks cannot go on without it, so the job ends here. Completed runs are kept; "
+               "run the same command again to continue the others.\n";
+  abort_mpi(1);
 }
 
 void end_job_unless_all_failed(const std::string& error) {
-  if (!mpi_initialized()) return;
   Current& c = current();
-  if (!c.world_control) return;
-  if (c.world_control->arrive_within(failure_wait_seconds())) return;
-  std::cerr << "ot: rank " << c.world_control->rank() << " of " << c.world_control->size()
-            << " failed where the other ranks did not (" << error
-            << "); they cannot go on without it, so the job ends here. Completed runs are kept; "
-               "an interrupted one continues when the same command runs again.\n";
-  abort_mpi(1);
+  if (!mpi_initialized() || !c.world_control) return;
+  if (c.world_control->arrive_within(c.failure_wait_s)) return;
+  end_job_after_lone_failure("the command failed (" + error + ")", c.world_control->rank(), c.world_control->size());
 }
 
 BucketOptions bucket_options_from_env() {

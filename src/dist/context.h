@@ -55,8 +55,10 @@ void join_world_if_launched();
 // A team of one always has. When it returns false, teammates are stuck in a collective that
 // will never complete: the caller must end the job (abort_mpi), not leave them waiting.
 bool team_failed_together();
-// The same for the whole MPI world (a command's top level, where teams no longer exist).
-// Without MPI, or when every rank got here, returns; otherwise says why and ends the job.
+// Says that `what` happened on this rank (rank of size) only and ends the job (MPI_Abort).
+[[noreturn]] void end_job_after_lone_failure(const std::string& what, int rank, int size);
+// The same agreement for the whole MPI world (a command's top level, where teams no longer
+// exist). Without MPI, or when every rank got here, returns; otherwise ends the job.
 void end_job_unless_all_failed(const std::string& error);
 
 // Gradient bucket settings of the current process ($OT_BUCKET_MB, $OT_OVERLAP=0/1).

@@ -410,8 +410,13 @@ class Run {
     for (const TaskResult& r : results)
       a.push_back({{"task", r.task}, {"version", r.version}, {"metric", r.metric}, {"value", r.value},
                    {"std_error", r.std_error ? nlohmann::json(*r.std_error) : nlohmann::json()}, {"n", r.n}});
-    fs::create_directories(fs::path(path).parent_path());
-    write_text_file_atomically(path, a.dump(1) + "\n");  // doubles are written to round-trip exactly
+    // The cache only saves time: a failed write (a full disk) is said, and the run goes on.
+    try {
+      fs::create_directories(fs::path(path).parent_path());
+      write_text_file_atomically(path, a.dump(1) + "\n");  // doubles are written to round-trip exactly
+    } catch (const std::exception& e) {
+      std::cerr << "eval: could not keep the scores in " << path << " (" << e.what() << "); later runs evaluate again\n";
+    }
   }
 
   // ---- recipe steps -----------------------------------------------------------------
@@ -744,12 +749,8 @@ RunState execute_run(const PlannedRun& plan, const RunOptions& opts) {
     std::cerr << "ot: run " << plan.run_id << " failed: " << e.what() << "\n";
     // A failure every rank of the team saw (bad data, a bad value) leaves the team free to
     // take the next run; one rank's alone leaves its teammates inside a collective for good.
-    if (!dist::team_failed_together()) {
-      std::cerr << "ot: run " << plan.run_id << " failed on rank " << dist::team().rank() << " of its team of "
-                << dist::team().size() << " only; its teammates cannot go on without it, so the job ends here. "
-                << "Completed runs are kept; run the same command again to continue.\n";
-      dist::abort_mpi(1);
-    }
+    if (!dist::team_failed_together())
+      dist::end_job_after_lone_failure("run " + plan.run_id + " failed", dist::team().rank(), dist::team().size());
     return RunState::kFailed;
   }
   if (writer) print_summary(plan.run_id, run.rows());

@@ -218,4 +218,11 @@ std::vector<QueueEntry> parse_squeue(const std::string& output) {
   return out;
 }
 
+bool job_is_live(const std::string& state) {
+  for (const char* live : {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
+                           "REQUEUE_FED", "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"})
+    if (state == live) return true;
+  return false;
+}
+
 }  // namespace ot::slurm

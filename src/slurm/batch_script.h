@@ -64,5 +64,8 @@ struct QueueEntry {
   std::string state;                 // PENDING, RUNNING, ...
 };
 std::vector<QueueEntry> parse_squeue(const std::string& output);
+// Whether a job in this squeue state still holds its runs (pending, running, requeued, ...);
+// `squeue --states=all` also lists jobs that ended (CANCELLED, FAILED, TIMEOUT, ...) for a while.
+bool job_is_live(const std::string& state);
 
 }  // namespace ot::slurm

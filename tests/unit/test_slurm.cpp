@@ -155,6 +155,10 @@ TEST(SlurmParse, SbatchAndSqueueOutput) {
   EXPECT_EQ(q[1].state, "PENDING");
   EXPECT_TRUE(q[2].array_tasks.empty());
   EXPECT_THROW(ot::slurm::parse_squeue("garbage\n"), ot::Error);
+  for (const char* live : {"PENDING", "RUNNING", "COMPLETING", "REQUEUED", "SUSPENDED"})
+    EXPECT_TRUE(ot::slurm::job_is_live(live)) << live;
+  for (const char* ended : {"CANCELLED", "COMPLETED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY"})
+    EXPECT_FALSE(ot::slurm::job_is_live(ended)) << ended;
 }
 
 // True once process `pid` catches both USR1 and TERM (bash has installed the script's traps).
