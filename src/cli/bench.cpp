@@ -16,6 +16,7 @@
 #include "offsite/efficiency.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/gpu.h"
 
 namespace ot::cli {
 
@@ -48,8 +49,12 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--json", args->json_out, "also write the results as JSON");
   cmd->add_option("--only", args->only, "run one method in this process and print JSON (internal)");
   add_runtime_options(cmd, args->rt);
+  add_precision_option(cmd, args->rt);
+  add_checkpointing_option(cmd, args->rt);
   cmd->callback([args] {
-    apply_runtime_options(args->rt);
+    const LoadOptions lo = apply_runtime_options(args->rt);
+    OT_REQUIRE(lo.dtype == c10::kFloat, "bench offsite: weights are fp32 (the paper's setting); for 16-bit compute use "
+               "--precision bf16 or fp16, not --dtype");
     nlohmann::json cfg;
     if (!args->config.empty()) {
       try {
@@ -61,6 +66,9 @@ void register_bench(CLI::App& app) {
       cfg = named_shape(args->shape);
     }
     EfficiencyOptions eo = args->eo;
+    eo.device = lo.device;
+    eo.precision = parse_precision(args->rt.precision);
+    eo.checkpoint_activations = args->rt.checkpoint_activations;
     eo.config = parse_model_config(cfg, args->config.empty() ? "--shape " + args->shape : args->config);
     auto comma = args->adapter.find(',');
     OT_REQUIRE(comma != std::string::npos, "--adapter: expected L,R (e.g. 2,2), got '", args->adapter, "'");
@@ -75,12 +83,16 @@ void register_bench(CLI::App& app) {
     std::vector<std::string> pass = {"--seq-len", std::to_string(eo.seq_len), "--batch", std::to_string(eo.batch),
                                      "--steps", std::to_string(eo.steps), "--warmup", std::to_string(eo.warmup_steps),
                                      "--adapter", args->adapter, "--emulator-layers", std::to_string(eo.emulator_layers),
-                                     "--threads", std::to_string(args->rt.threads)};
+                                     "--threads", std::to_string(args->rt.threads), "--device", args->rt.device,
+                                     "--precision", args->rt.precision};
+    if (args->rt.checkpoint_activations) pass.push_back("--checkpoint-activations");
     if (!args->config.empty()) pass.insert(pass.end(), {"--config", args->config});
     else pass.insert(pass.end(), {"--shape", args->shape});
     std::cerr << "bench offsite: " << (args->config.empty() ? args->shape : args->config) << ", "
               << eo.bottom << "-" << eo.emulator_layers << "-" << eo.top << ", batch " << eo.batch << " x "
-              << eo.seq_len << " tokens, " << eo.steps << " timed steps per method\n";
+              << eo.seq_len << " tokens, " << eo.steps << " timed steps per method, " << gpu::device_name(eo.device)
+              << ", precision " << precision_name(eo.precision)
+              << (eo.checkpoint_activations ? ", activation checkpointing" : "") << "\n";
     std::vector<EfficiencyResult> results;
     for (const auto& method : args->methods) {
       std::cerr << "  running " << method << " ...\n";
@@ -96,12 +108,19 @@ void register_bench(CLI::App& app) {
     };
     std::ostringstream os;
     os << std::fixed;
-    os << "| method | tokens/s | peak MiB | trainable | speedup | memory / FT | paper OPT-1.3B speedup, memory | paper GPT2-XL speedup, memory |\n";
-    os << "|---|---|---|---|---|---|---|---|\n";
+    const bool gpu_run = eo.device.is_cuda();
+    os << "| method | tokens/s | peak host MiB | " << (gpu_run ? "peak GPU MiB | MFU | " : "")
+       << "trainable | speedup | memory / FT | paper OPT-1.3B speedup, memory | paper GPT2-XL speedup, memory |\n";
+    os << "|---|---|---|" << (gpu_run ? "---|---|" : "") << "---|---|---|---|---|\n";
     for (const auto& r : results) {
-      os << "| " << r.method << " | " << std::setprecision(0) << r.tokens_per_s << " | " << r.peak_memory_mib << " | "
-         << r.trainable_params << " | ";
-      if (ft) os << std::setprecision(2) << r.tokens_per_s / ft->tokens_per_s << "x | " << ft->peak_memory_mib / r.peak_memory_mib << "x less | ";
+      os << "| " << r.method << " | " << std::setprecision(0) << r.tokens_per_s << " | " << r.peak_memory_mib << " | ";
+      if (gpu_run) {
+        os << r.peak_gpu_memory_mib << " | ";
+        if (r.mfu > 0) os << std::setprecision(1) << 100.0 * r.mfu << "% | ";
+        else os << "- | ";
+      }
+      os << r.trainable_params << " | ";
+      if (ft) os << std::setprecision(2) << r.tokens_per_s / ft->tokens_per_s << "x | " << ft->compared_memory_mib() / r.compared_memory_mib() << "x less | ";
       else os << "- | - | ";
       for (const char* model : {"OPT-1.3B", "GPT2-XL"}) {
         auto* p = paper(model, r.method);

@@ -17,12 +17,29 @@ void add_runtime_options(CLI::App* cmd, RuntimeOptions& o) {
   cmd->add_option("--threads", o.threads, "CPU threads (0: LibTorch default)")->check(CLI::NonNegativeNumber);
 }
 
+void add_precision_option(CLI::App* cmd, RuntimeOptions& o) {
+  cmd->add_option("--precision", o.precision,
+                  "mixed precision with fp32 weights: fp32, bf16 (autocast) or fp16 (autocast + loss scaling, CUDA)")
+      ->capture_default_str();
+}
+
+void add_checkpointing_option(CLI::App* cmd, RuntimeOptions& o) {
+  cmd->add_flag("--checkpoint-activations", o.checkpoint_activations,
+                "recompute each block's activations in backward instead of keeping them (less memory)");
+}
+
 LoadOptions apply_runtime_options(const RuntimeOptions& o) {
   LoadOptions l;
   l.device = parse_device(o.device);
   l.dtype = parse_dtype(o.dtype);
+  check_precision(parse_precision(o.precision), l.device, l.dtype);
   if (o.threads > 0) at::set_num_threads(o.threads);
   return l;
+}
+
+void apply_training_options(const RuntimeOptions& o, TrainerOptions& t) {
+  t.precision = parse_precision(o.precision);
+  t.checkpoint_activations = o.checkpoint_activations;
 }
 
 void run_recorded(results::RunRecorder* rec, const std::function<void()>& body) {

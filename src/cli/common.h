@@ -6,7 +6,9 @@
 #include <string>
 
 #include "model/load.h"
+#include "model/precision.h"
 #include "results/run_file.h"
+#include "train/trainer.h"
 
 #include <functional>
 
@@ -16,11 +18,20 @@ struct RuntimeOptions {
   std::string device = "cpu";
   std::string dtype = "fp32";
   int threads = 0;  // 0 = LibTorch's default
+  std::string precision = "fp32";       // mixed precision (model/precision.h)
+  bool checkpoint_activations = false;  // training commands only
 };
 
 void add_runtime_options(CLI::App* cmd, RuntimeOptions& o);
-// Validates the options, applies --threads, and returns load settings.
+// --precision, for commands that run forward passes (training, evaluation, benchmarks).
+void add_precision_option(CLI::App* cmd, RuntimeOptions& o);
+// --checkpoint-activations, for training commands.
+void add_checkpointing_option(CLI::App* cmd, RuntimeOptions& o);
+// Validates the options (precision against device and dtype included), applies --threads,
+// and returns load settings.
 LoadOptions apply_runtime_options(const RuntimeOptions& o);
+// The options' precision and activation checkpointing, into a trainer's options.
+void apply_training_options(const RuntimeOptions& o, TrainerOptions& t);
 
 // Runs a command body, marks its run file (if any) completed or failed, and turns a
 // preemption (SIGUSR1/SIGTERM during training, state already written) into exit code 75.

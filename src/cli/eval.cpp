@@ -66,6 +66,7 @@ void register_eval(CLI::App& app) {
                   "adapter from `ot finetune`: loaded into a bundle (ft_emulator) or plugged into a full model (plugin)");
   cmd->add_option("--record", args->record, "record the results to this HDF5 run file");
   add_runtime_options(cmd, args->rt);
+  add_precision_option(cmd, args->rt);
   cmd->callback([args] {
     OT_REQUIRE(!args->tasks.empty() || !args->corpus.empty(), "nothing to evaluate: give --task NAME=FILE or --corpus FILE");
     if (!args->setting.empty()) parse_setting(args->setting);  // reject a bad name before the slow part
@@ -82,6 +83,7 @@ void register_eval(CLI::App& app) {
     spec.limit = args->limit;
     spec.max_length = args->max_length;
     spec.row_bos = !args->no_row_bos;
+    spec.precision = parse_precision(args->rt.precision);
 
     LoadOptions lo = apply_runtime_options(args->rt);
     const std::string tok_path = args->tokenizer.empty() ? args->model : args->tokenizer;
@@ -102,7 +104,8 @@ void register_eval(CLI::App& app) {
                                {"batch_size", args->batch_size},
                                {"max_length", args->max_length > 0 ? args->max_length : harness_max_length(model->config())},
                                {"limit", args->limit > 0 ? nlohmann::json(args->limit) : nlohmann::json()},
-                               {"num_fewshot", 0},         {"dtype", args->rt.dtype}};
+                               {"num_fewshot", 0},         {"dtype", args->rt.dtype},
+                               {"precision", precision_name(spec.precision)}};
       if (!args->setting.empty()) config["setting"] = args->setting;
       if (!args->corpus.empty()) {
         config["corpus"] = args->corpus;

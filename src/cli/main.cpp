@@ -57,6 +57,10 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   } catch (const ot::Error& e) {
     return report_error(e.what());
+  } catch (const c10::OutOfMemoryError& e) {
+    std::string msg = e.what_without_backtrace();
+    return report_error("out of GPU memory: " + msg.substr(0, msg.find('\n')) +
+                        " (lower --batch-size, add --checkpoint-activations, or use --precision bf16)");
   } catch (const c10::Error& e) {
     // LibTorch errors carry a C++ backtrace; the first line is the part a user can act on.
     std::string msg = e.what_without_backtrace();

@@ -88,8 +88,11 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
     cmd->add_option("--out", a->job.out_dir, "bundle directory to write")->required();
     add_trainer_options(cmd, a->job.trainer);
     add_runtime_options(cmd, a->rt);
+    add_precision_option(cmd, a->rt);
+    add_checkpointing_option(cmd, a->rt);
     cmd->callback([a, cmdline] {
       a->job.load = apply_runtime_options(a->rt);
+      apply_training_options(a->rt, a->job.trainer);
       std::tie(a->job.emulator.bottom, a->job.emulator.top) = parse_adapter(a->adapter);
       check_schedule_kind(a->job.trainer.schedule, "--schedule");
       auto spec = [&](const std::string& p, int64_t max_blocks) {
@@ -148,8 +151,11 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
     cmd->add_option("--out", a->job.out_dir, "adapter directory (bundle) or model directory (full model)")->required();
     add_trainer_options(cmd, a->job.trainer);
     add_runtime_options(cmd, a->rt);
+    add_precision_option(cmd, a->rt);
+    add_checkpointing_option(cmd, a->rt);
     cmd->callback([a, cmdline] {
       a->job.load = apply_runtime_options(a->rt);
+      apply_training_options(a->rt, a->job.trainer);
       check_schedule_kind(a->job.trainer.schedule, "--schedule");
       if (a->prefix >= 0) a->job.prefix_token = a->prefix;
       if (!a->corpus.empty()) a->job.corpus = CorpusSpec{a->corpus, a->text_field, a->job.block_size, 0};

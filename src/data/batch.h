@@ -17,6 +17,11 @@ struct Batch {
   int64_t tokens = 0;         // real (unpadded) tokens, for throughput
 };
 
+// The batch on `device`. For a CUDA device the host tensors go through pinned (page-locked)
+// memory and are copied without blocking the host, so the copy overlaps the previous
+// step's kernels; on the CPU the batch is returned as it is.
+Batch to_device(const Batch& b, const c10::Device& device);
+
 class BatchSource {
  public:
   virtual ~BatchSource() = default;

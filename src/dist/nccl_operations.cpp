@@ -3,6 +3,7 @@
 
 #include "dist/mpi_operations.h"
 #include "util/error.h"
+#include "util/gpu.h"
 
 #if OT_WITH_NCCL
 #include <cuda_runtime.h>
@@ -39,7 +40,8 @@ ncclDataType_t nccl_type(at::ScalarType t) {
   }
 }
 
-// Stream-ordered: the result is in place for every later kernel on the stream.
+// Stream-ordered on the stream LibTorch computes on: the result is in place for every later
+// kernel queued there (the optimizer step), without a host synchronisation.
 class StreamOrderedWork final : public Work {
  public:
   void wait() override {}
@@ -48,20 +50,27 @@ class StreamOrderedWork final : public Work {
 
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator(std::shared_ptr<MpiGroup> group, int device) : host_(make_mpi_communicator(group)), device_(device) {
+  // A team of one (no group, no MPI needed) creates its id itself.
+  NcclCommunicator(std::shared_ptr<MpiGroup> group, int device) : device_(device) {
     check_cuda(cudaSetDevice(device_), "cudaSetDevice");
     ncclUniqueId id;
-    std::string bytes;
-    if (group->rank() == 0) {
+    if (!group) {
+      host_ = std::make_shared<LocalCommunicator>();
       check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
-      bytes.assign(reinterpret_cast<const char*>(&id), sizeof id);
+    } else {
+      host_ = make_mpi_communicator(group);
+      std::string bytes;
+      if (group->rank() == 0) {
+        check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
+        bytes.assign(reinterpret_cast<const char*>(&id), sizeof id);
+      }
+      group->bcast_string(bytes, 0);
+      OT_REQUIRE(bytes.size() == sizeof id, "NCCL: unique id of ", bytes.size(), " bytes received, expected ", sizeof id);
+      std::memcpy(&id, bytes.data(), sizeof id);
+      rank_ = group->rank();
+      size_ = group->size();
     }
-    group->bcast_string(bytes, 0);
-    OT_REQUIRE(bytes.size() == sizeof id, "NCCL: unique id of ", bytes.size(), " bytes received, expected ", sizeof id);
-    std::memcpy(&id, bytes.data(), sizeof id);
-    check_nccl(ncclCommInitRank(&comm_, group->size(), id, group->rank()), "ncclCommInitRank");
-    rank_ = group->rank();
-    size_ = group->size();
+    check_nccl(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank");
   }
   ~NcclCommunicator() override {
     if (comm_) ncclCommDestroy(comm_);
@@ -73,7 +82,7 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<Work> start_all_reduce_sum(const at::Tensor& t) override {
     check_tensor(t, "all-reduce");
     check_nccl(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t.scalar_type()),
-                             ncclSum, comm_, cudaStreamLegacy),
+                             ncclSum, comm_, stream()),
                "ncclAllReduce");
     return std::make_unique<StreamOrderedWork>();
   }
@@ -81,18 +90,23 @@ class NcclCommunicator final : public Communicator {
   void broadcast(const at::Tensor& t, int root) override {
     check_tensor(t, "broadcast");
     check_nccl(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()) * t.element_size(), ncclUint8,
-                             root, comm_, cudaStreamLegacy),
+                             root, comm_, stream()),
                "ncclBroadcast");
   }
 
   std::vector<double> all_reduce_sum(const std::vector<double>& v) override { return host_->all_reduce_sum(v); }
   double all_reduce_max(double v) override { return host_->all_reduce_max(v); }
   void barrier() override {
-    check_cuda(cudaStreamSynchronize(cudaStreamLegacy), "cudaStreamSynchronize");
+    check_cuda(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
     host_->barrier();
   }
 
  private:
+  // LibTorch's current stream for this device; the legacy default stream where this build's
+  // LibTorch has no CUDA (nothing could then compute on the device anyway).
+  cudaStream_t stream() const {
+    return gpu::built_with_cuda() ? static_cast<cudaStream_t>(gpu::current_stream(device_)) : cudaStreamLegacy;
+  }
   void check_tensor(const at::Tensor& t, const char* op) const {
     OT_REQUIRE(t.defined() && t.is_cuda(), "NCCL ", op, ": the NCCL backend takes CUDA tensors");
     OT_REQUIRE(t.device().index() == device_, "NCCL ", op, ": tensor on cuda:", t.device().index(),
@@ -107,7 +121,6 @@ class NcclCommunicator final : public Communicator {
 }  // namespace
 
 std::shared_ptr<Communicator> make_nccl_communicator(std::shared_ptr<MpiGroup> group, int device_index) {
-  OT_REQUIRE(group != nullptr, "NCCL communicator: no group");
   return std::make_shared<NcclCommunicator>(std::move(group), device_index);
 }
 

@@ -14,12 +14,14 @@
 #include "eval/harness.h"
 #include "eval/loglikelihood.h"
 #include "eval/perplexity.h"
+#include "model/flops.h"
 #include "offsite/adapter.h"
 #include "offsite/cka.h"
 #include "offsite/layer_selection.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/gpu.h"
 #include "util/memory.h"
 
 namespace ot {
@@ -90,6 +92,26 @@ void record_rank_throughput(results::RunRecorder* rec, const TrainResult& r) {
   for (size_t i = 0; i < v.size(); ++i) rec->set_rank_throughput(static_cast<int64_t>(i), v[i]);
 }
 
+// What the device measured of a training stage: its time by device events, the CUDA
+// caching allocator's peak, and model FLOP utilisation where the device's peak rate is known.
+void record_device_efficiency(results::RunRecorder& rec, const std::string& pre, const TrainResult& r,
+                              double flops_per_token, const c10::Device& device, Precision precision) {
+  rec.set_attribute("device_name", gpu::device_name(device));
+  rec.set_attribute("precision", precision_name(precision));
+  rec.set_efficiency(pre + "device_train_s", r.device_seconds, "s");
+  rec.set_efficiency(pre + "flops_per_token", flops_per_token, "FLOP");
+  if (device.is_cuda()) rec.set_efficiency(pre + "peak_gpu_memory_mib", r.peak_device_memory_mib, "MiB");
+  const double peak = gpu::peak_flops(device, precision_dtype(precision));
+  if (peak > 0 && r.device_seconds > 0) {
+    const double per_rank_tokens_per_s = r.rank_tokens_per_second * r.train_seconds / r.device_seconds;
+    rec.set_efficiency(pre + "mfu", per_rank_tokens_per_s * flops_per_token / peak, "fraction");
+  }
+  if (r.loss_scale > 0) {
+    rec.set_efficiency(pre + "loss_scale", r.loss_scale, "scale");
+    rec.set_efficiency(pre + "skipped_steps", double(r.skipped_steps), "steps");
+  }
+}
+
 // Only the team's rank 0 writes; the others wait until the files are there.
 template <class Fn>
 void write_on_rank0(Fn&& fn) {
@@ -126,7 +148,7 @@ double mean_loss(DecoderLM& model, const BatchSource& data, int64_t batch_size, 
   for (int64_t i = b_lo * batch_size; i < std::min(n, b_hi * batch_size); i += batch_size) {
     std::vector<int64_t> idx;
     for (int64_t j = i; j < std::min(n, i + batch_size); ++j) idx.push_back(j);
-    Batch b = data.batch(idx);
+    Batch b = to_device(data.batch(idx), model->device());
     auto logits = model->forward(b.input_ids, b.attention_mask).logits;
     auto labels = b.labels.narrow(1, 1, b.labels.size(1) - 1);
     auto lp = torch::log_softmax(logits.narrow(1, 0, logits.size(1) - 1).to(torch::kFloat), -1);
@@ -146,6 +168,7 @@ double mean_loss(DecoderLM& model, const BatchSource& data, int64_t batch_size, 
 }
 
 std::vector<TaskResult> evaluate_model(DecoderLM& model, const Tokenizer& tok, const EvalSpec& spec) {
+  AutocastGuard autocast(model->device(), spec.precision);
   std::vector<TaskResult> results;
   LLOptions llo;
   llo.batch_size = spec.batch_size;
@@ -260,7 +283,10 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
 
   std::shared_ptr<BatchSource> eval_src;
   if (job.eval) eval_src = corpus_blocks(*job.eval, *tok, tok_path, job.cache_dir);
-  auto ppl = [&](DecoderLM& mdl) { return std::exp(mean_loss(mdl, *eval_src, job.trainer.batch_size)); };
+  auto ppl = [&](DecoderLM& mdl) {
+    AutocastGuard autocast(mdl->device(), job.trainer.precision);
+    return std::exp(mean_loss(mdl, *eval_src, job.trainer.batch_size));
+  };
   if (eval_src) {
     out.full_ppl = ppl(full);
     out.zs_emulator_ppl = ppl(bundle);
@@ -273,6 +299,7 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
   nlohmann::json section = offsite_section(out.layout, emu, model_fingerprint(full));
   if (job.distill) {
     auto train_src = corpus_blocks(*job.distill, *tok, tok_path, job.cache_dir);
+    bundle->set_activation_checkpointing(job.trainer.checkpoint_activations);
     Distiller d(bundle, full, out.layout, job.distill_loss);
     TrainerOptions to = job.trainer;
     to.label = "distill";
@@ -307,6 +334,8 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
       rec->set_efficiency("distill_exposed_comm_s", out.train.exposed_comm_seconds, "s");
       rec->set_efficiency("distill_train_s", out.train.train_seconds, "s");
       rec->set_efficiency("distill_peak_memory_mib", peak_rss_mib(), "MiB");
+      record_device_efficiency(*rec, "distill_", out.train, training_flops_per_token(bundle, job.distill->block_size),
+                               bundle->device(), job.trainer.precision);
     }
   }
   if (job.distill) record_rank_throughput(rec, out.train);
@@ -398,6 +427,7 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
   to.label = job.label;
   if (!val_src) to.keep_best = false;
   to.best_metric = "loss";
+  model->set_activation_checkpointing(to.checkpoint_activations);
   Trainer trainer(params, to);
   wire_data_parallel(trainer, model->device());
   trainer.set_mode_callback([&](bool t) { model->train(t); });
@@ -422,6 +452,8 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
     rec->set_efficiency(pre + "peak_memory_mib", peak_rss_mib(), "MiB");
     rec->set_efficiency(pre + "trainable_params", double(out.trainable_params), "parameters");
     rec->set_efficiency(pre + "total_params", double(out.total_params), "parameters");
+    record_device_efficiency(*rec, pre, out.train, training_flops_per_token(model, job.corpus ? job.corpus->block_size : job.block_size),
+                             model->device(), to.precision);
     if (val_src && out.train.best_step >= 0 && job.record_validation)
       record_eval(rec, bundle ? "ft_emulator" : "ft_full", eval_name, "validation_loss", out.train.best_metric, val_src->size());
   }

@@ -91,13 +91,15 @@ struct EvalSpec {
   int64_t limit = 0;          // tasks: score only N docs (the harness's seeded shuffle)
   int64_t max_length = 0;     // harness window (0: the model's)
   bool row_bos = true;        // texts: BOS before each row for OPT and LLaMA, like their HF tokenizers
+  Precision precision = Precision::kFp32;  // autocast of the forward passes
 };
 
 // Metrics of one model: per task the harness metrics; per text `perplexity`, `loss` (nats per
 // token) and `bits_per_byte` (the token loss spread over the text's UTF-8 bytes).
 std::vector<TaskResult> evaluate_model(DecoderLM& model, const Tokenizer& tok, const EvalSpec& spec);
 
-// Mean token loss of `model` over a BatchSource (batches of `batch_size`), for validation.
+// Mean token loss of `model` over a BatchSource (batches of `batch_size`), for validation;
+// forward passes in the autocast state of the caller.
 double mean_loss(DecoderLM& model, const BatchSource& data, int64_t batch_size, int64_t max_examples = 0);
 
 // Token blocks of a corpus for `tok`, cached under cache_dir.

@@ -93,6 +93,12 @@ class Run {
     cache_ = path_join(work_, "token-cache");
     load_.device = parse_device(c_.str("runtime.device"), "runtime.device");
     load_.dtype = parse_dtype(c_.str("runtime.dtype"), "runtime.dtype");
+    precision_ = parse_precision(c_.str("runtime.precision"), "runtime.precision");
+    try {
+      check_precision(precision_, load_.device, load_.dtype, "runtime.precision");
+    } catch (const Error& e) {
+      fail(e.what(), c_.where("runtime.precision"));
+    }
     seed_ = static_cast<uint64_t>(c_.integer("experiment.seed"));
   }
 
@@ -233,6 +239,8 @@ class Run {
     t.eval_every = c_.integer(s + ".eval_every");
     t.save_every = c_.integer(s + ".save_every");
     t.seed = seed_;
+    t.precision = precision_;
+    t.checkpoint_activations = c_.flag("runtime.checkpoint_activations");
     return t;
   }
 
@@ -340,6 +348,7 @@ class Run {
     spec.block_size = c_.integer("eval.block_size");
     spec.batch_size = c_.integer("eval.batch_size");
     spec.limit = c_.integer("eval.limit");
+    spec.precision = precision_;
     return spec;
   }
 
@@ -378,7 +387,9 @@ class Run {
     if (!adapter.empty() || !spec.tasks.empty() || !c_.str("model.path").empty() || model_dir_.empty() ||
         model != model_dir_)
       return "";
-    std::string key = section_text(c_, "eval") + "|threads=" + std::to_string(at::get_num_threads()) +
+    std::string key = section_text(c_, "eval") + "|device=" + c_.str("runtime.device") +
+                      "|dtype=" + c_.str("runtime.dtype") + "|precision=" + precision_name(precision_) +
+                      "|threads=" + std::to_string(at::get_num_threads()) +
                       "|ranks=" + std::to_string(dist::team().size()) + "|ot=" + content_id("/proc/self/exe");
     for (const std::string& d : c_.strings("eval.data")) key += "|" + d + "=" + content_id(text_path(d));
     return path_join(model_dir_ + ".scores", hex(fnv1a(key)) + ".json");
@@ -553,7 +564,9 @@ class Run {
                                      "--warmup", std::to_string(c_.integer("efficiency.warmup_steps")),
                                      "--adapter", std::to_string(lr[0]) + "," + std::to_string(lr[1]),
                                      "--emulator-layers", std::to_string(c_.integer("emulator.layers")),
-                                     "--threads", std::to_string(c_.integer("runtime.threads"))};
+                                     "--threads", std::to_string(c_.integer("runtime.threads")),
+                                     "--device", c_.str("runtime.device"), "--precision", precision_name(precision_)};
+    if (c_.flag("runtime.checkpoint_activations")) args.push_back("--checkpoint-activations");
     const std::string shape = c_.str("efficiency.shape");
     if (!shape.empty()) args.insert(args.end(), {"--shape", shape});
     else args.insert(args.end(), {"--config", path_join(model_dir(), "config.json")});
@@ -566,6 +579,10 @@ class Run {
       rec_->set_efficiency("trainable_params", double(r.trainable_params), "parameters");
       rec_->set_efficiency("total_params", double(r.total_params), "parameters");
       rec_->set_efficiency("step_seconds", r.step_seconds, "s");
+      rec_->set_efficiency("flops_per_token", r.flops_per_token, "FLOP");
+      if (r.peak_gpu_memory_mib > 0) rec_->set_efficiency("peak_gpu_memory_mib", r.peak_gpu_memory_mib, "MiB");
+      if (r.mfu > 0) rec_->set_efficiency("mfu", r.mfu, "fraction");
+      rec_->set_attribute("device_name", r.device);
     }
     std::cout << method << ": " << std::fixed << std::setprecision(0) << r.tokens_per_s << " tokens/s, "
               << r.peak_memory_mib << " MiB peak, " << r.trainable_params << " of " << r.total_params
@@ -615,6 +632,7 @@ class Run {
   results::RunRecorder* rec_;
   std::string work_, run_dir_, cache_;
   LoadOptions load_;
+  Precision precision_ = Precision::kFp32;
   uint64_t seed_ = 0;
   std::map<std::string, std::string> texts_;
   std::string tokenizer_, model_dir_;

@@ -21,12 +21,22 @@ at::Tensor causal_padding_allowed(const at::Tensor& key_mask, int64_t batch, int
   return allowed;
 }
 
+namespace {
+// The lowest finite value of a floating dtype (torch.finfo(dtype).min), as a double.
+double lowest_of(at::ScalarType dtype) {
+  switch (dtype) {
+    case torch::kHalf: return double(std::numeric_limits<c10::Half>::lowest());
+    case torch::kBFloat16: return double(std::numeric_limits<c10::BFloat16>::lowest());
+    case torch::kDouble: return std::numeric_limits<double>::lowest();
+    default: return double(std::numeric_limits<float>::lowest());
+  }
+}
+}  // namespace
+
 at::Tensor additive_bias(const at::Tensor& allowed, at::ScalarType dtype) {
   auto opts = allowed.options().dtype(dtype);
   auto zero = torch::zeros({}, opts);
-  auto lowest = torch::full({}, at::Scalar(std::numeric_limits<float>::lowest()), opts);
-  if (dtype == torch::kHalf) lowest = torch::full({}, -65504.0, opts);
-  if (dtype == torch::kBFloat16) lowest = torch::full({}, at::Scalar(-3.38953139e38), opts);
+  auto lowest = torch::full({}, at::Scalar(lowest_of(dtype)), opts);
   return torch::where(allowed, zero, lowest).unsqueeze(1);
 }
 
@@ -34,8 +44,10 @@ at::Tensor additive_bias_summed(const at::Tensor& key_mask, int64_t batch, int64
                                 at::ScalarType dtype) {
   auto causal = causal_padding_allowed(at::Tensor(), batch, T, past, key_mask.options());  // (B, T, S)
   auto pad = key_mask.to(torch::kBool).view({batch, 1, past + T}).expand_as(causal);
+  // Summed in fp32 from the compute dtype's own lowest value, as HF sums finfo(dtype).min
+  // twice: one masked term stays finite, two overflow to -inf, in 16 bits as in 32.
   auto f = key_mask.options().dtype(torch::kFloat);
-  const float lowest = std::numeric_limits<float>::lowest();
+  const double lowest = lowest_of(dtype == torch::kDouble ? torch::kFloat : dtype);
   auto b = torch::where(causal, torch::zeros({}, f), torch::full({}, lowest, f)) +
            torch::where(pad, torch::zeros({}, f), torch::full({}, lowest, f));
   return b.to(dtype).unsqueeze(1);

@@ -6,6 +6,8 @@
 #include <set>
 #include <sstream>
 
+#include "model/activation_checkpoint.h"
+#include "model/precision.h"
 #include "util/error.h"
 
 namespace ot {
@@ -76,7 +78,7 @@ AttentionContext DecoderLMImpl::make_context(const at::Tensor& ids, const at::Te
 
   AttentionContext ctx;
   ctx.past_length = past;
-  const at::ScalarType dtype = this->dtype();
+  const at::ScalarType dtype = compute_dtype(device(), this->dtype());
   const bool padded = key_mask.defined() && !key_mask.to(torch::kBool).all().item<bool>();
 
   // Positions of the new tokens.
@@ -117,7 +119,10 @@ at::Tensor DecoderLMImpl::embed(const at::Tensor& ids, const AttentionContext& c
 
 at::Tensor DecoderLMImpl::run_block(int64_t i, const at::Tensor& h, const AttentionContext& ctx,
                                     LayerKV* cache) {
-  return blocks_.at(static_cast<size_t>(i))->forward(h, ctx, cache);
+  std::shared_ptr<BlockBase> block = blocks_.at(static_cast<size_t>(i));
+  if (checkpoint_blocks_ && cache == nullptr && is_training() && torch::GradMode::is_enabled())
+    return checkpointed([block, ctx](const at::Tensor& x) { return block->forward(x, ctx, nullptr); }, h);
+  return block->forward(h, ctx, cache);
 }
 
 at::Tensor DecoderLMImpl::head(const at::Tensor& h) {
@@ -134,7 +139,7 @@ ForwardOutput DecoderLMImpl::forward(const at::Tensor& ids, const at::Tensor& ke
   at::Tensor h = embed(ids, ctx);
   if (opts.hidden_states) out.embeddings = h;
   for (size_t i = 0; i < blocks_.size(); ++i) {
-    h = blocks_[i]->forward(h, ctx, opts.cache ? &opts.cache->layers[i] : nullptr);
+    h = run_block(static_cast<int64_t>(i), h, ctx, opts.cache ? &opts.cache->layers[i] : nullptr);
     if (opts.hidden_states) out.block_outputs.push_back(h);
   }
   if (opts.cache) opts.cache->length = past + ids.size(1);

@@ -84,6 +84,11 @@ class DecoderLMImpl : public torch::nn::Module {
   at::ScalarType dtype() const;
   c10::Device device() const;
 
+  // Activation checkpointing per block (model/activation_checkpoint.h) for training passes:
+  // applies while the model is in training mode and grad mode is on, without a KV cache.
+  void set_activation_checkpointing(bool on) { checkpoint_blocks_ = on; }
+  bool activation_checkpointing() const { return checkpoint_blocks_; }
+
  private:
   ModelConfig config_;
   std::shared_ptr<EmbedderBase> embed_;
@@ -93,6 +98,7 @@ class DecoderLMImpl : public torch::nn::Module {
   nn::Linear lm_head_{nullptr};  // only when untied
   std::vector<int64_t> block_origin_;
   std::string base_prefix_, block_prefix_;
+  bool checkpoint_blocks_ = false;
 };
 TORCH_MODULE(DecoderLM);
 

@@ -46,11 +46,12 @@ std::vector<int64_t> cka_select_middle_blocks(DecoderLM& model, int64_t bottom, 
   torch::NoGradGuard ng;
   const int64_t n = model->num_blocks(), m = n - bottom - top;
   std::vector<std::vector<at::Tensor>> outs(static_cast<size_t>(m));
-  for (const auto& b : batches) {
+  for (const auto& host : batches) {
+    const Batch b = to_device(host, model->device());
     auto ctx = model->make_context(b.input_ids, b.attention_mask, {}, 0);
     auto h = model->embed(b.input_ids, ctx);
     at::Tensor keep = b.attention_mask.defined() ? b.attention_mask.to(torch::kBool).flatten()
-                                                 : torch::ones({b.input_ids.numel()}, torch::kBool);
+                                                 : torch::ones({b.input_ids.numel()}, b.input_ids.options().dtype(torch::kBool));
     for (int64_t i = 0; i < n - top; ++i) {
       h = model->run_block(i, h, ctx);
       if (i >= bottom) outs[static_cast<size_t>(i - bottom)].push_back(h.reshape({-1, h.size(-1)}).index({keep}).to(torch::kFloat));

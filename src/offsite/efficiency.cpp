@@ -10,17 +10,22 @@
 
 #include <chrono>
 
+#include "model/flops.h"
 #include "model/load.h"
 #include "offsite/emulator.h"
 #include "model/peft.h"
 #include "util/error.h"
+#include "train/loss_scaler.h"
+#include "util/gpu.h"
 #include "util/memory.h"
 
 namespace ot {
 
 nlohmann::json EfficiencyResult::to_json() const {
   return {{"method", method}, {"tokens_per_s", tokens_per_s}, {"peak_memory_mib", peak_memory_mib},
-          {"trainable_params", trainable_params}, {"total_params", total_params}, {"step_seconds", step_seconds}};
+          {"peak_gpu_memory_mib", peak_gpu_memory_mib}, {"trainable_params", trainable_params},
+          {"total_params", total_params}, {"step_seconds", step_seconds}, {"flops_per_token", flops_per_token},
+          {"mfu", mfu}, {"device", device}};
 }
 
 EfficiencyResult EfficiencyResult::from_json(const nlohmann::json& j) {
@@ -31,6 +36,10 @@ EfficiencyResult EfficiencyResult::from_json(const nlohmann::json& j) {
   r.trainable_params = j.at("trainable_params").get<int64_t>();
   r.total_params = j.at("total_params").get<int64_t>();
   r.step_seconds = j.at("step_seconds").get<double>();
+  r.peak_gpu_memory_mib = j.value("peak_gpu_memory_mib", 0.0);
+  r.flops_per_token = j.value("flops_per_token", 0.0);
+  r.mfu = j.value("mfu", 0.0);
+  r.device = j.value("device", std::string("cpu"));
   return r;
 }
 
@@ -40,8 +49,11 @@ EfficiencyResult run_efficiency_method(const std::string& method, const Efficien
   OT_REQUIRE(offsite || method == "ft" || lora, "bench offsite: unknown method '", method,
              "' (expected ft, ft_lora, ot, ot_lora)");
   torch::manual_seed(o.seed);
-  DecoderLM model = build_model(o.config);
+  LoadOptions lo;
+  lo.device = o.device;
+  DecoderLM model = build_model(o.config, lo);
   model->init_weights(0.02);
+  check_precision(o.precision, o.device, model->dtype());
   std::vector<int64_t> train_blocks;
   if (offsite) {
     const int64_t n = o.config.num_layers, m = n - o.bottom - o.top;
@@ -81,20 +93,39 @@ EfficiencyResult run_efficiency_method(const std::string& method, const Efficien
   r.total_params = model->num_parameters(ModelPart::kAll);
   torch::optim::AdamW opt(params, torch::optim::AdamWOptions(1e-4));
   model->train();
-  auto ids = torch::randint(0, o.config.vocab_size, {o.batch, o.seq_len}, torch::kLong);
+  model->set_activation_checkpointing(o.checkpoint_activations);
+  r.flops_per_token = training_flops_per_token(model, o.seq_len);
+  r.device = gpu::device_name(o.device);
+  auto ids = torch::randint(0, o.config.vocab_size, {o.batch, o.seq_len}, torch::kLong).to(o.device);
+  std::unique_ptr<DynamicLossScaler> scaler;
+  if (o.precision == Precision::kFp16) scaler = std::make_unique<DynamicLossScaler>();
+  // One training step as the trainer takes it (train/trainer.cpp), without data loading.
   auto step = [&] {
     opt.zero_grad();
-    auto loss = causal_lm_loss(model->forward(ids).logits, ids);
-    loss.backward();
-    opt.step();
+    at::Tensor loss;
+    {
+      AutocastGuard autocast(o.device, o.precision);
+      loss = causal_lm_loss(model->forward(ids).logits, ids);
+    }
+    (scaler ? scaler->scale_loss(loss) : loss).backward();
+    const bool skip = scaler && scaler->unscale_and_check(params);
+    if (!skip) opt.step();
+    if (scaler) scaler->update(skip);
   };
   for (int64_t i = 0; i < o.warmup_steps; ++i) step();
-  auto t0 = std::chrono::steady_clock::now();
+  gpu::synchronize(o.device);
+  gpu::reset_peak_memory(o.device);  // the peak of the timed steps (weights, optimizer state and activations)
+  gpu::Timer timer(o.device);
+  timer.start();
   for (int64_t i = 0; i < o.steps; ++i) step();
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  timer.stop();
+  const double secs = timer.seconds();
   r.step_seconds = secs / double(o.steps);
   r.tokens_per_s = double(o.batch * o.seq_len * o.steps) / secs;
   r.peak_memory_mib = peak_rss_mib();
+  r.peak_gpu_memory_mib = gpu::peak_memory_mib(o.device);
+  const double peak = gpu::peak_flops(o.device, precision_dtype(o.precision));
+  if (peak > 0) r.mfu = r.tokens_per_s * r.flops_per_token / peak;
   return r;
 }
 

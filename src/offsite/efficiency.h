@@ -9,7 +9,10 @@
 #include <string>
 #include <vector>
 
+#include <c10/core/Device.h>
+
 #include "model/config.h"
+#include "model/precision.h"
 
 namespace ot {
 
@@ -21,14 +24,23 @@ struct EfficiencyOptions {
   int64_t lora_rank = 4;
   double lora_alpha = 32.0, lora_dropout = 0.1;
   uint64_t seed = 0;
+  c10::Device device = c10::Device(c10::kCPU);
+  Precision precision = Precision::kFp32;  // autocast over fp32 weights; fp16 with loss scaling
+  bool checkpoint_activations = false;
 };
 
 struct EfficiencyResult {
   std::string method;            // ft, ft_lora, ot, ot_lora
   double tokens_per_s = 0.0;
   double peak_memory_mib = 0.0;  // peak RSS of the process during training
+  double peak_gpu_memory_mib = 0.0;  // CUDA caching allocator's peak (0 on the CPU)
   int64_t trainable_params = 0, total_params = 0;
-  double step_seconds = 0.0;
+  double step_seconds = 0.0;     // CUDA events on the GPU, the wall clock on the CPU
+  double flops_per_token = 0.0;  // model FLOPs of a training token (model/flops.h)
+  double mfu = 0.0;              // model FLOP utilisation (0: the device's peak is unknown)
+  std::string device;            // "cpu" or the GPU's name
+  // The memory the paper compares: the GPU's on a GPU, the process's resident set on a CPU.
+  double compared_memory_mib() const { return peak_gpu_memory_mib > 0 ? peak_gpu_memory_mib : peak_memory_mib; }
   nlohmann::json to_json() const;
   static EfficiencyResult from_json(const nlohmann::json& j);
 };

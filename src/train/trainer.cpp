@@ -11,6 +11,7 @@
 #include "train/schedule.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/gpu.h"
 #include "util/progress.h"
 #include "util/signals.h"
 
@@ -27,6 +28,13 @@ Trainer::Trainer(NamedTensors params, TrainerOptions opts) : params_(std::move(p
   OT_REQUIRE(o_.grad_accum > 0, o_.label, ": gradient accumulation must be positive, got ", o_.grad_accum);
   OT_REQUIRE(o_.epochs > 0 || o_.max_steps > 0, o_.label, ": needs epochs > 0 or max_steps > 0");
   check_schedule_kind(o_.schedule, o_.label + ": schedule");
+  device_ = params_.front().second.device();
+  for (auto& p : params_) {
+    OT_REQUIRE(p.second.device() == device_, o_.label, ": trainable tensors on two devices (", device_, " and ",
+               p.second.device(), ")");
+    check_precision(o_.precision, device_, p.second.scalar_type(), o_.label + ": precision");
+  }
+  if (o_.precision == Precision::kFp16) scaler_ = std::make_unique<DynamicLossScaler>(o_.loss_scaler);
   // Two groups as in the paper's scripts: no weight decay on biases and norm weights.
   std::vector<at::Tensor> decay, no_decay;
   for (auto& p : params_) (p.second.dim() <= 1 ? no_decay : decay).push_back(p.second);
@@ -85,7 +93,9 @@ void Trainer::save_state(int64_t step, int64_t micro, int64_t tokens, double bes
   torch::serialize::OutputArchive ar;
   nlohmann::json meta = {{"format", "offsite-trainer-state"}, {"version", 1}, {"step", step},
                          {"micro", micro}, {"tokens", tokens}, {"best", number_to_json(best)}, {"best_step", best_step},
-                         {"evals", evals_to_json(evals)}, {"label", o_.label}};
+                         {"evals", evals_to_json(evals)}, {"label", o_.label},
+                         {"precision", precision_name(o_.precision)}};
+  if (scaler_) meta["loss_scaler"] = scaler_->state();
   std::vector<std::string> names;
   std::vector<at::Tensor> values, best_values;
   for (auto& p : params_) {
@@ -99,6 +109,7 @@ void Trainer::save_state(int64_t step, int64_t micro, int64_t tokens, double bes
   ar.write("params", c10::IValue(c10::List<at::Tensor>(values)));
   ar.write("best", c10::IValue(c10::List<at::Tensor>(best_values)));
   ar.write("rng", at::detail::getDefaultCPUGenerator().get_state());
+  if (device_.is_cuda()) ar.write("cuda_rng", at::globalContext().defaultGenerator(device_).get_state());
   torch::serialize::OutputArchive opt_ar;
   opt_->adamw->save(opt_ar);
   ar.write("optimizer", opt_ar);
@@ -120,6 +131,10 @@ bool Trainer::load_state(int64_t& step, int64_t& micro, int64_t& tokens, double&
   ar.read("meta", meta_v);
   auto meta = nlohmann::json::parse(meta_v.toStringRef());
   OT_REQUIRE(meta.value("format", "") == "offsite-trainer-state", o_.state_path, ": not a trainer state file");
+  const std::string saved_precision = meta.value("precision", "fp32");
+  OT_REQUIRE(saved_precision == precision_name(o_.precision), o_.state_path, ": state was written with precision ",
+             saved_precision, " but this run uses ", precision_name(o_.precision),
+             " (resume with the same precision, or delete the file to start over)");
   std::vector<std::string> names = meta["names"].get<std::vector<std::string>>();
   OT_REQUIRE(names.size() == params_.size(), o_.state_path, ": state has ", names.size(),
              " trainable tensors but this run trains ", params_.size(), " (different configuration?)");
@@ -132,7 +147,7 @@ bool Trainer::load_state(int64_t& step, int64_t& micro, int64_t& tokens, double&
     at::Tensor v = values.get(i);
     OT_REQUIRE(v.sizes() == params_[i].second.sizes(), o_.state_path, ": tensor '", names[i], "' has shape ",
                v.sizes(), ", expected ", params_[i].second.sizes());
-    params_[i].second.copy_(v);
+    params_[i].second.copy_(v.to(params_[i].second.device()));
   }
   best_.clear();
   if (meta.value("has_best", false)) {
@@ -144,6 +159,17 @@ bool Trainer::load_state(int64_t& step, int64_t& micro, int64_t& tokens, double&
   ar.read("rng", rng);
   at::Generator gen = at::detail::getDefaultCPUGenerator();  // a handle on the global generator
   gen.set_state(rng);
+  if (device_.is_cuda()) {
+    at::Tensor cuda_rng;
+    OT_REQUIRE(ar.try_read("cuda_rng", cuda_rng), o_.state_path,
+               ": state has no CUDA random state (written by a CPU run?); delete it to start over");
+    at::Generator g = at::globalContext().defaultGenerator(device_);
+    g.set_state(cuda_rng);
+  }
+  if (scaler_) {
+    OT_REQUIRE(meta.contains("loss_scaler"), o_.state_path, ": fp16 state without a loss scale");
+    scaler_->load_state(meta["loss_scaler"], o_.state_path);
+  }
   torch::serialize::InputArchive opt_ar;
   ar.read("optimizer", opt_ar);
   opt_->adamw->load(opt_ar);
@@ -203,6 +229,7 @@ TrainResult Trainer::fit(const BatchSource& data, const LossFn& loss_fn, const E
     Metrics m;
     {
       torch::NoGradGuard ng;
+      AutocastGuard autocast(device_, o_.precision);
       m = eval();
     }
     set_mode(true);
@@ -226,6 +253,9 @@ TrainResult Trainer::fit(const BatchSource& data, const LossFn& loss_fn, const E
   ProgressBar bar(o_.label, total_steps);
   if (r.resumed) bar.note(o_.label + ": resumed from " + o_.state_path + " at step " + std::to_string(step));
   set_mode(true);
+  gpu::reset_peak_memory(device_);
+  gpu::Timer device_timer(device_);
+  device_timer.start();
   auto t0 = std::chrono::steady_clock::now();
   int64_t tokens_this_process = 0, tokens_this_rank = 0;
   for (; step < total_steps; ++step) {
@@ -247,14 +277,23 @@ TrainResult Trainer::fit(const BatchSource& data, const LossFn& loss_fn, const E
       const int64_t epoch = micro / per_epoch, b = micro % per_epoch;
       std::vector<int64_t> idx = sampler.batch(epoch, b);
       if (idx.empty()) continue;  // a rank with no share of a final partial batch
-      Batch batch = data.batch(idx);
+      Batch batch = to_device(data.batch(idx), device_);
       if (reducer && j + 1 == n_micro) reducer->arm();  // buckets start while backward runs
       Metrics extra;
-      at::Tensor loss = loss_fn(batch, extra);
-      OT_REQUIRE(std::isfinite(loss.item<double>()), o_.label, ": loss became ", loss.item<double>(),
-                 " at step ", step + 1, " (lower the learning rate?)");
-      (loss / double(n_micro)).backward();
-      loss_sum += loss.item<double>();
+      at::Tensor loss;
+      {
+        AutocastGuard autocast(device_, o_.precision);
+        loss = loss_fn(batch, extra);
+      }
+      const double loss_value = loss.item<double>();  // the one host synchronisation of a micro-batch
+      // fp16: an overflow is the loss scaler's to handle (the step is skipped); elsewhere a
+      // non-finite loss is a diverged run.
+      OT_REQUIRE(scaler_ || std::isfinite(loss_value), o_.label, ": loss became ", loss_value, " at step ", step + 1,
+                 " (lower the learning rate?)");
+      at::Tensor objective = loss / double(n_micro);
+      if (scaler_) objective = scaler_->scale_loss(objective);
+      objective.backward();
+      loss_sum += loss_value;
       for (const auto& e : extra) extra_sum[e.first] += e.second;
       step_tokens += batch.tokens;
     }
@@ -267,8 +306,19 @@ TrainResult Trainer::fit(const BatchSource& data, const LossFn& loss_fn, const E
       size_t k = 2;
       for (auto& e : extra_sum) e.second = scalars[k++] / double(world_);
     }
-    double grad_norm = o_.clip_norm > 0 ? torch::nn::utils::clip_grad_norm_(tensors, o_.clip_norm) : 0.0;
-    opt_->adamw->step();
+    // fp16: gradients unscaled (after the all-reduce, so every rank sees the same inf/NaN
+    // and skips the same steps) before clipping; a step with inf/NaN is skipped.
+    const bool found_inf = scaler_ && scaler_->unscale_and_check(tensors);
+    double grad_norm = 0.0;
+    if (!found_inf) {
+      grad_norm = o_.clip_norm > 0 ? torch::nn::utils::clip_grad_norm_(tensors, o_.clip_norm) : 0.0;
+      opt_->adamw->step();
+    }
+    if (scaler_) {
+      scaler_->update(found_inf);
+      OT_REQUIRE(scaler_->scale() >= 1e-20, o_.label, ": fp16 loss scale fell to ", scaler_->scale(), " at step ",
+                 step + 1, " (every recent step overflowed: the run has diverged; lower the learning rate or use bf16)");
+    }
     tokens += int64_t(scalars[1]);
     tokens_this_process += int64_t(scalars[1]);
     double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -278,6 +328,10 @@ TrainResult Trainer::fit(const BatchSource& data, const LossFn& loss_fn, const E
                    {"grad_norm", grad_norm},
                    {"tokens_per_s", elapsed > 0 ? double(tokens_this_process) / elapsed : 0.0}};
     for (const auto& e : extra_sum) row[e.first] = e.second / double(n_micro);
+    if (scaler_) {
+      row["loss_scale"] = scaler_->scale();
+      row["skipped"] = found_inf ? 1.0 : 0.0;
+    }
     if (log) log(o_.label, row);
     bar.update(step + 1, int64_t(scalars[1]), {{"loss", row["loss"]}, {"lr", lr}});
     const bool last = step + 1 == total_steps;
@@ -295,6 +349,13 @@ TrainResult Trainer::fit(const BatchSource& data, const LossFn& loss_fn, const E
   }
   bar.finish();
   set_mode(false);
+  device_timer.stop();
+  r.device_seconds = device_timer.seconds();  // waits for the last kernels
+  r.peak_device_memory_mib = gpu::peak_memory_mib(device_);
+  if (scaler_) {
+    r.loss_scale = scaler_->scale();
+    r.skipped_steps = scaler_->skipped_steps();
+  }
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.steps = step;
   r.tokens = tokens;

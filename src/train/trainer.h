@@ -2,9 +2,11 @@
 // distillation, adapter and full fine-tuning). AdamW with no weight decay on biases and
 // norm weights (1-D tensors); constant/linear/cosine schedules with warmup; gradient
 // clipping; gradient accumulation; evaluation every N steps keeping the best weights;
-// a seeded, deterministic data order; a progress bar; and a resumable state (weights,
-// optimizer, schedule position, data position, RNG) written atomically so an interrupted
-// run continues with bit-identical results.
+// a seeded, deterministic data order; a progress bar; mixed precision (bf16/fp16 autocast,
+// fp16 loss scaling); batches moved to the parameters' device (pinned, non-blocking on
+// CUDA); and a resumable state (weights, optimizer, schedule position, data position, CPU
+// and CUDA RNG, loss scale) written atomically so an interrupted run continues with
+// bit-identical results.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -18,6 +20,8 @@
 #include "data/batch.h"
 #include "dist/communicator.h"
 #include "dist/fusion_buffer.h"
+#include "model/precision.h"
+#include "train/loss_scaler.h"
 
 namespace ot {
 
@@ -41,6 +45,12 @@ struct TrainerOptions {
   int64_t save_every = 0;           // write the state every N steps (0: only on stop)
   std::string label = "train";      // progress bar and curve name
   bool drop_last = false;
+  // Mixed precision of the forward passes (loss and evaluation) with fp32 master weights and
+  // optimizer state; fp16 adds dynamic loss scaling (train/loss_scaler.h).
+  Precision precision = Precision::kFp32;
+  LossScalerOptions loss_scaler;
+  // Per-block activation checkpointing; the job applies it to the model it trains.
+  bool checkpoint_activations = false;
 };
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
@@ -57,6 +67,10 @@ struct TrainResult {
   double rank_tokens_per_second = 0.0;  // this rank alone
   double exposed_comm_seconds = 0.0;    // gradient all-reduce time not hidden by backward
   double train_seconds = 0.0;           // wall time of this process's training steps
+  double device_seconds = 0.0;          // the same span timed on the device (CUDA events; wall clock on CPU)
+  double peak_device_memory_mib = 0.0;  // CUDA caching allocator's peak during fit() (0 on CPU)
+  double loss_scale = 0.0;              // fp16: the final loss scale (0: no loss scaling)
+  int64_t skipped_steps = 0;            // fp16: optimizer steps skipped for inf/NaN gradients
   int64_t tokens = 0;
   std::vector<Metrics> evals;  // every evaluation, with "step"
 };
@@ -92,6 +106,8 @@ class Trainer {
 
   NamedTensors params_;
   TrainerOptions o_;
+  c10::Device device_ = c10::Device(c10::kCPU);
+  std::unique_ptr<DynamicLossScaler> scaler_;  // fp16 only
   int rank_ = 0, world_ = 1;
   dist::Communicator* comm_ = nullptr;
   dist::BucketOptions buckets_;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
 #include <optional>
@@ -25,6 +26,28 @@ inline at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Te
   return std::get<0>(at::_scaled_dot_product_attention(q, k, v, m, dropout_p, false, is_causal));
 #endif
 }
+
+// Autocast (mixed precision) state per device type. 2.4 made the API device-generic and
+// deprecated the per-device functions that 1.13 has (CUDA's was plain `is_enabled`).
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+inline bool autocast_enabled(c10::DeviceType t) { return at::autocast::is_autocast_enabled(t); }
+inline void set_autocast_enabled(c10::DeviceType t, bool on) { at::autocast::set_autocast_enabled(t, on); }
+inline at::ScalarType autocast_dtype(c10::DeviceType t) { return at::autocast::get_autocast_dtype(t); }
+inline void set_autocast_dtype(c10::DeviceType t, at::ScalarType d) { at::autocast::set_autocast_dtype(t, d); }
+#else
+inline bool autocast_enabled(c10::DeviceType t) {
+  return t == c10::DeviceType::CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+}
+inline void set_autocast_enabled(c10::DeviceType t, bool on) {
+  if (t == c10::DeviceType::CUDA) at::autocast::set_enabled(on); else at::autocast::set_cpu_enabled(on);
+}
+inline at::ScalarType autocast_dtype(c10::DeviceType t) {
+  return t == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+}
+inline void set_autocast_dtype(c10::DeviceType t, at::ScalarType d) {
+  if (t == c10::DeviceType::CUDA) at::autocast::set_autocast_gpu_dtype(d); else at::autocast::set_autocast_cpu_dtype(d);
+}
+#endif
 
 // Version string of the LibTorch this binary was compiled against (patch is unreliable
 // in Debian's 1.13 build, so report MAJOR.MINOR only).

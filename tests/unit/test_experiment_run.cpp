@@ -341,6 +341,13 @@ TEST_F(ExperimentRun, BadInputsFailBeforeAnyWork) {
   EXPECT_EQ(typo.exit_code, 1);
   EXPECT_NE(typo.err.find("--set finetune.lrr=1: unknown key 'finetune.lrr' (did you mean 'lr'?)"), std::string::npos)
       << typo.err;
+  auto fp16 = run_cli("run " + experiment("bad5") + " --set runtime.precision=fp16");
+  EXPECT_EQ(fp16.exit_code, 1);
+  EXPECT_NE(fp16.err.find("runtime.precision: fp16 mixed precision needs a CUDA device"), std::string::npos) << fp16.err;
+  auto fp12 = run_cli("run " + experiment("bad6") + " --set runtime.precision=fp12");
+  EXPECT_EQ(fp12.exit_code, 1);
+  EXPECT_NE(fp12.err.find("runtime.precision"), std::string::npos) << fp12.err;
+  EXPECT_NE(fp12.err.find("fp12"), std::string::npos) << fp12.err;
 }
 
 }  // namespace
@@ -429,7 +436,12 @@ TEST_F(ExperimentRun, QuickstartPipelineOnAReducedBudget) {
   EXPECT_EQ(again.err.find("model: pretrained"), std::string::npos) << again.err;
   EXPECT_EQ(again.err.find("byte-level BPE on"), std::string::npos) << again.err;
   EXPECT_NE(again.err.find("ignoring the unreadable score cache"), std::string::npos) << again.err;
-  for (const auto& e : fs::directory_iterator(p("qs-results/quickstart")))
-    for (const auto& row : ot::results::RunReader::open(e.path().string()).eval())
-      if (row.setting == "zs_full" && row.metric == "perplexity") EXPECT_EQ(row.value, *zs_full.begin());
+  for (const auto& e : fs::directory_iterator(p("qs-results/quickstart"))) {
+    const auto run = ot::results::RunReader::open(e.path().string());  // outlives the loop over its rows
+    for (const auto& row : run.eval()) {
+      if (row.setting == "zs_full" && row.metric == "perplexity") {
+        EXPECT_EQ(row.value, *zs_full.begin());
+      }
+    }
+  }
 }

@@ -6,6 +6,8 @@
 //   owner:  ot plugin                                        -> adapted full model
 //   both:   ot finetune --trainable all (the FT baseline), ot eval of the five settings
 // Every step records to HDF5; the test checks the records and the paper's basic pattern.
+#include <torch/cuda.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -107,6 +109,52 @@ TEST_F(OffsiteWorkflow, FiveSettingsRecordedAndPluginBeatsZeroShot) {
   EXPECT_EQ(fine.status(), ot::results::RunStatus::Completed);
   EXPECT_EQ(fine.curve("finetune").values.at("loss").size(), 40u);
   EXPECT_GT(fine.efficiency().size(), 0u);
+}
+
+// Mixed precision and activation checkpointing through the CLI on the CPU: bf16 autocast
+// distillation and adapter fine-tuning run, lower their losses, and record what the device
+// measured (device time, model FLOPs per token); what cannot run fails before any work.
+TEST_F(OffsiteWorkflow, Bf16AndActivationCheckpointingFromTheCli) {
+  const std::string common = " --block-size 64 --batch-size 8 --threads 1 --precision bf16 --checkpoint-activations"
+                             " --cache-dir " + p("cache");
+  auto emu = run_cli("emulator --model " + p("full") + " --adapter 1,1 --emulator-layers 1 --distill " + p("distill.txt") +
+                     " --max-steps 12 --lr 2e-3 --warmup-steps 0 --record " + p("emulator_bf16.h5") + " --out " +
+                     p("bundle_bf16") + common);
+  ASSERT_EQ(emu.exit_code, 0) << emu.err;
+  auto ft = run_cli("finetune --model " + p("bundle_bf16") + " --corpus " + p("train.txt") + " --max-steps 12 --lr 3e-3"
+                    " --schedule constant --record " + p("finetune_bf16.h5") + " --out " + p("adapter_bf16") + common);
+  ASSERT_EQ(ft.exit_code, 0) << ft.err;
+  for (const char* file : {"emulator_bf16.h5", "finetune_bf16.h5"}) {
+    auto run = ot::results::RunReader::open(p(file));
+    EXPECT_EQ(run.status(), ot::results::RunStatus::Completed) << file;
+    const std::string curve = std::string(file).rfind("emulator", 0) == 0 ? "distill" : "finetune";
+    const std::string pre = curve == "distill" ? "distill_" : "";
+    const auto& loss = run.curve(curve).values.at("loss");
+    ASSERT_EQ(loss.size(), 12u) << file;
+    EXPECT_LT(loss.back(), loss.front()) << file;
+    EXPECT_GT(run.efficiency_value(pre + "device_train_s"), 0.0) << file;
+    EXPECT_GT(run.efficiency_value(pre + "flops_per_token"), 0.0) << file;
+  }
+  auto ev = run_cli("eval --model " + p("bundle_bf16") + " --adapter " + p("adapter_bf16") + " --corpus " + p("val.txt") +
+                    " --block-size 64 --batch-size 8 --precision bf16");
+  EXPECT_EQ(ev.exit_code, 0) << ev.err;
+
+  auto r = run_cli("finetune --model " + p("bundle_bf16") + " --corpus " + p("train.txt") + " --precision fp16 --out " + p("y"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--precision: fp16 mixed precision needs a CUDA device"), std::string::npos) << r.err;
+  r = run_cli("finetune --model " + p("bundle_bf16") + " --corpus " + p("train.txt") + " --precision bf16 --dtype bf16 --out " + p("y"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("keeps fp32 master weights"), std::string::npos) << r.err;
+  if (!torch::cuda::is_available()) {
+    r = run_cli("emulator --model " + p("full") + " --emulator-layers 1 --adapter 1,1 --device cuda --out " + p("y"));
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("--device: 'cuda' requested but this build of LibTorch has no usable CUDA device"), std::string::npos)
+        << r.err;
+  }
+  r = run_cli("finetune --model " + p("bundle_bf16") + " --corpus " + p("train.txt") + " --precision fp12 --out " + p("y"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--precision: 'fp12' is not a precision; expected fp32, bf16 or fp16"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(p("y"))) << "nothing written by a refused command";
 }
 
 TEST_F(OffsiteWorkflow, BadInputsFailClearly) {

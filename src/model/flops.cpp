@@ -1,0 +1,79 @@
+// model/flops.cpp: see flops.h.
+#include "model/flops.h"
+
+#include <algorithm>
+
+namespace ot {
+
+namespace {
+
+struct PartFlops {
+  double forward = 0.0;       // per token
+  double trained_matrix = 0.0;  // forward FLOPs of the matrices that train (their weight gradients cost as much)
+  bool trains = false;
+};
+
+PartFlops matrices(const std::vector<at::Tensor>& params) {
+  PartFlops f;
+  for (const auto& p : params) {
+    if (p.dim() != 2) continue;
+    f.forward += 2.0 * double(p.numel());
+    if (p.requires_grad()) f.trained_matrix += 2.0 * double(p.numel());
+  }
+  for (const auto& p : params) f.trains = f.trains || p.requires_grad();
+  return f;
+}
+
+// Parts in forward order: blocks, then the head (final norm + LM projection).
+std::vector<PartFlops> parts(DecoderLM& model, int64_t seq_len) {
+  std::vector<PartFlops> out;
+  const double C = double(model->config().hidden_size);
+  for (int64_t i = 0; i < model->num_blocks(); ++i) {
+    PartFlops b = matrices(model->block(i).parameters());
+    b.forward += 4.0 * double(seq_len) * C;
+    out.push_back(b);
+  }
+  // The LM projection: its weight is lm_head's, or the (tied) token embedding's.
+  PartFlops head;
+  const double V = double(model->config().vocab_size);
+  head.forward = 2.0 * C * V;
+  bool head_trains = false;
+  for (const auto& item : model->named_parameters(true)) {
+    const std::string& k = item.key();
+    const bool in_block = k.rfind("blocks.", 0) == 0;
+    if (!in_block && item.value().requires_grad()) head_trains = true;
+  }
+  head.trains = head_trains;
+  if (head_trains) head.trained_matrix = head.forward;
+  out.push_back(head);
+  return out;
+}
+
+}  // namespace
+
+double forward_flops_per_token(DecoderLM& model, int64_t seq_len) {
+  double f = 0.0;
+  for (const auto& p : parts(model, seq_len)) f += p.forward;
+  return f;
+}
+
+double training_flops_per_token(DecoderLM& model, int64_t seq_len) {
+  std::vector<PartFlops> ps = parts(model, seq_len);
+  // Embeddings that train need activation gradients through every block.
+  bool embeddings_train = false;
+  for (const auto& item : model->named_parameters(true))
+    if (item.key().rfind("embed.", 0) == 0 && item.value().requires_grad()) embeddings_train = true;
+  size_t lowest = ps.size();
+  if (embeddings_train) lowest = 0;
+  for (size_t i = 0; i < ps.size() && lowest == ps.size(); ++i)
+    if (ps[i].trains) lowest = i;
+  double f = 0.0;
+  for (size_t i = 0; i < ps.size(); ++i) {
+    f += ps[i].forward;
+    if (i >= lowest) f += ps[i].forward;  // activation gradients
+    f += ps[i].trained_matrix;           // weight gradients
+  }
+  return f;
+}
+
+}  // namespace ot
