@@ -9,7 +9,9 @@
 set -euo pipefail
 OT=$1
 SHARED=$2
+# oversubscription: the OMPI_MCA_ variable for Open MPI 4, the PRTE_MCA_ one for Open MPI 5
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
+export PRTE_MCA_rmaps_default_mapping_policy=:oversubscribe
 T=$(mktemp -d)
 trap 'kill -9 -- -$(cat "$T/pgid" 2>/dev/null) 2>/dev/null || true; rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
