@@ -137,8 +137,4 @@ double peak_flops(const c10::Device& d, c10::ScalarType dtype) {
   return 0.0;
 }
 
-bool is_out_of_memory(const std::string& what) {
-  return what.find("CUDA out of memory") != std::string::npos || what.find("CUDA error: out of memory") != std::string::npos;
-}
-
 }  // namespace ot::gpu

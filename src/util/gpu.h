@@ -58,7 +58,4 @@ class Timer {
 // 0 means unknown (CPUs, unlisted GPUs): model FLOP utilisation is then not reported.
 double peak_flops(const c10::Device& d, c10::ScalarType dtype);
 
-// True when `what` (an exception's message) is LibTorch's CUDA out-of-memory error.
-bool is_out_of_memory(const std::string& what);
-
 }  // namespace ot::gpu
