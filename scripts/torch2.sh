@@ -5,16 +5,21 @@
 #   roots/cpu   libtorch-dev (2.6, CPU): the whole project is built (build-cpu) and the whole
 #               CTest suite runs (labels unit and mpi; slurm skips, exit 77: Slurm is not
 #               installed in the root)
-#   roots/cuda  libtorch-cuda-dev (2.6, CUDA 12.4), nvidia-cuda-toolkit, libnccl-dev: ot,
-#               ot_tests and ot_mpi_tests are compiled and linked with the NCCL backend
+#   roots/cuda  libtorch-cuda-dev (2.6, CUDA 12.4), nvidia-cuda-toolkit, libnccl-dev: ot and
+#               the GPU suite (ot_gpu_tests; outside CI also ot_tests and ot_mpi_tests) are
+#               compiled and linked with the NCCL backend and util/gpu.cpp's CUDA parts
 #               (build-cuda). They are never run: there is no GPU and no cuDNN.
 # Both builds fail on a deprecation warning (-Werror=deprecated-declarations, and any other
 # "deprecated" compiler warning in the log).
 #
 # Usage: bash scripts/torch2.sh [all|ci|cpu|cuda|clean]     (as root; default all)
+# Exit status: 0 all passed; 1 a build or test failed; 77 the roots could not be made (Debian's
+# registry could not deliver their packages, or the disk has no room for them): nothing was
+# checked.
 #   all     both roots; the whole CPU build (ot_bench too) and the whole CTest suite; the CUDA build
 #   ci      what CI runs (scripts/test.sh), to fit its time limit: both roots; the CPU build of
 #           ot and ot_tests and the unit label only (no ot_bench, no mpi tests); the CUDA build
+#           of ot and ot_gpu_tests
 #   cpu     the CPU root, build and tests only; cuda: the CUDA root and build only
 #   clean   unmounts whatever is still mounted under the cache's torch2 folder, then deletes it
 # Environment:
@@ -76,6 +81,9 @@ APT_OPTS=(-y -q --no-install-recommends -o DPkg::Lock::Timeout=600 -o Dpkg::Opti
 
 log() { echo "torch2: $*"; }
 die() { echo "torch2: error: $*" >&2; exit 1; }
+# The roots come from Debian's registry: when it cannot deliver them (network, mirror), that
+# is said and the run ends with 77, which scripts/test.sh reports as not run, not as failed.
+die_registry() { echo "torch2: Debian 13 packages unavailable: $*" >&2; exit 77; }
 
 # ---- timings ----
 TIMINGS=()
@@ -186,6 +194,12 @@ fi
 
 stamp_ok() { [ -f "$T2/stamps/$1" ] && [ "$(cat "$T2/stamps/$1")" = "$2" ]; }
 
+# The roots, builds and caches take about 13 GB; a disk without room is said up front.
+if [ ! -f "$T2/stamps/cpu" ] || { [ "$WITH_CUDA" = 1 ] && [ ! -f "$T2/stamps/cuda" ]; }; then
+  free_gb=$(( $(df --output=avail -k "$T2" | tail -1) / 1024 / 1024 ))
+  [ "$free_gb" -ge 16 ] || die_registry "only $free_gb GB free under $T2; the Debian 13 roots need about 16 GB"
+fi
+
 # ---- roots ----
 mirror() {
   if [ -n "${OT_TORCH2_MIRROR:-}" ]; then echo "$OT_TORCH2_MIRROR"; return; fi
@@ -212,7 +226,7 @@ make_base() {
     local m
     m=$(mirror)
     debootstrap --variant=minbase trixie "$r" "$m" >"$T2/logs/debootstrap.log" 2>&1 ||
-      { tail -30 "$T2/logs/debootstrap.log"; die "debootstrap failed (log: $T2/logs/debootstrap.log)"; }
+      { tail -30 "$T2/logs/debootstrap.log"; die_registry "debootstrap failed (log: $T2/logs/debootstrap.log)"; }
     echo "deb $m trixie main contrib non-free non-free-firmware" >"$r/etc/apt/sources.list"
     rm -f "$r/etc/apt/sources.list.d/debian.sources"
     # no daemon is ever started by a package's maintainer scripts inside the root
@@ -224,9 +238,9 @@ make_base() {
   cp -L /etc/resolv.conf "$r/etc/resolv.conf"
   cp /etc/hosts "$r/etc/hosts"
   enter_root "$r"
-  in_root "$r" apt-get update -q >"$T2/logs/base-apt.log" 2>&1 || { tail -30 "$T2/logs/base-apt.log"; die "apt-get update failed in the base root"; }
+  in_root "$r" apt-get update -q >"$T2/logs/base-apt.log" 2>&1 || { tail -30 "$T2/logs/base-apt.log"; die_registry "apt-get update failed in the base root"; }
   in_root "$r" apt-get install "${APT_OPTS[@]}" "${COMMON_PKGS[@]}" >>"$T2/logs/base-apt.log" 2>&1 ||
-    { tail -30 "$T2/logs/base-apt.log"; die "package install failed in the base root (log: $T2/logs/base-apt.log)"; }
+    { tail -30 "$T2/logs/base-apt.log"; die_registry "package install failed in the base root (log: $T2/logs/base-apt.log)"; }
   in_root "$r" apt-get clean
   leave_root "$r"
   echo "$want" >"$T2/stamps/base"
@@ -284,7 +298,7 @@ EOF
     log "apt-get install failed in $name; updating the package lists and trying again"
     in_root "$r" apt-get update -q >>"$apt_log" 2>&1
     in_root "$r" apt-get install "${APT_OPTS[@]}" "${COMMON_PKGS[@]}" "$@" >>"$apt_log" 2>&1
-  } || { tail -30 "$apt_log"; die "package install failed in the $name root (log: $apt_log)"; }
+  } || { tail -30 "$apt_log"; die_registry "package install failed in the $name root (log: $apt_log)"; }
   in_root "$r" apt-get clean
   leave_root "$r"
   echo "$want" >"$T2/stamps/$name"
@@ -351,17 +365,23 @@ if [ "$ACTION" != cuda ]; then
   [ "$rc" -eq 0 ] || die "CTest failed in the cpu root (log: $T2/logs/ctest-cpu.log)"
 fi
 
+# The CUDA build: ot and the GPU suite always; the CPU suites too outside CI.
+CUDA_TARGETS=(ot ot_gpu_tests)
+[ "$ACTION" = ci ] || CUDA_TARGETS+=(ot_tests ot_mpi_tests)
 if [ "$ACTION" != cpu ] && [ "$WITH_CUDA" = 1 ]; then
-  phase "cuda: build (ot ot_tests ot_mpi_tests)"
+  phase "cuda: build (${CUDA_TARGETS[*]})"
   # libcudnn.so.9 is absent (placeholder package): allow undefined symbols inside shared
   # libraries when linking. The binaries are compile-and-link checks only, so they are
   # compiled without optimisation (about 20 % faster per LibTorch file than -O3).
   build_in cuda "$T2/build-cuda" -DOT_BUILD_BENCH=OFF "-DCMAKE_CXX_FLAGS_RELEASE=-O0 -DNDEBUG" \
     -DCMAKE_EXE_LINKER_FLAGS=-Wl,--allow-shlib-undefined -DCMAKE_SHARED_LINKER_FLAGS=-Wl,--allow-shlib-undefined \
-    -- ot ot_tests ot_mpi_tests
+    -- "${CUDA_TARGETS[@]}"
   grep -q "NCCL backend: /" "$T2/logs/build-cuda.log" || die "the CUDA build did not find NCCL"
-  for t in ot tests/ot_tests tests/ot_mpi_tests; do
-    [ -x "$T2/build-cuda/$t" ] || die "the CUDA build did not produce $t"
+  grep -q "LibTorch .*: CUDA 1" "$T2/logs/build-cuda.log" || die "the CUDA build did not see LibTorch's CUDA (util/gpu.cpp)"
+  for t in "${CUDA_TARGETS[@]}"; do
+    f=$t
+    [ "$t" = ot ] || f=tests/$t
+    [ -x "$T2/build-cuda/$f" ] || die "the CUDA build did not produce $f"
   done
   phase_done
 fi
