@@ -22,7 +22,9 @@ namespace fs = std::filesystem;
 
 std::string type_name(const json& v) { return v.type_name(); }
 
-const json& need(const json& obj, const std::string& key) {
+// The key is a plain string: a std::string temporary at the call would make the returned
+// reference look dangling to compilers (it points into `obj`).
+const json& need(const json& obj, const char* key) {
   OT_REQUIRE(obj.is_object(), "expected a JSON object, got ", type_name(obj));
   auto it = obj.find(key);
   OT_REQUIRE(it != obj.end(), "key '", key, "' missing");
@@ -35,7 +37,7 @@ std::string as_string(const json& v, const std::string& key) {
 }
 
 std::string need_string(const json& obj, const std::string& key) {
-  return as_string(need(obj, key), key);
+  return as_string(need(obj, key.c_str()), key);
 }
 
 std::vector<std::string> as_string_array(const json& v, const std::string& key) {
@@ -49,12 +51,12 @@ std::vector<std::string> as_string_array(const json& v, const std::string& key) 
 }
 
 std::vector<std::string> need_string_array(const json& obj, const std::string& key) {
-  return as_string_array(need(obj, key), key);
+  return as_string_array(need(obj, key.c_str()), key);
 }
 
 // A label stored as an integer or as a decimal string ("3"), in [0, n).
 int64_t need_index(const json& obj, const std::string& key, size_t n) {
-  const json& v = need(obj, key);
+  const json& v = need(obj, key.c_str());
   int64_t x = -1;
   if (v.is_number_integer()) {
     x = v.get<int64_t>();

@@ -47,8 +47,9 @@ double peak_memory_mib(const c10::Device& d) {
 #if OT_TORCH_CUDA
   if (d.is_cuda()) {
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(d.has_index() ? d.index() : 0);
-    const auto agg = static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE);
-    return double(stats.allocated_bytes[agg].peak) / (1024.0 * 1024.0);
+    // Entry 0 of a stat array is StatType::AGGREGATE (over the small and large pools); the
+    // enum itself moved between LibTorch versions (2.5: c10::CachingDeviceAllocator).
+    return double(stats.allocated_bytes[0].peak) / (1024.0 * 1024.0);
   }
 #endif
   (void)d;
