@@ -241,19 +241,29 @@ std::string efficiency_header(const std::string& name, const std::string& unit) 
   if (name == "total_params") return "Total params";
   if (name == "train_s") return "Train time (s)";
   if (name == "exposed_comm_s") return "Exposed comm (s)";
+  if (name == "device_train_s") return "Device time (s)";
+  if (name == "peak_gpu_memory_mib") return "Peak GPU memory (MiB)";
+  if (name == "flops_per_token") return "FLOPs/token";
+  if (name == "mfu") return "MFU";
   return unit.empty() || is_count(name, unit) ? name : name + " (" + unit + ")";
 }
 
 // Efficiency names are "<stage>_<quantity>" for the stages of a recipe (pretrain_tokens_per_s,
 // distill_train_s, ...) and a bare quantity for the fine-tuning (or measured method) itself.
+// A quantity that ends with another comes before it (device_train_s before train_s).
 const std::vector<std::string>& efficiency_quantities() {
-  static const std::vector<std::string> q = {"tokens_per_s",   "train_s",     "peak_memory_mib", "trainable_params",
-                                             "total_params",   "exposed_comm_s", "step_seconds"};
+  static const std::vector<std::string> q = {"tokens_per_s",      "device_train_s",      "train_s",
+                                             "peak_memory_mib",   "peak_gpu_memory_mib", "trainable_params",
+                                             "total_params",      "exposed_comm_s",      "step_seconds",
+                                             "flops_per_token",   "mfu",                 "loss_scale",
+                                             "skipped_steps"};
   return q;
 }
 
 std::pair<std::string, std::string> split_stage(const std::string& name) {
-  for (const std::string& q : efficiency_quantities()) {
+  const auto& qs = efficiency_quantities();
+  if (std::find(qs.begin(), qs.end(), name) != qs.end()) return {"", name};  // the fine-tuning's own
+  for (const std::string& q : qs) {
     if (name.size() > q.size() + 1 && name.compare(name.size() - q.size(), q.size(), q) == 0 &&
         name[name.size() - q.size() - 1] == '_')
       return {name.substr(0, name.size() - q.size() - 1), q};
