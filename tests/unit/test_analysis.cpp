@@ -570,7 +570,8 @@ TEST(Analyze, EfficiencyRowsPerStage) {
     RunSpec spec{"qs/run" + std::to_string(seed) + ".h5", "Quick", "q", "", seed, {{"experiment.seed", seed}}};
     std::vector<std::pair<std::string, double>> eff = {
         {"full_finetune_tokens_per_s", 3000.0 + 10 * seed}, {"tokens_per_s", 10000.0 + 100 * seed},
-        {"trainable_params", 396544}, {"distill_tokens_per_s", 5000.0 + 20 * seed}, {"distill_train_s", 15.0}};
+        {"trainable_params", 396544}, {"distill_tokens_per_s", 5000.0 + 20 * seed}, {"distill_train_s", 15.0},
+        {"distill_device_train_s", 14.0}, {"device_train_s", 9.0}, {"mfu", 0.25}};
     if (seed == 1) eff.insert(eff.begin(), {{"pretrain_tokens_per_s", 3178}, {"pretrain_train_s", 206}});
     write_run(root, spec, {}, eff);
   }
@@ -578,12 +579,12 @@ TEST(Analyze, EfficiencyRowsPerStage) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const char* expected = R"md(## Efficiency
 
-| Group | Stage | Tokens/s | Train time (s) | Trainable params |
-|---|---:|---:|---:|---:|
-| Quick | pretraining | 3178 (n=1) | 206 (n=1) | – |
-| Quick | distillation | 5030 ± 10 | 15.00 ± 0.00 | – |
-| Quick | fine-tuning | 10150 ± 50 | – | 396.5K |
-| Quick | full fine-tuning | 3015 ± 5 | – | – |
+| Group | Stage | Tokens/s | Device time (s) | Train time (s) | Trainable params | MFU |
+|---|---:|---:|---:|---:|---:|---:|
+| Quick | pretraining | 3178 (n=1) | – | 206 (n=1) | – | – |
+| Quick | distillation | 5030 ± 10 | 14.00 ± 0.00 | 15.00 ± 0.00 | – | – |
+| Quick | fine-tuning | 10150 ± 50 | 9.00 ± 0.00 | – | 396.5K | 0.25 ± 0.00 |
+| Quick | full fine-tuning | 3015 ± 5 | – | – | – | – |
 )md";
   EXPECT_NE(r.out.find(expected), std::string::npos) << r.out;
 }
