@@ -40,11 +40,11 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--shape", args->shape, "model shape: opt-125m, opt-1.3b, opt-6.7b, gpt2, gpt2-xl")->capture_default_str();
   cmd->add_option("--config", args->config, "or a config.json giving the shape");
   cmd->add_option("--adapter", args->adapter, "bottom,top adapter blocks")->capture_default_str();
-  cmd->add_option("--emulator-layers", args->emulator_layers, "emulator blocks k (0: 40% of the middle, as OPT-1.3B 2-8-2)");
-  cmd->add_option("--seq-len", args->eo.seq_len, "tokens per sequence")->capture_default_str();
-  cmd->add_option("--batch", args->eo.batch, "sequences per step")->capture_default_str();
-  cmd->add_option("--steps", args->eo.steps, "timed optimizer steps")->capture_default_str();
-  cmd->add_option("--warmup", args->eo.warmup_steps, "untimed steps first")->capture_default_str();
+  cmd->add_option("--emulator-layers", args->emulator_layers, "emulator blocks k (0: 40% of the middle, as OPT-1.3B 2-8-2)")->check(at_least(0));
+  cmd->add_option("--seq-len", args->eo.seq_len, "tokens per sequence")->capture_default_str()->check(at_least(1));
+  cmd->add_option("--batch", args->eo.batch, "sequences per step")->capture_default_str()->check(at_least(1));
+  cmd->add_option("--steps", args->eo.steps, "timed optimizer steps")->capture_default_str()->check(at_least(1));
+  cmd->add_option("--warmup", args->eo.warmup_steps, "untimed steps first")->capture_default_str()->check(at_least(0));
   cmd->add_option("--methods", args->methods, "subset of ft ft_lora ot ot_lora")->delimiter(',');
   cmd->add_option("--json", args->json_out, "also write the results as JSON");
   cmd->add_option("--only", args->only, "run one method in this process and print JSON (internal)");

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "data/brown.h"
 #include "util/error.h"
 
@@ -28,8 +29,8 @@ void register_brown_text(CLI::App& app) {
   auto* exclude = cmd->add_option("--exclude-genres", args->exclude, "genre letters to drop, e.g. j");
   cmd->add_option("--split", args->split, "train, validation, test or all")->capture_default_str();
   cmd->add_option("--validation-fraction", args->validation, "share of each genre's files for validation")
-      ->capture_default_str();
-  cmd->add_option("--test-fraction", args->test, "share of each genre's files for test")->capture_default_str();
+      ->capture_default_str()->check(in_range(0.0, 0.9));
+  cmd->add_option("--test-fraction", args->test, "share of each genre's files for test")->capture_default_str()->check(in_range(0.0, 0.9));
   cmd->add_option("--out", args->out, "text file to write")->required();
   cmd->callback([args, genres, exclude] {
     BrownSelection sel;

@@ -3,18 +3,47 @@
 
 #include <ATen/Parallel.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
+#include <sstream>
 
 #include "util/device.h"
 #include "util/signals.h"
 
 namespace ot::cli {
 
+namespace {
+CLI::Validator number_check(double min, std::optional<double> max) {
+  std::ostringstream want;
+  want << "a number " << (max ? "from " : ">= ") << min;
+  if (max) want << " to " << *max;
+  const std::string expected = want.str();
+  return CLI::Validator(
+      [=](std::string& value) -> std::string {
+        double x = 0.0;
+        size_t used = 0;
+        try {
+          x = std::stod(value, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used == 0 || used != value.size() || !std::isfinite(x) || x < min || (max && x > *max))
+          return "expected " + expected + ", got " + value;
+        return "";
+      },
+      expected);
+}
+}  // namespace
+
+CLI::Validator at_least(double min) { return number_check(min, std::nullopt); }
+CLI::Validator in_range(double min, double max) { return number_check(min, max); }
+
 void add_runtime_options(CLI::App* cmd, RuntimeOptions& o) {
   cmd->add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--dtype", o.dtype, "weight and compute dtype: fp32, bf16 or fp16")->capture_default_str();
-  cmd->add_option("--threads", o.threads, "CPU threads (0: LibTorch default)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", o.threads, "CPU threads (0: LibTorch default)")->check(at_least(0));
 }
 
 void add_precision_option(CLI::App* cmd, RuntimeOptions& o) {

@@ -22,6 +22,11 @@ struct RuntimeOptions {
   bool checkpoint_activations = false;  // training commands only
 };
 
+// Range checks for sizes, counts and ratios with a plain message ("--batch-size: expected a
+// number >= 1, got 0"); bounds are inclusive.
+CLI::Validator at_least(double min);
+CLI::Validator in_range(double min, double max);
+
 void add_runtime_options(CLI::App* cmd, RuntimeOptions& o);
 // --precision, for commands that run forward passes (training, evaluation, benchmarks).
 void add_precision_option(CLI::App* cmd, RuntimeOptions& o);

@@ -34,7 +34,7 @@ std::pair<std::string, std::string> split_task_arg(const std::string& arg) {
 
 void register_eval(CLI::App& app) {
   struct Args {
-    std::string model, tokenizer, corpus, output, setting, adapter, record;
+    std::string model, tokenizer, corpus, output, setting, adapter, bundle, record;
     std::vector<std::string> tasks;
     int64_t block_size = 512, limit = 0, batch_size = 1, max_length = 0;
     bool no_row_bos = false;
@@ -49,21 +49,22 @@ void register_eval(CLI::App& app) {
                   "wiki.*.raw file, harness rolling perplexity)");
   cmd->add_option("--corpus", args->corpus, "text file for the paper's block perplexity (one row per line)");
   cmd->add_option("--block-size", args->block_size, "tokens per block for --corpus")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   cmd->add_flag("--no-row-bos", args->no_row_bos,
                 "--corpus: never put BOS before each row (default: OPT and LLaMA do, like their HF tokenizers)");
   cmd->add_option("--limit", args->limit, "score only N docs per task (the harness's seeded shuffle picks them)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   cmd->add_option("--batch-size", args->batch_size, "requests (or blocks) per forward pass")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   cmd->add_option("--max-length", args->max_length,
                   "model window for the harness (default: n_ctx / max_position_embeddings / 2048)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   cmd->add_option("--setting", args->setting,
                   "label for the results: zs_full, zs_emulator, ft_emulator, plugin, ft_full");
   cmd->add_option("--output", args->output, "write the results JSON {results, versions, config} here");
   cmd->add_option("--adapter", args->adapter,
                   "adapter from `ot finetune`: loaded into a bundle (ft_emulator) or plugged into a full model (plugin)");
+  cmd->add_option("--bundle", args->bundle, "with --adapter and a full model: the bundle the adapter was trained on");
   cmd->add_option("--record", args->record, "record the results to this HDF5 run file");
   add_runtime_options(cmd, args->rt);
   add_precision_option(cmd, args->rt);
@@ -91,8 +92,13 @@ void register_eval(CLI::App& app) {
     DecoderLM model = load_model(args->model, lo);
     if (!args->adapter.empty()) {
       Adapter a = load_adapter(args->adapter);
-      if (model->config().raw.contains("offsite")) load_adapter_into(model, a, args->adapter);
-      else plug_in(model, a, args->adapter);
+      if (model->config().raw.contains("offsite")) {
+        load_adapter_into(model, a, args->adapter, read_issued_adapter(args->model, model));
+      } else {
+        OT_REQUIRE(!args->bundle.empty(), "--adapter into a full model: give --bundle, the bundle the adapter was "
+                   "trained on (the adapter is checked against it)");
+        plug_in(model, a, args->adapter, read_issued_adapter(args->bundle, model));
+      }
     }
     OT_REQUIRE(tok->vocab_size() <= model->config().vocab_size, tok_path, ": tokenizer has ", tok->vocab_size(),
                " tokens but the model's vocabulary has only ", model->config().vocab_size);

@@ -27,11 +27,11 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--tokenizer", args->tokenizer, "tokenizer file or directory (default: the model directory)");
   cmd->add_option("--prompt", args->prompt, "text to continue (may be empty)")->required();
   cmd->add_option("--max-new-tokens", args->gen.max_new_tokens, "tokens to generate")
-      ->required()->check(CLI::NonNegativeNumber);
+      ->required()->check(at_least(0));
   cmd->add_option("--temperature", args->gen.temperature, "0 = greedy")->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--top-p", args->gen.top_p, "nucleus sampling mass in (0, 1]")->capture_default_str();
-  cmd->add_option("--seed", args->gen.seed, "sampling seed")->capture_default_str();
+      ->check(at_least(0));
+  cmd->add_option("--top-p", args->gen.top_p, "nucleus sampling mass in (0, 1]")->capture_default_str()->check(in_range(0.0, 1.0));
+  cmd->add_option("--seed", args->gen.seed, "sampling seed")->capture_default_str()->check(at_least(0));
   cmd->add_flag("--no-bos", args->no_bos, "do not prepend the tokenizer's BOS token");
   cmd->add_flag("--print-ids", args->ids, "also print the token ids (prompt + new) as a JSON line on stderr");
   add_runtime_options(cmd, args->rt);

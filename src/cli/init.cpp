@@ -23,7 +23,7 @@ void register_init(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("init", "Create a randomly initialised model from a config.json");
   cmd->add_option("--config", args->config, "HF config.json describing the architecture")->required();
   cmd->add_option("--out", args->out, "checkpoint directory to write")->required();
-  cmd->add_option("--seed", args->seed, "initialisation seed")->capture_default_str();
+  cmd->add_option("--seed", args->seed, "initialisation seed")->capture_default_str()->check(at_least(0));
   add_runtime_options(cmd, args->rt);
   cmd->callback([args] {
     LoadOptions lo = apply_runtime_options(args->rt);

@@ -24,19 +24,19 @@ std::string joined_command_line(int argc, char** argv) {
 }
 
 void add_trainer_options(CLI::App* cmd, TrainerOptions& t) {
-  cmd->add_option("--lr", t.lr, "peak learning rate")->capture_default_str();
-  cmd->add_option("--weight-decay", t.weight_decay, "AdamW weight decay (not on biases and norms)")->capture_default_str();
+  cmd->add_option("--lr", t.lr, "peak learning rate")->capture_default_str()->check(at_least(0));
+  cmd->add_option("--weight-decay", t.weight_decay, "AdamW weight decay (not on biases and norms)")->capture_default_str()->check(at_least(0));
   cmd->add_option("--schedule", t.schedule, "constant, linear or cosine")->capture_default_str();
-  cmd->add_option("--warmup-steps", t.warmup_steps, "linear warmup steps")->capture_default_str();
-  cmd->add_option("--epochs", t.epochs, "passes over the data")->capture_default_str();
-  cmd->add_option("--max-steps", t.max_steps, "optimizer steps (overrides --epochs)")->capture_default_str();
-  cmd->add_option("--batch-size", t.batch_size, "examples per micro-batch")->capture_default_str();
-  cmd->add_option("--grad-accum", t.grad_accum, "micro-batches per optimizer step")->capture_default_str();
-  cmd->add_option("--clip-norm", t.clip_norm, "gradient clipping norm (0: off)")->capture_default_str();
-  cmd->add_option("--eval-every", t.eval_every, "evaluate every N steps (0: at the end)")->capture_default_str();
-  cmd->add_option("--seed", t.seed, "data order seed")->capture_default_str();
+  cmd->add_option("--warmup-steps", t.warmup_steps, "linear warmup steps")->capture_default_str()->check(at_least(0));
+  cmd->add_option("--epochs", t.epochs, "passes over the data")->capture_default_str()->check(at_least(1));
+  cmd->add_option("--max-steps", t.max_steps, "optimizer steps (overrides --epochs)")->capture_default_str()->check(at_least(0));
+  cmd->add_option("--batch-size", t.batch_size, "examples per micro-batch")->capture_default_str()->check(at_least(1));
+  cmd->add_option("--grad-accum", t.grad_accum, "micro-batches per optimizer step")->capture_default_str()->check(at_least(1));
+  cmd->add_option("--clip-norm", t.clip_norm, "gradient clipping norm (0: off)")->capture_default_str()->check(at_least(0));
+  cmd->add_option("--eval-every", t.eval_every, "evaluate every N steps (0: at the end)")->capture_default_str()->check(at_least(0));
+  cmd->add_option("--seed", t.seed, "data order seed")->capture_default_str()->check(at_least(0));
   cmd->add_option("--state", t.state_path, "resumable state file (resumes when present)");
-  cmd->add_option("--save-every", t.save_every, "write the state every N steps")->capture_default_str();
+  cmd->add_option("--save-every", t.save_every, "write the state every N steps")->capture_default_str()->check(at_least(0));
 }
 
 std::pair<int64_t, int64_t> parse_adapter(const std::string& s) {
@@ -69,22 +69,25 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
     CLI::App* cmd = app.add_subcommand("emulator", "Build an offsite bundle: adapter + compressed emulator (model owner)");
     cmd->add_option("--model", a->job.model_dir, "the full model (HF checkpoint directory)")->required();
     cmd->add_option("--adapter", a->adapter, "L,R: bottom and top adapter blocks")->capture_default_str();
-    cmd->add_option("--emulator-layers", a->job.emulator.layers, "k emulator blocks kept from the middle (0: all)")->required();
+    cmd->add_option("--emulator-layers", a->job.emulator.layers, "k emulator blocks kept from the middle (0: all)")->required()->check(at_least(0));
     cmd->add_option("--strategy", a->job.emulator.strategy, "uniform, floor, cka or an index list like 0,3,5")->capture_default_str();
+    cmd->add_flag("--train-head", a->job.emulator.train_head,
+                  "issue the final norm and LM head with the adapter (the data owner may train them)");
     cmd->add_flag("--repeat", a->job.emulator.repeat, "keep the depth: dropped blocks replaced by the nearest kept one (CRaSh)");
-    cmd->add_option("--prune", a->job.emulator.prune_ratio, "magnitude pruning ratio of emulator weights")->capture_default_str();
-    cmd->add_option("--quantize", a->job.emulator.quantize_bits, "uniform quantization bits of emulator weights (0: off)")->capture_default_str();
+    cmd->add_option("--prune", a->job.emulator.prune_ratio, "magnitude pruning ratio of emulator weights")->capture_default_str()->check(in_range(0.0, 0.999));
+    cmd->add_option("--quantize", a->job.emulator.quantize_bits, "uniform quantization bits of emulator weights (0: off)")->capture_default_str()->check(in_range(0, 16));
     cmd->add_option("--distill", a->distill, "distil the emulator on this corpus (text or JSONL)");
     cmd->add_option("--eval-corpus", a->eval, "perplexity text for choosing the best distilled emulator");
-    cmd->add_option("--eval-blocks", a->eval_blocks, "use only the first N blocks of --eval-corpus (0: all)");
+    cmd->add_option("--eval-blocks", a->eval_blocks, "use only the first N blocks of --eval-corpus (0: all)")->check(at_least(0));
     cmd->add_option("--calibration", a->calibration, "text for --strategy cka");
     cmd->add_option("--text-field", a->text_field, "JSONL field holding the text")->capture_default_str();
     cmd->add_option("--tokenizer", a->job.tokenizer, "tokenizer (default: the model directory)");
-    cmd->add_option("--block-size", a->block_size, "tokens per training block")->capture_default_str();
-    cmd->add_option("--kd-weight", a->job.distill_loss.kd_weight, "weight of the normalised-MSE KD loss")->capture_default_str();
-    cmd->add_option("--lm-weight", a->job.distill_loss.lm_weight, "weight of the LM loss")->capture_default_str();
+    cmd->add_option("--block-size", a->block_size, "tokens per training block")->capture_default_str()->check(in_range(2, 1 << 24));
+    cmd->add_option("--kd-weight", a->job.distill_loss.kd_weight, "weight of the normalised-MSE KD loss")->capture_default_str()->check(at_least(0));
+    cmd->add_option("--lm-weight", a->job.distill_loss.lm_weight, "weight of the LM loss")->capture_default_str()->check(at_least(0));
     cmd->add_option("--cache-dir", a->job.cache_dir, "token cache directory");
     cmd->add_option("--record", a->record, "record the run to this HDF5 file");
+    cmd->add_flag("--hash-files", a->job.hash_files, "record the SHA-256 digest of the bundle written (with --record)");
     cmd->add_option("--out", a->job.out_dir, "bundle directory to write")->required();
     add_trainer_options(cmd, a->job.trainer);
     add_runtime_options(cmd, a->rt);
@@ -128,26 +131,28 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
     cmd->add_option("--model", a->job.model_dir, "offsite bundle (or a full model for the full fine-tuning baseline)")->required();
     cmd->add_option("--trainable", a->job.trainable, "adapter, emulator, or all (every parameter: full fine-tuning)")->capture_default_str();
     cmd->add_flag("--freeze-bottom", a->job.freeze_bottom, "train only the top adapter blocks");
-    cmd->add_flag("--train-head", a->job.train_head, "also train the final norm and LM head");
+    cmd->add_flag("--train-head", a->job.train_head, "also train the final norm and LM head (where the bundle issues them)");
     cmd->add_option("--peft", a->job.peft.method, "none, lora, bitfit or adapter")->capture_default_str();
-    cmd->add_option("--lora-rank", a->job.peft.lora_rank, "LoRA rank")->capture_default_str();
-    cmd->add_option("--lora-alpha", a->job.peft.lora_alpha, "LoRA alpha")->capture_default_str();
-    cmd->add_option("--lora-dropout", a->job.peft.lora_dropout, "LoRA dropout")->capture_default_str();
+    cmd->add_option("--lora-rank", a->job.peft.lora_rank, "LoRA rank")->capture_default_str()->check(at_least(1));
+    cmd->add_option("--lora-alpha", a->job.peft.lora_alpha, "LoRA alpha")->capture_default_str()->check(at_least(0));
+    cmd->add_option("--lora-dropout", a->job.peft.lora_dropout, "LoRA dropout")->capture_default_str()->check(in_range(0.0, 1.0));
     cmd->add_option("--lora-targets", a->job.peft.lora_targets, "projection names (default: the paper's)")->delimiter(',');
-    cmd->add_option("--adapter-size", a->job.peft.adapter_size, "bottleneck adapter size")->capture_default_str();
+    cmd->add_option("--adapter-size", a->job.peft.adapter_size, "bottleneck adapter size")->capture_default_str()->check(at_least(1));
     cmd->add_option("--task", a->job.task, "piqa, openbookqa, arc_easy, arc_challenge, hellaswag, sciq, webqs, race");
     cmd->add_option("--train-file", a->job.train_file, "the task's training file");
     cmd->add_option("--validation-file", a->job.validation_file, "validation file (default: the first 5% of train)");
     cmd->add_option("--corpus", a->corpus, "or language modelling on this text/JSONL");
     cmd->add_option("--eval-corpus", a->eval_corpus, "validation text for --corpus");
     cmd->add_option("--text-field", a->text_field, "JSONL field holding the text")->capture_default_str();
-    cmd->add_option("--block-size", a->job.block_size, "longest sequence")->capture_default_str();
-    cmd->add_option("--prefix-token", a->prefix, "id placed before every training example (OPT: 2)");
-    cmd->add_option("--max-eval-examples", a->job.max_eval_examples, "cap on validation examples (0: all)");
+    cmd->add_option("--block-size", a->job.block_size, "longest sequence")->capture_default_str()->check(in_range(2, 1 << 24));
+    cmd->add_option("--prefix-token", a->prefix, "id placed before every training example (OPT: 2)")->check(at_least(0));
+    cmd->add_option("--max-eval-examples", a->job.max_eval_examples, "cap on validation examples (0: all)")->check(at_least(0));
     cmd->add_flag("--skip-malformed", a->job.skip_malformed, "count and skip malformed task records instead of failing");
     cmd->add_option("--tokenizer", a->job.tokenizer, "tokenizer (default: the model directory)");
     cmd->add_option("--cache-dir", a->job.cache_dir, "token cache directory");
     cmd->add_option("--record", a->record, "record the run to this HDF5 file");
+    cmd->add_flag("--hash-files", a->job.hash_files,
+                  "record the SHA-256 digests of the bundle received and the adapter written (with --record)");
     cmd->add_option("--out", a->job.out_dir, "adapter directory (bundle) or model directory (full model)")->required();
     add_trainer_options(cmd, a->job.trainer);
     add_runtime_options(cmd, a->rt);

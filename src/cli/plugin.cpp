@@ -1,6 +1,8 @@
-// cli/plugin.cpp: `ot plugin --model FULL --adapter ADAPTER --out DIR`: the model owner
-// writes the returned adapter (LoRA already merged) into the full model and saves the
-// adapted model as an ordinary HF checkpoint.
+// cli/plugin.cpp: `ot plugin --model FULL --bundle BUNDLE --adapter ADAPTER --out DIR`: the
+// model owner checks the returned adapter against the bundle it issued (offsite/adapter.h:
+// only the issued blocks, and the head where issued, in the issued dtypes and shapes, finite),
+// writes it (LoRA already merged) into the full model and saves the adapted model as an
+// ordinary HF checkpoint.
 #include <iostream>
 
 #include "cli/commands.h"
@@ -9,40 +11,54 @@
 #include "model/load.h"
 #include "offsite/adapter.h"
 #include "tokenizer/tokenizer.h"
+#include "util/content_hash.h"
 
 namespace ot::cli {
 
 void register_plugin(CLI::App& app) {
   struct Args {
-    std::string model, adapter, out, record;
+    std::string model, bundle, adapter, out, record;
+    bool hash_files = false;
     RuntimeOptions rt;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("plugin", "Plug a fine-tuned adapter into the full model (model owner)");
   cmd->add_option("--model", args->model, "the full model (HF checkpoint directory)")->required();
+  cmd->add_option("--bundle", args->bundle,
+                  "the bundle issued to the data owner (`ot emulator --out`): the adapter is checked against it")
+      ->required();
   cmd->add_option("--adapter", args->adapter, "adapter directory written by `ot finetune`")->required();
   cmd->add_option("--out", args->out, "where to write the adapted full model")->required();
   cmd->add_option("--record", args->record, "record the run (provenance, adapter identity) to this HDF5 file");
+  cmd->add_flag("--hash-files", args->hash_files, "record SHA-256 digests of the bundle and the adapter (with --record)");
   add_runtime_options(cmd, args->rt);
   cmd->callback([args] {
-    auto rec = open_recorder(args->record, "plugin", "ot plugin --model " + args->model + " --adapter " + args->adapter, "");
+    auto rec = open_recorder(args->record, "plugin",
+                             "ot plugin --model " + args->model + " --bundle " + args->bundle + " --adapter " + args->adapter, "");
     LoadOptions lo = apply_runtime_options(args->rt);
     run_recorded(rec.get(), [&] {
-      Adapter a = load_adapter(args->adapter);  // validate the small input first
+      Adapter a = load_adapter(args->adapter);  // read the small inputs first
       DecoderLM full = load_model(args->model, lo);
-      plug_in(full, a, args->adapter);
-      nlohmann::json extra = {{"offsite_plugin", {{"adapter", args->adapter}, {"blocks", a.config["blocks"]},
-                                                  {"fingerprint", a.config["fingerprint"]}}}};
+      const IssuedAdapter issued = read_issued_adapter(args->bundle, full);
+      plug_in(full, a, args->adapter, issued);
+      nlohmann::json extra = {{"offsite_plugin", {{"adapter", args->adapter}, {"bundle", args->bundle},
+                                                  {"blocks", a.config["blocks"]}, {"fingerprint", issued.fingerprint}}}};
       save_model(full, args->out, extra);
       copy_tokenizer_files(args->model, args->out);
       if (rec) {
         rec->set_attribute("model", args->model);
+        rec->set_attribute("bundle", args->bundle);
         rec->set_attribute("adapter", args->adapter);
-        rec->set_attribute("adapter_fingerprint", a.config["fingerprint"].get<std::string>());
+        rec->set_attribute("adapter_fingerprint", issued.fingerprint);
         rec->set_attribute("out", args->out);
+        if (args->hash_files) {
+          rec->set_attribute("bundle_sha256", directory_sha256(args->bundle));
+          rec->set_attribute("adapter_sha256", directory_sha256(args->adapter));
+        }
       }
       std::cout << args->out << ": " << arch_name(full->config().arch) << " with " << a.tensors.size()
-                << " adapter tensors from " << args->adapter << " (blocks " << a.config["blocks"].dump() << ")\n";
+                << " adapter tensors from " << args->adapter << " (blocks " << a.config["blocks"].dump()
+                << ", checked against " << args->bundle << ")\n";
     });
   });
 }

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "dist/context.h"
 #include "dist/mpi_runtime.h"
 #include "experiment/config.h"
@@ -153,7 +154,7 @@ void register_run_commands(CLI::App& app, int argc, char** argv) {
     cmd->add_option("--sweep", a->sweep, "sweep TOML file: like EXPERIMENT, but a completed run is skipped "
                                          "(Slurm array tasks: --sweep SWEEP.toml --index $SLURM_ARRAY_TASK_ID)");
     cmd->add_option("--set", a->sets, "override a key: --set finetune.lr=2e-5 (repeatable)");
-    cmd->add_option("--index", a->index, "run only run I of the file's sweep (see `ot sweep plan`)");
+    cmd->add_option("--index", a->index, "run only run I of the file's sweep (see `ot sweep plan`)")->check(at_least(0));
     cmd->add_flag("--print-config", a->print_config, "print the resolved configuration(s) and exit");
     cmd->callback([a, cmdline] {
       OT_REQUIRE(a->file.empty() != a->sweep.empty(), "ot run: give an experiment file, or --sweep SWEEP.toml (not both)");
@@ -221,7 +222,7 @@ void register_run_commands(CLI::App& app, int argc, char** argv) {
     cmd->add_option("--set", a->sets, "override a key in every run (repeatable)");
     cmd->add_option("--ranks-per-run", a->ranks_per_run,
                     "under mpirun/srun: teams of G ranks take runs from a queue, each run data-parallel on its team "
-                    "(default: the whole world is one team)");
+                    "(default: the whole world is one team)")->check(at_least(1));
     CLI::App* plan = cmd->add_subcommand("plan", "List the runs of a sweep with their ids and states");
     plan->add_option("sweep", p->file, "sweep TOML file")->required();
     plan->add_option("--set", p->sets, "override a key in every run (repeatable)");

@@ -15,6 +15,7 @@
 #include <map>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "experiment/config.h"
 #include "experiment/sweep.h"
 #include "results/run_file.h"
@@ -70,16 +71,16 @@ void register_submit(CLI::App& app) {
     cmd->add_option("--mode", a->o.mode, "array: one run per array task; allocation: one job, srun ot sweep")
         ->capture_default_str();
     cmd->add_option("--partition", a->o.partition, "Slurm partition");
-    cmd->add_option("--nodes", a->o.nodes, "nodes (allocation: of the whole job; array: of each task)")->capture_default_str();
-    cmd->add_option("--gpus-per-run", a->o.gpus_per_run, "GPUs per run (one per rank)")->capture_default_str();
-    cmd->add_option("--ranks-per-run", a->o.ranks_per_run, "data-parallel ranks per run (default: GPUs per run, or 1)");
-    cmd->add_option("--cpus-per-rank", a->o.cpus_per_rank, "CPUs per rank (--cpus-per-task)");
+    cmd->add_option("--nodes", a->o.nodes, "nodes (allocation: of the whole job->check(at_least(1)); array: of each task)")->capture_default_str();
+    cmd->add_option("--gpus-per-run", a->o.gpus_per_run, "GPUs per run (one per rank)")->capture_default_str()->check(at_least(0));
+    cmd->add_option("--ranks-per-run", a->o.ranks_per_run, "data-parallel ranks per run (default: GPUs per run, or 1)")->check(at_least(1));
+    cmd->add_option("--cpus-per-rank", a->o.cpus_per_rank, "CPUs per rank (--cpus-per-task)")->check(at_least(1));
     cmd->add_option("--time", a->o.time, "time limit, e.g. 4:00:00 or 1-12");
     cmd->add_option("--account", a->o.account, "Slurm account");
     cmd->add_option("--qos", a->o.qos, "Slurm quality of service");
-    cmd->add_option("--throttle", a->o.throttle, "array: at most K tasks at once");
+    cmd->add_option("--throttle", a->o.throttle, "array: at most K tasks at once")->check(at_least(1));
     cmd->add_option("--signal-seconds", a->o.signal_seconds, "USR1 this many seconds before the time limit")
-        ->capture_default_str();
+        ->capture_default_str()->check(at_least(0));
     cmd->add_option("--set", a->o.sets, "override a key in every run (repeatable)");
     cmd->add_option("--ot", a->ot, "ot executable the job runs (default: this one)");
     cmd->add_option("--template-dir", a->template_dir, "folder with array.sbatch.in and allocation.sbatch.in");

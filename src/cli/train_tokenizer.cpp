@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "tokenizer/bpe_trainer.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -32,11 +33,11 @@ void register_train_tokenizer(CLI::App& app) {
   cmd->add_option("--input", args->inputs, "text file to train on (repeatable)")->required();
   cmd->add_option("--vocab-size", args->vocab_size,
                   "total vocabulary size: special tokens + 256 byte symbols + merged tokens")
-      ->required();
+      ->required()->check(at_least(1));
   cmd->add_option("--min-frequency", args->min_frequency, "a pair must occur this often to be merged")
-      ->capture_default_str();
+      ->capture_default_str()->check(at_least(1));
   cmd->add_option("--special-token", args->specials, "special token, matched verbatim (repeatable; default </s>)");
-  auto* max_bytes = cmd->add_option("--max-bytes", args->max_bytes, "read at most this many bytes of text");
+  auto* max_bytes = cmd->add_option("--max-bytes", args->max_bytes, "read at most this many bytes of text")->check(at_least(1));
   cmd->add_option("--out", args->out, "directory to write the tokenizer files into")->required();
   cmd->callback([args, max_bytes] {
     BpeTrainerOptions o;

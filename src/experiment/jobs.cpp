@@ -19,6 +19,7 @@
 #include "offsite/cka.h"
 #include "offsite/layer_selection.h"
 #include "tokenizer/tokenizer.h"
+#include "util/content_hash.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/gpu.h"
@@ -249,6 +250,8 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
   DecoderLM full = load_model(job.model_dir, job.load);
   const int64_t n = full->num_blocks();
   EmulatorOptions emu = job.emulator;
+  OT_REQUIRE(emu.layers >= 0, "--emulator-layers: expected 0 (every middle block) or a count of 1 or more, got ",
+             emu.layers);
   const int64_t m = n - emu.bottom - emu.top;
   check_offsite_split(n, emu.bottom, emu.top, emu.layers > 0 ? emu.layers : std::max<int64_t>(m, 1));
   if (emu.layers <= 0) emu.layers = m;
@@ -344,6 +347,7 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
     save_model(bundle, job.out_dir);
     copy_tokenizer_files(tokenizer_path_for(job.tokenizer, job.model_dir), job.out_dir);  // ships with the bundle
   });
+  if (rec && job.hash_files) rec->set_attribute("bundle_sha256", directory_sha256(job.out_dir));
   return out;
 }
 
@@ -353,8 +357,17 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
   DecoderLM model = load_model(job.model_dir, job.load);
   const auto& raw = model->config().raw;
   const bool bundle = raw.contains("offsite");
+  // A bundle is checked against itself before it is trained on: block map, stored blocks and
+  // fingerprint (a damaged or altered bundle is an error, not a different model).
+  std::optional<IssuedAdapter> issued;
   std::optional<OffsiteLayout> layout;
-  if (bundle) layout = layout_from_section(raw["offsite"], model->num_blocks(), path_join(job.model_dir, "config.json"));
+  if (bundle) {
+    issued = read_issued_adapter(job.model_dir, model);
+    layout = issued->layout;
+    OT_REQUIRE(!job.train_head || layout->head, job.model_dir,
+               ": --train-head: the bundle does not make the head trainable (the model owner issues it with "
+               "`ot emulator --train-head`)");
+  }
 
   std::vector<int64_t> positions;
   if (job.trainable == "all") {
@@ -465,9 +478,15 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
     for (int64_t j : positions) origins.push_back(model->block_origin()[static_cast<size_t>(j)]);
     nlohmann::json extra = {{"peft", peft_to_json(job.peft)}, {"trainable", job.trainable},
                             {"task", job.task}, {"steps", out.train.steps}};
-    Adapter a = extract_adapter(model, origins, job.train_head, raw["offsite"].value("fingerprint", ""),
-                                layout->num_original, extra);
+    Adapter a = extract_adapter(model, origins, job.train_head, issued->fingerprint, layout->num_original, extra);
+    conform_to_issued(a, *issued);
+    check_adapter(a, *issued, job.trainable == "adapter" ? AdapterTarget::kFullModel : AdapterTarget::kBundle,
+                  job.out_dir);  // what the owner will check, checked before it is sent
     write_on_rank0([&] { save_adapter(a, job.out_dir); });
+    if (rec && job.hash_files) {
+      rec->set_attribute("bundle_sha256", directory_sha256(job.model_dir));
+      rec->set_attribute("adapter_sha256", directory_sha256(job.out_dir));
+    }
     out.wrote_adapter = true;
   } else {
     write_on_rank0([&] {

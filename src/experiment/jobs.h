@@ -41,6 +41,7 @@ struct EmulatorJob {
   LoadOptions load;
   std::string cache_dir;                  // token caches
   bool record_perplexities = true;        // record the eval corpus perplexities as eval rows
+  bool hash_files = false;                // record the bundle's SHA-256 (bundle_sha256)
 };
 
 struct EmulatorOutcome {
@@ -70,6 +71,7 @@ struct FinetuneJob {
   bool skip_malformed = false;          // count and skip malformed task records instead of failing
   std::string label = "finetune";       // curve name; efficiency entries are prefixed "<label>_" unless "finetune"
   bool record_validation = true;        // record the best validation loss as an eval row
+  bool hash_files = false;              // record bundle_sha256 and adapter_sha256 (SHA-256)
 };
 
 struct FinetuneOutcome {

@@ -20,6 +20,7 @@
 #include <optional>
 #include <sstream>
 
+#include "checkpoint/hf_checkpoint.h"
 #include "data/brown.h"
 #include "data/tasks.h"
 #include "dist/context.h"
@@ -352,7 +353,10 @@ class Run {
     return spec;
   }
 
-  void evaluate(const std::string& setting, const std::string& model, const std::string& adapter, const EvalSpec& spec) {
+  // `bundle`: the bundle `adapter` was trained on, the record it is checked against (for an
+  // adapter loaded into a bundle, the bundle is `model` itself).
+  void evaluate(const std::string& setting, const std::string& model, const std::string& adapter, const EvalSpec& spec,
+                const std::string& bundle = "") {
     if (spec.tasks.empty() && spec.texts.empty()) return;
     if (dist::is_writer()) std::cerr << "eval: " << setting << "\n";
     const std::string memo = foundation_scores_path(model, adapter, spec);
@@ -366,8 +370,13 @@ class Run {
       DecoderLM m = load_model(model, load_);
       if (!adapter.empty()) {
         Adapter a = load_adapter(adapter);
-        if (m->config().raw.contains("offsite")) load_adapter_into(m, a, adapter);
-        else plug_in(m, a, adapter);
+        if (m->config().raw.contains("offsite")) {
+          load_adapter_into(m, a, adapter, read_issued_adapter(model, m));
+        } else {
+          OT_REQUIRE(!bundle.empty(), "eval.adapter: plugging an adapter into the full model needs the bundle it was "
+                     "trained on (eval.bundle)", c_.where("eval.adapter"));
+          plug_in(m, a, adapter, read_issued_adapter(bundle, m));
+        }
       }
       std::unique_ptr<Tokenizer> tok = load_tokenizer(tokenizer_for(model));
       results = evaluate_model(m, *tok, spec);
@@ -445,6 +454,8 @@ class Run {
     job.emulator.repeat = c_.flag("emulator.repeat");
     job.emulator.prune_ratio = c_.number("emulator.prune");
     job.emulator.quantize_bits = static_cast<int>(c_.integer("emulator.quantize_bits"));
+    job.emulator.train_head = c_.flag("finetune.train_head");  // the owner issues what the data owner will train
+    job.hash_files = c_.flag("runtime.hash_files");
     const int64_t block = c_.integer("distill.block_size");
     if (!c_.str("emulator.calibration_data").empty()) job.calibration = corpus(c_.str("emulator.calibration_data"), block, 16);
     if (!c_.str("distill.data").empty()) job.distill = corpus(c_.str("distill.data"), block);
@@ -501,6 +512,7 @@ class Run {
     job.load = load_;
     job.cache_dir = cache_;
     job.max_eval_examples = c_.integer("finetune.max_eval_examples");
+    job.hash_files = c_.flag("runtime.hash_files");
     job.label = section;
     job.record_validation = false;
     return job;
@@ -552,7 +564,10 @@ class Run {
     if (m.empty()) m = model_dir();
     OT_REQUIRE(file_exists(path_join(m, "config.json")), "eval.model: '", m, "' is not a checkpoint directory",
                c_.where("eval.model"));
-    evaluate(c_.str("eval.setting"), m, c_.str("eval.adapter"), eval_spec());
+    OT_REQUIRE(c_.str("eval.adapter").empty() || !c_.str("eval.bundle").empty() || load_hf_config(m).contains("offsite"),
+               "eval.adapter: plugging an adapter into the full model needs the bundle it was trained on (eval.bundle)",
+               c_.where("eval.adapter"));
+    evaluate(c_.str("eval.setting"), m, c_.str("eval.adapter"), eval_spec(), c_.str("eval.bundle"));
   }
 
   void efficiency_recipe() {
@@ -619,7 +634,7 @@ class Run {
     if (wants("zs_full")) evaluate("zs_full", full, "", spec);
     if (wants("zs_emulator")) evaluate("zs_emulator", bundle, "", spec);
     if (wants("ft_emulator")) evaluate("ft_emulator", bundle, adapter, spec);
-    if (wants("plugin")) evaluate("plugin", full, adapter, spec);
+    if (wants("plugin")) evaluate("plugin", full, adapter, spec, bundle);
     if (!full_ft.empty()) evaluate("ft_full", full_ft, "", spec);
   }
 

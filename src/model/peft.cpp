@@ -40,6 +40,8 @@ bool matches(const std::string& path, const std::string& target) {
          path[path.size() - target.size() - 1] == '.';
 }
 
+}  // namespace
+
 bool is_peft_param(const std::string& name) {
   for (const char* p : {"lora_A", "lora_B", "adapter_down", "adapter_down_bias", "adapter_up", "adapter_up_bias"}) {
     const std::string s = p;
@@ -48,7 +50,6 @@ bool is_peft_param(const std::string& name) {
   }
   return false;
 }
-}  // namespace
 
 void apply_peft(DecoderLM& model, const std::vector<int64_t>& positions, const PeftOptions& o) {
   if (o.method == "none" || o.method == "bitfit") return;

@@ -40,6 +40,10 @@ void apply_peft(DecoderLM& model, const std::vector<int64_t>& positions, const P
 int64_t set_trainable(DecoderLM& model, const std::vector<int64_t>& positions, bool train_head,
                       const PeftOptions& o);
 
+// True for a parameter a PEFT method added (LoRA factors, bottleneck projections), by the
+// last component of its name ("blocks.3.fc1.lora_A").
+bool is_peft_param(const std::string& name);
+
 // Merges LoRA into the base weights (bottleneck adapters stay, they cannot be merged).
 void merge_peft(DecoderLM& model);
 

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <set>
 
+#include "checkpoint/hf_checkpoint.h"
 #include "checkpoint/safetensors.h"
+#include "model/config.h"
 #include "model/peft.h"
 #include "offsite/emulator.h"
 #include "util/error.h"
@@ -90,66 +92,284 @@ Adapter load_adapter(const std::string& dir) {
 }
 
 namespace {
-void assign(DecoderLM& model, const Adapter& a, const std::string& source, bool by_origin) {
-  torch::NoGradGuard ng;
+
+std::string list_str(const std::set<int64_t>& v) {
+  std::string s = "[";
+  for (int64_t b : v) s += (s.size() > 1 ? ", " : "") + std::to_string(b);
+  return s + "]";
+}
+
+std::string shape_str(at::IntArrayRef v) {
+  std::string s = "[";
+  for (int64_t d : v) s += (s.size() > 1 ? ", " : "") + std::to_string(d);
+  return s + "]";
+}
+
+// The parameter names inside one block ("fc1.weight"), without PEFT additions.
+std::vector<std::string> block_param_names(DecoderLM& namer) {
+  std::vector<std::string> rest;
+  for (const auto& item : namer->block(0).named_parameters(true))
+    if (!is_peft_param(item.key())) rest.push_back(item.key());
+  return rest;
+}
+
+// What the adapter's config claims, each claim already checked against `issued`.
+struct AdapterClaim {
+  std::set<int64_t> blocks;
+  bool head = false;
+  std::string peft = "none";
+};
+
+AdapterClaim check_config(const Adapter& a, const IssuedAdapter& is, AdapterTarget target, const std::string& src) {
+  const std::string cfg = path_join(src, "adapter_config.json");
+  const nlohmann::json& c = a.config;
+  AdapterClaim claim;
+  std::set<int64_t> permitted, adapter_blocks;
+  for (const auto& kv : is.tensors)
+    if (kv.second.block >= 0) {
+      if (kv.second.adapter) adapter_blocks.insert(kv.second.block);
+      if (kv.second.adapter || (target == AdapterTarget::kBundle && c.value("trainable", "adapter") != "adapter"))
+        permitted.insert(kv.second.block);
+    }
+  try {
+    OT_REQUIRE(c.value("format_version", int64_t{0}) == 1, cfg, ": format_version ", c.value("format_version", nlohmann::json()).dump(),
+               " is not one this version reads (1)");
+    OT_REQUIRE(c.at("model_type").get<std::string>() == is.model_type, cfg, ": adapter is for a ",
+               c.at("model_type").get<std::string>(), " model but the bundle ", is.source, " is ", is.model_type);
+    OT_REQUIRE(c.at("num_original_layers").get<int64_t>() == is.layout.num_original, cfg, ": adapter is for a ",
+               c.at("num_original_layers").dump(), "-block model but the bundle ", is.source, " was cut from ",
+               is.layout.num_original, " blocks");
+    OT_REQUIRE(c.at("fingerprint").get<std::string>() == is.fingerprint, cfg, ": fingerprint ",
+               c.at("fingerprint").get<std::string>(), " is not the bundle's (", is.fingerprint, ", ", is.source,
+               "): the adapter was not trained on this bundle's model");
+    for (int64_t b : c.at("blocks").get<std::vector<int64_t>>()) {
+      OT_REQUIRE(claim.blocks.insert(b).second, cfg, ": block ", b, " is listed twice");
+      OT_REQUIRE(permitted.count(b), cfg, ": block ", b, " is not an adapter block of the bundle ", is.source,
+                 " (adapter blocks ", list_str(adapter_blocks), ")");
+    }
+    claim.head = c.value("includes_head", false);
+    if (c.contains("peft")) claim.peft = peft_from_json(c["peft"], cfg).method;
+  } catch (const nlohmann::json::exception& e) {
+    fail(cfg, ": malformed (", e.what(), ")");
+  }
+  OT_REQUIRE(!claim.blocks.empty() || claim.head, cfg, ": lists no blocks and no head: nothing to plug in");
+  OT_REQUIRE(!claim.head || is.layout.head, cfg, ": claims the head, but the bundle ", is.source,
+             " did not make the head trainable (the model owner issues it with `ot emulator --train-head`)");
+  return claim;
+}
+
+// The tensors of `model` under the names an adapter uses (original HF names).
+std::map<std::string, at::Tensor> named_targets(DecoderLM& model, bool by_origin) {
   std::map<std::string, at::Tensor> by_name;
   for (auto& p : model->named_parameters(true))
     by_name[by_origin ? original_hf_name(model, p.key()) : model->hf_name(p.key())] = p.value();
+  return by_name;
+}
+
+// Checks every tensor of `a` (names, dtypes, shapes, values) and that the claimed blocks are
+// complete. `peft_targets`: bottleneck parameters of claimed blocks in the target model
+// (empty when the check runs without one).
+void check_tensors(const Adapter& a, const IssuedAdapter& is, const AdapterClaim& claim, AdapterTarget target,
+                   const std::string& src, const std::map<std::string, at::Tensor>* peft_targets) {
+  const std::string st = path_join(src, "adapter.safetensors");
+  std::set<int64_t> adapter_blocks;
+  for (const auto& kv : is.tensors)
+    if (kv.second.adapter && kv.second.block >= 0) adapter_blocks.insert(kv.second.block);
+  const std::string issued_str = "the bundle " + is.source + " issued adapter blocks " + list_str(adapter_blocks) +
+                                 (is.layout.head ? " and the head" : ", not the head");
   for (const auto& kv : a.tensors) {
-    auto it = by_name.find(kv.first);
-    OT_REQUIRE(it != by_name.end(), source, ": adapter tensor '", kv.first,
-               "' has no counterpart in the model (wrong model or wrong block indices)");
-    OT_REQUIRE(it->second.sizes() == kv.second.sizes(), source, ": adapter tensor '", kv.first, "' has shape ",
-               kv.second.sizes(), " but the model's is ", it->second.sizes());
-    it->second.copy_(kv.second);
+    const std::string& name = kv.first;
+    const at::Tensor& t = kv.second;
+    auto it = is.tensors.find(name);
+    if (it == is.tensors.end()) {
+      const bool peft_ok = claim.peft == "adapter" && is_peft_param(name) && claim.blocks.count(is.block_of(name)) &&
+                           (peft_targets == nullptr || peft_targets->count(name));
+      OT_REQUIRE(peft_ok, st, ": tensor '", name, "' is not part of what ", issued_str, ": refused");
+      if (peft_targets) {
+        const at::Tensor& dst = peft_targets->at(name);
+        OT_REQUIRE(t.sizes() == dst.sizes(), st, ": tensor '", name, "' has shape ", shape_str(t.sizes()),
+                   " but its bottleneck module's is ", shape_str(dst.sizes()));
+      }
+      OT_REQUIRE(t.is_floating_point(), st, ": tensor '", name, "' is not floating point (", t.scalar_type(), ")");
+    } else {
+      const IssuedTensor& spec = it->second;
+      if (spec.block >= 0) {
+        const bool permitted = spec.adapter || (target == AdapterTarget::kBundle && claim.blocks.count(spec.block));
+        OT_REQUIRE(permitted, st, ": tensor '", name, "' belongs to block ", spec.block,
+                   ", which is not an adapter block (", issued_str, "): refused");
+        OT_REQUIRE(claim.blocks.count(spec.block), st, ": tensor '", name, "' belongs to block ", spec.block,
+                   ", which adapter_config.json does not list (blocks ", list_str(claim.blocks), ")");
+      } else {
+        OT_REQUIRE(spec.adapter, st, ": tensor '", name, "' is the model's head, which ", issued_str,
+                   " does not make trainable: refused");
+        OT_REQUIRE(claim.head, st, ": tensor '", name, "' is the head's, but adapter_config.json says includes_head false");
+      }
+      OT_REQUIRE(t.scalar_type() == spec.dtype, st, ": tensor '", name, "' is ", t.scalar_type(),
+                 " but the bundle issued it as ", spec.dtype);
+      OT_REQUIRE(t.sizes() == at::IntArrayRef(spec.shape), st, ": tensor '", name, "' has shape ",
+                 shape_str(t.sizes()), " but the bundle issued ", shape_str(spec.shape));
+    }
+    OT_REQUIRE(t.numel() == 0 || torch::isfinite(t).all().item<bool>(), st, ": tensor '", name,
+               "' holds non-finite values (NaN or Inf): refused");
   }
+  for (const auto& kv : is.tensors) {
+    const bool claimed = kv.second.block >= 0 ? claim.blocks.count(kv.second.block) > 0 : (claim.head && kv.second.adapter);
+    OT_REQUIRE(!claimed || a.tensors.count(kv.first), st, ": tensor '", kv.first, "' is missing (",
+               kv.second.block >= 0 ? "block " + std::to_string(kv.second.block) + ", which adapter_config.json lists"
+                                    : std::string("the head, which adapter_config.json claims"),
+               ")");
+  }
+  if (peft_targets)
+    for (const auto& kv : *peft_targets)
+      OT_REQUIRE(a.tensors.count(kv.first), st, ": bottleneck tensor '", kv.first, "' is missing");
 }
 
-void check_identity(DecoderLM& model, const Adapter& a, const std::string& source, int64_t blocks_expected) {
-  OT_REQUIRE(a.config["model_type"] == arch_name(model->config().arch), source, ": adapter is for a ",
-             a.config["model_type"].get<std::string>(), " model, not ", arch_name(model->config().arch));
-  OT_REQUIRE(a.config["num_original_layers"].get<int64_t>() == blocks_expected, source, ": adapter is for a ",
-             a.config["num_original_layers"], "-block model but this one has ", blocks_expected);
-  std::string fp = model_fingerprint(model);
-  OT_REQUIRE(a.config["fingerprint"].get<std::string>() == fp, source, ": adapter fingerprint ",
-             a.config["fingerprint"].get<std::string>(), " does not match this model (", fp,
-             "): it was trained for a different model");
-}
-}  // namespace
-
-// Bottleneck adapters are extra modules, not weight deltas: the receiving model needs
-// them before their tensors can be assigned. Returns the positions that got them.
-static std::vector<int64_t> add_bottleneck_modules(DecoderLM& model, const Adapter& a, const std::string& source) {
-  if (!a.config.contains("peft")) return {};
+// Bottleneck adapters are extra modules, not weight deltas: the receiving model needs them
+// before their tensors can be assigned. Adds them to the claimed blocks; returns their
+// bundle or model positions.
+std::vector<int64_t> add_bottleneck_modules(DecoderLM& model, const Adapter& a, const AdapterClaim& claim,
+                                            const std::string& source) {
+  if (claim.peft != "adapter") return {};
   PeftOptions po = peft_from_json(a.config["peft"], source);
-  if (po.method != "adapter") return {};
-  std::set<int64_t> wanted;
-  for (const auto& b : a.config.value("blocks", std::vector<int64_t>{})) wanted.insert(b);
   std::vector<int64_t> positions;
   for (int64_t j = 0; j < model->num_blocks(); ++j)
-    if (wanted.count(model->block_origin()[static_cast<size_t>(j)])) positions.push_back(j);
+    if (claim.blocks.count(model->block_origin()[static_cast<size_t>(j)])) positions.push_back(j);
   apply_peft(model, positions, po);
   return positions;
 }
 
-void plug_in(DecoderLM& full, const Adapter& a, const std::string& source) {
-  check_identity(full, a, source, full->num_blocks());
-  auto positions = add_bottleneck_modules(full, a, source);
-  if (!positions.empty()) {
+void check_and_assign(DecoderLM& model, const Adapter& a, const std::string& source, const IssuedAdapter& is,
+                      AdapterTarget target) {
+  torch::NoGradGuard ng;
+  AdapterClaim claim = check_config(a, is, target, source);
+  check_tensors(a, is, claim, target, source, nullptr);  // before the model changes
+  const bool by_origin = target == AdapterTarget::kBundle;
+  auto positions = add_bottleneck_modules(model, a, claim, source);
+  if (target == AdapterTarget::kFullModel && !positions.empty()) {
     nlohmann::json pj = a.config["peft"];
     pj["blocks"] = positions;
-    full->set_config_entry(kPeftConfigKey, pj);
+    model->set_config_entry(kPeftConfigKey, pj);
   }
-  assign(full, a, source, /*by_origin=*/false);
+  auto by_name = named_targets(model, by_origin);
+  std::map<std::string, at::Tensor> peft_targets;  // the bottleneck parameters just added
+  const std::set<int64_t> added(positions.begin(), positions.end());
+  for (auto& p : model->named_parameters(true)) {
+    int64_t pos;
+    std::string rest;
+    if (split_block_name(p.key(), pos, rest) && added.count(pos) && is_peft_param(rest))
+      peft_targets.emplace(original_hf_name(model, p.key()), p.value());
+  }
+  check_tensors(a, is, claim, target, source, &peft_targets);
+  for (const auto& kv : a.tensors) {
+    auto it = by_name.find(kv.first);
+    OT_REQUIRE(it != by_name.end(), source, ": adapter tensor '", kv.first,
+               "' has no counterpart in the model (the model is not the one the bundle was cut from)");
+    OT_REQUIRE(it->second.sizes() == kv.second.sizes(), source, ": adapter tensor '", kv.first, "' has shape ",
+               shape_str(kv.second.sizes()), " but the model's is ", shape_str(it->second.sizes()));
+    it->second.copy_(kv.second);
+  }
 }
 
-void load_adapter_into(DecoderLM& bundle, const Adapter& a, const std::string& source) {
-  const auto& cfg = bundle->config().raw;
-  int64_t n = cfg.contains("offsite") ? cfg["offsite"].value("num_original_layers", bundle->num_blocks())
-                                      : bundle->num_blocks();
-  check_identity(bundle, a, source, n);
-  add_bottleneck_modules(bundle, a, source);
-  assign(bundle, a, source, /*by_origin=*/true);
+}  // namespace
+
+IssuedAdapter read_issued_adapter(const std::string& dir, DecoderLM& namer) {
+  const std::string cfg_path = path_join(dir, "config.json");
+  const nlohmann::json cfg = load_hf_config(dir);
+  OT_REQUIRE(cfg.contains("offsite"), cfg_path, ": not an offsite bundle (no \"offsite\" section; make one with `ot emulator`)");
+  const ModelConfig bc = parse_model_config(cfg, cfg_path);
+  IssuedAdapter is;
+  is.source = dir;
+  is.model_type = arch_name(bc.arch);
+  OT_REQUIRE(bc.arch == namer->config().arch, cfg_path, ": the bundle is a ", is.model_type, " model, not ",
+             arch_name(namer->config().arch));
+  is.layout = layout_from_section(cfg["offsite"], bc.num_layers, cfg_path);
+  is.fingerprint = cfg["offsite"]["fingerprint"].get<std::string>();
+
+  // Every stored tensor must be one the block map and the architecture account for.
+  const StateDict stored = load_hf_weights(dir);
+  std::set<std::string> expected;
+  auto spec_of = [&](const std::string& stored_name) {
+    auto it = stored.find(stored_name);
+    OT_REQUIRE(it != stored.end(), dir, ": the bundle's weights lack '", stored_name,
+               "', which its config requires (the bundle was altered or damaged)");
+    expected.insert(stored_name);
+    IssuedTensor t;
+    t.dtype = it->second.scalar_type();
+    t.shape = it->second.sizes().vec();
+    return t;
+  };
+  const auto rest = block_param_names(namer);
+  for (size_t j = 0; j < is.layout.block_origin.size(); ++j) {
+    const int64_t o = is.layout.block_origin[j];
+    for (const std::string& r : rest) {
+      IssuedTensor t = spec_of(namer->hf_name("blocks." + std::to_string(j) + "." + r));
+      t.block = o;
+      t.adapter = is.layout.is_adapter(o);
+      const std::string name = namer->hf_name("blocks." + std::to_string(o) + "." + r);
+      is.block_prefix.emplace(o, name.substr(0, name.size() - r.size()));
+      is.tensors.emplace(namer->hf_name("blocks." + std::to_string(o) + "." + r), t);
+    }
+  }
+  for (const auto& item : namer->named_parameters(true)) {
+    const std::string& k = item.key();
+    if (k.rfind("blocks.", 0) == 0 || is_peft_param(k)) continue;
+    IssuedTensor t = spec_of(namer->hf_name(k));
+    if (k.rfind("head.", 0) == 0 || k.rfind("lm_head.", 0) == 0) {
+      t.adapter = is.layout.head;
+      is.tensors.emplace(namer->hf_name(k), t);
+    }
+  }
+  for (const auto& kv : stored)
+    OT_REQUIRE(expected.count(kv.first) || (kv.first == "lm_head.weight" && bc.tie_word_embeddings), dir,
+               ": the bundle holds tensor '", kv.first, "', which its block map does not account for "
+               "(the bundle was altered or damaged)");
+  const std::string fp = fingerprint_of(bc, stored, dir);
+  OT_REQUIRE(fp == is.fingerprint, dir, ": the bundle's token table gives fingerprint ", fp, " but its offsite section records ",
+             is.fingerprint, " (the bundle was altered or damaged)");
+  return is;
+}
+
+void check_adapter(const Adapter& a, const IssuedAdapter& is, AdapterTarget target, const std::string& source) {
+  torch::NoGradGuard ng;
+  AdapterClaim claim = check_config(a, is, target, source);
+  check_tensors(a, is, claim, target, source, nullptr);
+}
+
+void plug_in(DecoderLM& full, const Adapter& a, const std::string& source, const IssuedAdapter& issued) {
+  OT_REQUIRE(full->num_blocks() == issued.layout.num_original, source, ": the model has ", full->num_blocks(),
+             " blocks but the bundle ", issued.source, " was cut from ", issued.layout.num_original);
+  OT_REQUIRE(arch_name(full->config().arch) == issued.model_type, source, ": the model is ",
+             arch_name(full->config().arch), " but the bundle ", issued.source, " is ", issued.model_type);
+  const std::string fp = model_fingerprint(full);
+  OT_REQUIRE(fp == issued.fingerprint, source, ": the model's fingerprint ", fp, " is not the one the bundle ",
+             issued.source, " was cut from (", issued.fingerprint, ")");
+  check_and_assign(full, a, source, issued, AdapterTarget::kFullModel);
+}
+
+void load_adapter_into(DecoderLM& bundle, const Adapter& a, const std::string& source, const IssuedAdapter& issued) {
+  OT_REQUIRE(bundle->block_origin() == issued.layout.block_origin, source, ": the model's block map is not the bundle ",
+             issued.source, "'s");
+  check_and_assign(bundle, a, source, issued, AdapterTarget::kBundle);
+}
+
+int64_t IssuedAdapter::block_of(const std::string& name) const {
+  for (const auto& kv : block_prefix)
+    if (name.rfind(kv.second, 0) == 0) return kv.first;  // prefixes end in '.', so at most one matches
+  return -1;
+}
+
+void conform_to_issued(Adapter& a, const IssuedAdapter& issued) {
+  std::map<int64_t, c10::ScalarType> block_dtype;
+  for (const auto& kv : issued.tensors) block_dtype.emplace(kv.second.block, kv.second.dtype);
+  for (auto& kv : a.tensors) {
+    auto it = issued.tensors.find(kv.first);
+    if (it != issued.tensors.end()) {
+      kv.second = kv.second.to(it->second.dtype);
+    } else if (is_peft_param(kv.first)) {
+      auto b = block_dtype.find(issued.block_of(kv.first));
+      if (b != block_dtype.end()) kv.second = kv.second.to(b->second);
+    }
+  }
 }
 
 }  // namespace ot

@@ -1,16 +1,19 @@
 // offsite/adapter.h: what the data owner sends back and the model owner plugs in.
 // adapter.safetensors holds the trained tensors under HF names of the ORIGINAL model
 // ("model.decoder.layers.23.fc1.weight", block index = original index), with any PEFT
-// already merged; adapter_config.json records the model it belongs to (type, depth,
-// fingerprint) so plug-in refuses an adapter made for another model.
+// already merged; adapter_config.json is the data owner's claim of what it holds (model
+// type, depth, fingerprint, blocks). Nothing of it is taken at its word: plug-in checks every
+// tensor against what the owner's bundle issued (IssuedAdapter) and refuses the rest by name.
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "checkpoint/state_dict.h"
 #include "model/decoder_lm.h"
+#include "offsite/emulator.h"
 
 namespace ot {
 
@@ -32,12 +35,55 @@ Adapter extract_adapter(DecoderLM& model, const std::vector<int64_t>& blocks, bo
 void save_adapter(const Adapter& a, const std::string& dir);
 Adapter load_adapter(const std::string& dir);
 
-// Writes the adapter's tensors into `full` (same architecture, `num_original_layers`
-// blocks, same fingerprint). Every tensor must name an existing parameter of the same
-// shape; errors name the adapter directory and the tensor.
-void plug_in(DecoderLM& full, const Adapter& a, const std::string& source);
+// What a bundle issued, read from the bundle directory: the model owner's record against
+// which everything the data owner sends back is checked (the adapter's own config is only
+// the other party's claim). Reading it verifies the bundle: its `offsite` section must be
+// one `ot emulator` can have written, every block it maps must be stored and nothing else,
+// and the stored token table must give the fingerprint the section records.
+struct IssuedTensor {
+  c10::ScalarType dtype = c10::kFloat;
+  std::vector<int64_t> shape;
+  int64_t block = -1;    // original block index; -1 for the head (final norm, untied LM head)
+  bool adapter = false;  // an adapter block's tensor or, where the bundle issued it, the head's
+};
+struct IssuedAdapter {
+  std::string source;  // the bundle directory
+  std::string model_type;
+  std::string fingerprint;
+  OffsiteLayout layout;                        // adapter split, block map, head
+  std::map<std::string, IssuedTensor> tensors; // original-model HF name -> as stored in the bundle
+  std::map<int64_t, std::string> block_prefix; // original block -> its HF name prefix ("model.decoder.layers.6.")
+  // The original block an HF name lies in (-1: none), by block_prefix.
+  int64_t block_of(const std::string& hf_name) const;
+};
 
-// Loads an adapter into a bundle (for evaluating the fine-tuned emulator or resuming).
-void load_adapter_into(DecoderLM& bundle, const Adapter& a, const std::string& source);
+// `namer` is any model of the bundle's architecture (the bundle itself or the full model):
+// it supplies the parameter names of a block and the HF naming.
+IssuedAdapter read_issued_adapter(const std::string& bundle_dir, DecoderLM& namer);
+
+// Where an adapter goes: the full model (the model owner's plug-in: adapter blocks and,
+// where issued, the head only), or the bundle it was trained in (evaluating the fine-tuned
+// emulator; an adapter that trained other blocks, `--trainable emulator|all`, fits only here).
+enum class AdapterTarget { kFullModel, kBundle };
+
+// Checks `a` against `issued` without touching a model: format, model type, depth and
+// fingerprint; the blocks its config claims are blocks the bundle issued; every tensor is
+// an issued tensor of a claimed block (or the head, where issued and claimed) with the
+// issued dtype and shape, or a bottleneck adapter's tensor of a claimed block; every
+// issued tensor of a claimed block is present; all values are finite. Errors name `source`
+// and the tensor or key.
+void check_adapter(const Adapter& a, const IssuedAdapter& issued, AdapterTarget target, const std::string& source);
+
+// check_adapter, then writes the adapter into `full` (all `num_original_layers` blocks, the
+// fingerprint the bundle records).
+void plug_in(DecoderLM& full, const Adapter& a, const std::string& source, const IssuedAdapter& issued);
+
+// check_adapter, then loads the adapter into the bundle it was trained in.
+void load_adapter_into(DecoderLM& bundle, const Adapter& a, const std::string& source, const IssuedAdapter& issued);
+
+// Casts the tensors of a freshly extracted adapter to the dtypes the bundle issued them in
+// (a bundle stored in fp32 and fine-tuned in bf16 returns fp32); bottleneck modules take
+// their block's dtype.
+void conform_to_issued(Adapter& a, const IssuedAdapter& issued);
 
 }  // namespace ot

@@ -43,6 +43,7 @@ OffsiteLayout make_layout(int64_t n, const EmulatorOptions& o, const std::vector
   L.bottom = o.bottom;
   L.top = o.top;
   L.middle_kept = kept;
+  L.head = o.train_head;
   const int64_t m = n - o.bottom - o.top;
   for (int64_t i = 0; i < o.bottom; ++i) L.block_origin.push_back(i);
   if (o.repeat) {
@@ -147,7 +148,7 @@ nlohmann::json offsite_section(const OffsiteLayout& L, const EmulatorOptions& o,
   nlohmann::json s;
   s["format_version"] = 1;
   s["num_original_layers"] = L.num_original;
-  s["adapter"] = {{"bottom", L.bottom}, {"top", L.top}, {"blocks", L.adapter_blocks()}};
+  s["adapter"] = {{"bottom", L.bottom}, {"top", L.top}, {"blocks", L.adapter_blocks()}, {"head", L.head}};
   std::vector<int64_t> kept;
   for (int64_t c : L.middle_kept) kept.push_back(L.bottom + c);
   s["emulator"] = {{"strategy", o.strategy}, {"layers", static_cast<int64_t>(L.middle_kept.size())},
@@ -164,28 +165,59 @@ OffsiteLayout layout_from_section(const nlohmann::json& s, int64_t bundle_blocks
     return j.at(key);
   };
   OffsiteLayout L;
+  EmulatorOptions o;
+  std::vector<int64_t> kept, adapter_blocks;
   try {
+    OT_REQUIRE(need(s, "format_version").get<int64_t>() == 1, source, ": offsite section: format_version ",
+               s["format_version"].dump(), " is not one this version reads (1)");
     L.num_original = need(s, "num_original_layers").get<int64_t>();
-    L.bottom = need(need(s, "adapter"), "bottom").get<int64_t>();
-    L.top = need(need(s, "adapter"), "top").get<int64_t>();
+    const auto& adapter = need(s, "adapter");
+    o.bottom = need(adapter, "bottom").get<int64_t>();
+    o.top = need(adapter, "top").get<int64_t>();
+    adapter_blocks = need(adapter, "blocks").get<std::vector<int64_t>>();
+    o.train_head = adapter.value("head", false);  // bundles before the key: head not issued
+    const auto& emulator = need(s, "emulator");
+    o.repeat = need(emulator, "repeat").get<bool>();
+    kept = need(emulator, "kept_blocks").get<std::vector<int64_t>>();
     L.block_origin = need(s, "block_origin").get<std::vector<int64_t>>();
-    for (int64_t c : need(need(s, "emulator"), "kept_blocks").get<std::vector<int64_t>>())
-      L.middle_kept.push_back(c - L.bottom);
+    const std::string fp = need(s, "fingerprint").get<std::string>();
+    OT_REQUIRE(fp.size() == 16 && fp.find_first_not_of("0123456789abcdef") == std::string::npos, source,
+               ": offsite section: fingerprint '", fp, "' is not 16 hexadecimal digits");
   } catch (const nlohmann::json::exception& e) {
     fail(source, ": offsite section: malformed (", e.what(), ")");
   }
+  OT_REQUIRE(L.num_original >= 2 && L.num_original <= 100000, source, ": offsite section: num_original_layers ",
+             L.num_original, " is not a model depth");
   OT_REQUIRE(static_cast<int64_t>(L.block_origin.size()) == bundle_blocks, source,
              ": offsite section maps ", L.block_origin.size(), " blocks but the checkpoint has ", bundle_blocks);
   for (int64_t b : L.block_origin)
     OT_REQUIRE(b >= 0 && b < L.num_original, source, ": offsite section: block index ", b,
                " outside the original ", L.num_original, " blocks");
-  return L;
+  // The block map must be exactly what the recorded split and kept middle blocks give.
+  std::vector<int64_t> middle;
+  for (int64_t c : kept) {
+    OT_REQUIRE(c >= o.bottom && c < L.num_original - o.top, source, ": offsite section: kept block ", c,
+               " is not a middle block (", o.bottom, " to ", L.num_original - o.top - 1, ")");
+    OT_REQUIRE(middle.empty() || c - o.bottom > middle.back(), source,
+               ": offsite section: kept_blocks must be increasing without repeats");
+    middle.push_back(c - o.bottom);
+  }
+  try {
+    check_offsite_split(L.num_original, o.bottom, o.top, static_cast<int64_t>(middle.size()));
+  } catch (const Error& e) {
+    fail(source, ": offsite section: ", e.what());
+  }
+  OffsiteLayout expected = make_layout(L.num_original, o, middle);
+  OT_REQUIRE(expected.block_origin == L.block_origin, source,
+             ": offsite section: block_origin does not follow from the adapter split and kept_blocks "
+             "(the bundle was altered or damaged)");
+  OT_REQUIRE(expected.adapter_blocks() == adapter_blocks, source,
+             ": offsite section: adapter.blocks does not match adapter.bottom and adapter.top");
+  return expected;
 }
 
-std::string model_fingerprint(DecoderLM& model) {
+std::string fingerprint_of(const ModelConfig& c, const StateDict& table, const std::string& source) {
   // FNV-1a 64 over the architecture numbers and the token table's bytes.
-  torch::NoGradGuard ng;
-  const auto& c = model->config();
   uint64_t h = 1469598103934665603ULL;
   auto mix = [&](const void* data, size_t n) {
     auto* p = static_cast<const unsigned char*>(data);
@@ -195,7 +227,6 @@ std::string model_fingerprint(DecoderLM& model) {
   mix(arch.data(), arch.size());
   for (int64_t v : {c.vocab_size, c.hidden_size, c.num_heads, c.num_kv_heads, c.intermediate_size})
     mix(&v, sizeof v);
-  auto table = model->hf_state_dict();
   const std::string key = [&] {
     for (const auto& kv : table)
       if (kv.first.find("embed_tokens.weight") != std::string::npos || kv.first.find("wte.weight") != std::string::npos ||
@@ -203,12 +234,17 @@ std::string model_fingerprint(DecoderLM& model) {
         return kv.first;
     return std::string();
   }();
-  OT_REQUIRE(!key.empty(), "fingerprint: no token embedding table found");
-  auto t = table[key].to(torch::kCPU, torch::kFloat).contiguous();
+  OT_REQUIRE(!key.empty(), source, ": fingerprint: no token embedding table found");
+  auto t = table.at(key).to(torch::kCPU, torch::kFloat).contiguous();
   mix(t.data_ptr(), static_cast<size_t>(t.numel()) * sizeof(float));
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
   return buf;
+}
+
+std::string model_fingerprint(DecoderLM& model) {
+  torch::NoGradGuard ng;
+  return fingerprint_of(model->config(), model->hf_state_dict(), "model");
 }
 
 }  // namespace ot

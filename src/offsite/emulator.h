@@ -23,6 +23,7 @@ struct EmulatorOptions {
   bool repeat = false;          // fill dropped positions with the nearest kept block
   double prune_ratio = 0.0;     // magnitude pruning of emulator weight matrices, [0, 1)
   int quantize_bits = 0;        // uniform per-tensor quantization bits, 0 = off
+  bool train_head = false;      // the adapter includes the final norm and LM head
 };
 
 // Where the blocks of a bundle come from.
@@ -31,6 +32,7 @@ struct OffsiteLayout {
   int64_t bottom = 0, top = 0;             // l, r
   std::vector<int64_t> middle_kept;        // chosen middle indices, relative to the middle (0..m-1)
   std::vector<int64_t> block_origin;       // original index of every bundle block
+  bool head = false;                       // the final norm and LM head belong to the adapter
   std::vector<int64_t> adapter_blocks() const;   // original indices of the adapter blocks
   bool is_adapter(int64_t original_index) const;
 };
@@ -58,12 +60,17 @@ DecoderLM build_bundle(DecoderLM& full, const OffsiteLayout& layout, const Emula
 // The `offsite` section written into a bundle's config.json.
 nlohmann::json offsite_section(const OffsiteLayout& layout, const EmulatorOptions& o,
                                const std::string& fingerprint);
-// Reads it back (validating lengths and ranges); `source` names the file in errors.
+// Reads it back and checks it is one `ot emulator` can have written: format version, adapter
+// split, kept middle blocks and the block map agree with each other and with the
+// checkpoint's `bundle_blocks`. `source` names the file in errors.
 OffsiteLayout layout_from_section(const nlohmann::json& section, int64_t bundle_blocks,
                                   const std::string& source);
 
 // Identifies a full model: hash of its architecture and token embedding table. Stored in
 // bundles and adapters so plug-in refuses an adapter trained for a different model.
 std::string model_fingerprint(DecoderLM& model);
+// The same hash from a checkpoint's stored tensors (HF names), without building a model:
+// a bundle's stored embedding table must give the fingerprint its `offsite` section claims.
+std::string fingerprint_of(const ModelConfig& config, const StateDict& hf_tensors, const std::string& source);
 
 }  // namespace ot

@@ -16,6 +16,7 @@
 
 #include "results/run_file.h"
 #include "test_support.h"
+#include "util/content_hash.h"
 #include "util/fs.h"
 
 namespace {
@@ -120,7 +121,7 @@ block_size = 64
 TempDir* ExperimentRun::dir_ = nullptr;
 
 TEST_F(ExperimentRun, OffsiteRecipeRecordsFiveSettingsAndRerunReproducesThem) {
-  auto r = run_cli("run " + experiment("five"));
+  auto r = run_cli("run " + experiment("five") + " --set runtime.hash_files=true");
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   EXPECT_NE(r.out.find("| setting |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("pattern on heldout perplexity"), std::string::npos) << r.out;
@@ -141,6 +142,12 @@ TEST_F(ExperimentRun, OffsiteRecipeRecordsFiveSettingsAndRerunReproducesThem) {
   EXPECT_GT(run.curve("distill").rows(), 0u);
   EXPECT_GT(run.curve("finetune").rows(), 0u);
   EXPECT_GT(run.curve("full_finetune").rows(), 0u);
+  // runtime.hash_files: the SHA-256 of the exchanged bundle and adapter, as written.
+  std::vector<fs::path> run_dirs;
+  for (const auto& e : fs::directory_iterator(p("work/runs/five"))) run_dirs.push_back(e.path());
+  ASSERT_EQ(run_dirs.size(), 1u);
+  EXPECT_EQ(run.string_attribute("bundle_sha256"), ot::directory_sha256((run_dirs[0] / "bundle").string()));
+  EXPECT_EQ(run.string_attribute("adapter_sha256"), ot::directory_sha256((run_dirs[0] / "adapter").string()));
 
   // The rerun replays the stored configuration and reproduces every value exactly.
   auto rr = run_cli("rerun " + run.path());
@@ -348,6 +355,12 @@ TEST_F(ExperimentRun, BadInputsFailBeforeAnyWork) {
   EXPECT_EQ(fp12.exit_code, 1);
   EXPECT_NE(fp12.err.find("runtime.precision"), std::string::npos) << fp12.err;
   EXPECT_NE(fp12.err.find("fp12"), std::string::npos) << fp12.err;
+  auto negative = run_cli("run " + experiment("bad7") + " --set emulator.layers=-2");
+  EXPECT_EQ(negative.exit_code, 1);
+  EXPECT_NE(negative.err.find("emulator.layers: -2 is out of range (expected >= 0)"), std::string::npos) << negative.err;
+  auto no_bundle = run_cli("run " + experiment("bad8") + " --set experiment.recipe=eval --set eval.adapter=" + p("full"));
+  EXPECT_EQ(no_bundle.exit_code, 1);
+  EXPECT_NE(no_bundle.err.find("eval.bundle"), std::string::npos) << no_bundle.err;
 }
 
 }  // namespace

@@ -6,6 +6,9 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
 #include <set>
 
 #include "checkpoint/safetensors.h"
@@ -20,7 +23,9 @@
 #include "model/peft.h"
 #include "test_support.h"
 #include "token_blocks.h"
+#include "util/content_hash.h"
 #include "util/error.h"
+#include "util/fs.h"
 
 namespace {
 
@@ -141,29 +146,273 @@ TEST_P(Emulator, BundleOnDiskHoldsNoDroppedBlockAndPluginIsBitExact) {
   ot::save_adapter(adapter, tmp.file("adapter"));
   ot::DecoderLM target = ot::load_model(fixture_dir(GetParam()));
   auto before = target->forward(ids).logits;
-  ot::plug_in(target, ot::load_adapter(tmp.file("adapter")), tmp.file("adapter"));
+  const ot::IssuedAdapter issued = ot::read_issued_adapter(tmp.file("bundle"), target);
+  EXPECT_EQ(issued.fingerprint, fp);
+  ot::plug_in(target, ot::load_adapter(tmp.file("adapter")), tmp.file("adapter"), issued);
   EXPECT_TRUE(torch::equal(target->forward(ids).logits, before));
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, Emulator, ::testing::Values("opt", "gpt2", "bloom", "llama"),
                          [](const auto& info) { return info.param; });
 
-TEST(Plugin, RejectsAnAdapterForAnotherModel) {
-  ot::DecoderLM opt = ot::load_model(fixture_dir("opt"));
+// The model owner's side of the trust boundary: a bundle of the OPT fixture (blocks 0 and 3
+// the adapter, block 1 the emulator, block 2 dropped) and adapters the data owner may have
+// altered. Every alteration is refused with the tensor or key named; the honest adapter
+// plugs in.
+class PluginIntegrity : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    full_ = ot::load_model(fixture_dir("opt"));
+    ot::EmulatorOptions o;
+    o.bottom = 1;
+    o.top = 1;
+    o.layers = 1;
+    auto layout = ot::make_layout(4, o, {0});
+    ot::DecoderLM bundle = ot::build_bundle(full_, layout, o);
+    ot::save_model(bundle, tmp_.file("bundle"));
+    bundle_ = ot::load_model(tmp_.file("bundle"));
+    {
+      torch::NoGradGuard ng;  // the data owner's "training"
+      for (auto& p : bundle_->parameters()) p.add_(0.01);
+    }
+    honest_ = ot::extract_adapter(bundle_, {0, 3}, false, ot::model_fingerprint(full_), 4);
+  }
+  // The error plug-in raises for `a` (fails the test when it plugs in).
+  std::string refusal(const ot::Adapter& a) {
+    ot::DecoderLM target = ot::load_model(fixture_dir("opt"));
+    try {
+      ot::plug_in(target, a, "returned-adapter", ot::read_issued_adapter(tmp_.file("bundle"), target));
+    } catch (const ot::Error& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "plugged in";
+    return "";
+  }
+  ot::test::TempDir tmp_;
+  ot::DecoderLM full_{nullptr}, bundle_{nullptr};
+  ot::Adapter honest_;
+};
+
+TEST_F(PluginIntegrity, TheHonestAdapterPlugsInExactly) {
+  ot::DecoderLM target = ot::load_model(fixture_dir("opt"));
+  ot::plug_in(target, honest_, "returned-adapter", ot::read_issued_adapter(tmp_.file("bundle"), target));
+  auto sd = target->hf_state_dict();
+  for (const auto& kv : honest_.tensors) EXPECT_TRUE(torch::equal(sd.at(kv.first), kv.second)) << kv.first;
+  // Everything else is the owner's, untouched.
+  auto orig = full_->hf_state_dict();
+  EXPECT_TRUE(torch::equal(sd.at("model.decoder.layers.1.fc1.weight"), orig.at("model.decoder.layers.1.fc1.weight")));
+  EXPECT_TRUE(torch::equal(sd.at("model.decoder.embed_tokens.weight"), orig.at("model.decoder.embed_tokens.weight")));
+}
+
+TEST_F(PluginIntegrity, TensorsOutsideTheIssuedBlocksAreRefusedByName) {
+  ot::Adapter a = honest_;
+  a.tensors["model.decoder.layers.2.fc1.weight"] = full_->hf_state_dict().at("model.decoder.layers.2.fc1.weight").clone();
+  std::string e = refusal(a);
+  EXPECT_NE(e.find("'model.decoder.layers.2.fc1.weight' is not part of what the bundle"), std::string::npos) << e;
+  a = honest_;  // an emulator block the bundle holds
+  a.tensors["model.decoder.layers.1.fc1.weight"] = bundle_->hf_state_dict().at("model.decoder.layers.1.fc1.weight").clone();
+  e = refusal(a);
+  EXPECT_NE(e.find("'model.decoder.layers.1.fc1.weight' belongs to block 1, which is not an adapter block"), std::string::npos) << e;
+  a = honest_;
+  a.tensors["model.decoder.embed_tokens.weight"] = full_->hf_state_dict().at("model.decoder.embed_tokens.weight").clone();
+  e = refusal(a);
+  EXPECT_NE(e.find("'model.decoder.embed_tokens.weight' is not part of what the bundle"), std::string::npos) << e;
+  a = honest_;  // the head, which this bundle did not issue
+  a.tensors["model.decoder.final_layer_norm.weight"] = full_->hf_state_dict().at("model.decoder.final_layer_norm.weight").clone();
+  e = refusal(a);
+  EXPECT_NE(e.find("is the model's head, which the bundle"), std::string::npos) << e;
+}
+
+TEST_F(PluginIntegrity, TheConfigsClaimsAreCheckedAgainstTheBundle) {
+  ot::Adapter a = honest_;
+  a.config["blocks"] = {0, 3, 99};
+  std::string e = refusal(a);
+  EXPECT_NE(e.find("adapter_config.json: block 99 is not an adapter block of the bundle"), std::string::npos) << e;
+  a = honest_;
+  a.config["blocks"] = {0};  // the tensors of block 3 are then unclaimed
+  e = refusal(a);
+  EXPECT_NE(e.find("belongs to block 3, which adapter_config.json does not list"), std::string::npos) << e;
+  a = honest_;
+  a.config["includes_head"] = true;
+  e = refusal(a);
+  EXPECT_NE(e.find("did not make the head trainable"), std::string::npos) << e;
+  a = honest_;
+  a.config["fingerprint"] = "0123456789abcdef";
+  e = refusal(a);
+  EXPECT_NE(e.find("is not the bundle's"), std::string::npos) << e;
+  a = honest_;
+  a.config["num_original_layers"] = 8;
+  e = refusal(a);
+  EXPECT_NE(e.find("8-block model"), std::string::npos) << e;
+  a = honest_;
+  a.config.erase("blocks");
+  e = refusal(a);
+  EXPECT_NE(e.find("adapter_config.json: malformed"), std::string::npos) << e;
+}
+
+TEST_F(PluginIntegrity, DtypeShapeValuesAndCompletenessAreChecked) {
+  const std::string w = "model.decoder.layers.3.fc2.weight";
+  ot::Adapter a = honest_;
+  a.tensors[w] = a.tensors[w].to(torch::kBFloat16);
+  std::string e = refusal(a);
+  EXPECT_NE(e.find("'" + w + "' is BFloat16 but the bundle issued it as Float"), std::string::npos) << e;
+  a = honest_;
+  a.tensors[w] = a.tensors[w].narrow(0, 0, 2).clone();
+  e = refusal(a);
+  EXPECT_NE(e.find("'" + w + "' has shape [2, "), std::string::npos) << e;
+  a = honest_;
+  a.tensors[w] = a.tensors[w].clone();
+  a.tensors[w][0][0] = std::numeric_limits<float>::quiet_NaN();
+  e = refusal(a);
+  EXPECT_NE(e.find("'" + w + "' holds non-finite values"), std::string::npos) << e;
+  a = honest_;
+  a.tensors[w] = a.tensors[w].clone();
+  a.tensors[w][1][1] = std::numeric_limits<float>::infinity();
+  e = refusal(a);
+  EXPECT_NE(e.find("non-finite"), std::string::npos) << e;
+  a = honest_;
+  a.tensors.erase("model.decoder.layers.0.fc1.bias");
+  e = refusal(a);
+  EXPECT_NE(e.find("'model.decoder.layers.0.fc1.bias' is missing (block 0"), std::string::npos) << e;
+}
+
+TEST_F(PluginIntegrity, AnAdapterForAnotherModelIsRefused) {
   ot::DecoderLM other = ot::load_model(fixture_dir("opt"));
   {
     torch::NoGradGuard ng;
     other->hf_state_dict()["model.decoder.embed_tokens.weight"].add_(1e-3);  // a different model
   }
-  auto a = ot::extract_adapter(other, {0, 3}, false, ot::model_fingerprint(other), 4);
+  ot::DecoderLM target = ot::load_model(fixture_dir("opt"));
+  const ot::IssuedAdapter issued = ot::read_issued_adapter(tmp_.file("bundle"), target);
   try {
-    ot::plug_in(opt, a, "adapter-dir");
+    ot::plug_in(other, honest_, "returned-adapter", issued);
     FAIL() << "expected a fingerprint error";
   } catch (const ot::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("trained for a different model"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("is not the one the bundle"), std::string::npos) << e.what();
   }
-  auto wrong_blocks = ot::extract_adapter(opt, {0, 3}, false, ot::model_fingerprint(opt), 8);
-  EXPECT_THROW(ot::plug_in(opt, wrong_blocks, "adapter-dir"), ot::Error);
+}
+
+TEST_F(PluginIntegrity, AnAlteredOrDamagedBundleIsRefused) {
+  namespace fs = std::filesystem;
+  auto expect_refused = [&](const std::string& dir, const std::string& what) {
+    try {
+      ot::read_issued_adapter(dir, full_);
+      ADD_FAILURE() << "accepted " << dir;
+    } catch (const ot::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  auto copy_with_config = [&](const std::string& name, const std::function<void(nlohmann::json&)>& edit) {
+    fs::copy(tmp_.file("bundle"), tmp_.file(name), fs::copy_options::recursive);
+    auto cfg = nlohmann::json::parse(ot::read_text_file(tmp_.file(name + "/config.json")));
+    edit(cfg);
+    std::ofstream(tmp_.file(name + "/config.json")) << cfg.dump(2);
+    return tmp_.file(name);
+  };
+  expect_refused(copy_with_config("origin", [](nlohmann::json& c) { c["offsite"]["block_origin"] = {0, 2, 3}; }),
+                 "block_origin does not follow from the adapter split and kept_blocks");
+  expect_refused(copy_with_config("wider", [](nlohmann::json& c) { c["offsite"]["adapter"]["top"] = 2; }),
+                 "offsite section:");
+  expect_refused(copy_with_config("fp", [](nlohmann::json& c) { c["offsite"]["fingerprint"] = "00000000deadbeef"; }),
+                 "but its offsite section records 00000000deadbeef");
+  expect_refused(copy_with_config("version", [](nlohmann::json& c) { c["offsite"]["format_version"] = 7; }),
+                 "format_version 7");
+  // Weights altered: another token table under the recorded fingerprint; a stray tensor.
+  auto stored = ot::SafetensorsFile::open(tmp_.file("bundle/model.safetensors")).all();
+  for (auto& kv : stored) kv.second = kv.second.clone();
+  auto table = stored;
+  table["model.decoder.embed_tokens.weight"].add_(1.0);
+  fs::create_directories(tmp_.file("table"));
+  fs::copy(tmp_.file("bundle/config.json"), tmp_.file("table/config.json"));
+  ot::save_safetensors(tmp_.file("table/model.safetensors"), table);
+  expect_refused(tmp_.file("table"), "token table gives fingerprint");
+  auto stray = stored;
+  stray["model.decoder.layers.5.fc1.weight"] = stored.at("model.decoder.layers.0.fc1.weight");
+  fs::create_directories(tmp_.file("stray"));
+  fs::copy(tmp_.file("bundle/config.json"), tmp_.file("stray/config.json"));
+  ot::save_safetensors(tmp_.file("stray/model.safetensors"), stray);
+  expect_refused(tmp_.file("stray"), "holds tensor 'model.decoder.layers.5.fc1.weight', which its block map does not");
+  // An ordinary checkpoint is not a bundle.
+  expect_refused(fixture_dir("opt"), "not an offsite bundle");
+}
+
+TEST_F(PluginIntegrity, TheHeadPlugsInOnlyWhereTheBundleIssuedIt) {
+  ot::EmulatorOptions o;
+  o.bottom = 1;
+  o.top = 1;
+  o.layers = 1;
+  o.train_head = true;
+  auto layout = ot::make_layout(4, o, {0});
+  EXPECT_TRUE(layout.head);
+  ot::DecoderLM bundle = ot::build_bundle(full_, layout, o);
+  ot::save_model(bundle, tmp_.file("bundle_head"));
+  ot::DecoderLM loaded = ot::load_model(tmp_.file("bundle_head"));
+  auto with_head = ot::extract_adapter(loaded, {3}, true, ot::model_fingerprint(full_), 4);
+  EXPECT_TRUE(with_head.tensors.count("model.decoder.final_layer_norm.weight"));
+  ot::DecoderLM target = ot::load_model(fixture_dir("opt"));
+  ot::plug_in(target, with_head, "returned-adapter", ot::read_issued_adapter(tmp_.file("bundle_head"), target));
+  std::string e = refusal(with_head);  // the same adapter against the bundle without the head
+  EXPECT_NE(e.find("did not make the head trainable"), std::string::npos) << e;
+}
+
+// Bottleneck adapters are modules the full model lacks: plug-in adds them to the claimed
+// adapter blocks only, and a bottleneck tensor anywhere else is refused.
+TEST_F(PluginIntegrity, BottleneckModulesOnlyInsideTheIssuedBlocks) {
+  ot::PeftOptions po;
+  po.method = "adapter";
+  po.adapter_size = 4;
+  ot::apply_peft(bundle_, {0, 2}, po);  // bundle positions 0 and 2 = original blocks 0 and 3
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : bundle_->parameters()) p.add_(0.01);
+  }
+  auto a = ot::extract_adapter(bundle_, {0, 3}, false, ot::model_fingerprint(full_), 4,
+                               {{"peft", ot::peft_to_json(po)}});
+  size_t modules = 0;
+  for (const auto& kv : a.tensors) modules += ot::is_peft_param(kv.first) ? 1 : 0;
+  EXPECT_GT(modules, 0u);
+  ot::DecoderLM target = ot::load_model(fixture_dir("opt"));
+  ot::plug_in(target, a, "returned-adapter", ot::read_issued_adapter(tmp_.file("bundle"), target));
+  torch::NoGradGuard ng;
+  auto ids = torch::randint(0, 1000, {1, 8}, torch::kLong);
+  ot::DecoderLM reference = ot::load_model(fixture_dir("opt"));
+  EXPECT_FALSE(torch::equal(target->forward(ids).logits, reference->forward(ids).logits));
+  // One of block 3's bottleneck tensors, renamed into block 1 (an emulator block).
+  std::string stray;
+  for (const auto& kv : a.tensors)
+    if (ot::is_peft_param(kv.first) && kv.first.find(".layers.3.") != std::string::npos) stray = kv.first;
+  ASSERT_FALSE(stray.empty());
+  ot::Adapter bad = a;
+  bad.tensors[std::string(stray).replace(stray.find(".layers.3."), 10, ".layers.1.")] = a.tensors.at(stray);
+  std::string e = refusal(bad);
+  EXPECT_NE(e.find(".layers.1."), std::string::npos) << e;
+  EXPECT_NE(e.find("is not part of what the bundle"), std::string::npos) << e;
+}
+
+TEST(ContentHash, Sha256MatchesSha256sum) {
+  EXPECT_EQ(ot::sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(ot::sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  ot::test::TempDir tmp;
+  std::string big;
+  for (int i = 0; i < 300000; ++i) big.push_back(static_cast<char>((i * 7919) & 0xff));  // crosses every block edge
+  std::filesystem::create_directories(tmp.file("d/sub"));
+  std::ofstream(tmp.file("d/a.bin"), std::ios::binary) << big;
+  std::ofstream(tmp.file("d/sub/b.txt")) << "hello\n";
+  std::ofstream(tmp.file("d/c 1.txt")) << std::string(55, 'x');  // padding spills into a second block
+  auto shell = [](const std::string& cmd) {
+    std::string out;
+    FILE* p = ::popen(cmd.c_str(), "r");
+    char buf[256];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    ::pclose(p);
+    return out.substr(0, 64);
+  };
+  EXPECT_EQ(ot::file_sha256(tmp.file("d/a.bin")), shell("sha256sum '" + tmp.file("d/a.bin") + "'"));
+  EXPECT_EQ(ot::file_sha256(tmp.file("d/c 1.txt")), shell("sha256sum '" + tmp.file("d/c 1.txt") + "'"));
+  EXPECT_EQ(ot::directory_sha256(tmp.file("d")),
+            shell("cd '" + tmp.file("d") + "' && (find . -type f -printf '%P\\n' | LC_ALL=C sort | xargs -d '\\n' sha256sum) | sha256sum"));
+  EXPECT_THROW(ot::file_sha256(tmp.file("missing")), ot::Error);
 }
 
 TEST(Compression, MagnitudePruneAndQuantizeFollowThePapersDefinitions) {

@@ -11,8 +11,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include "checkpoint/safetensors.h"
+#include "offsite/adapter.h"
 #include "results/run_file.h"
 #include "test_support.h"
+#include "util/content_hash.h"
 #include "util/fs.h"
 
 namespace {
@@ -60,7 +63,7 @@ TEST_F(OffsiteWorkflow, FiveSettingsRecordedAndPluginBeatsZeroShot) {
   const std::string common = " --block-size 64 --batch-size 8 --threads 1 --cache-dir " + p("cache");
   auto emu = run_cli("emulator --model " + p("full") + " --adapter 1,1 --emulator-layers 1 --distill " + p("distill.txt") +
                      " --eval-corpus " + p("distill_val.txt") + " --eval-blocks 16 --max-steps 30 --lr 2e-3 --warmup-steps 0"
-                     " --eval-every 10 --record " + p("emulator.h5") + " --out " + p("bundle") + common);
+                     " --eval-every 10 --record " + p("emulator.h5") + " --hash-files --out " + p("bundle") + common);
   ASSERT_EQ(emu.exit_code, 0) << emu.err;
   auto inspect = run_cli("inspect " + p("bundle") + " --json");
   ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
@@ -70,13 +73,23 @@ TEST_F(OffsiteWorkflow, FiveSettingsRecordedAndPluginBeatsZeroShot) {
 
   auto ft = run_cli("finetune --model " + p("bundle") + " --corpus " + p("train.txt") + " --eval-corpus " + p("val.txt") +
                     " --max-steps 40 --lr 3e-3 --schedule constant --eval-every 20 --record " + p("finetune.h5") +
-                    " --out " + p("adapter") + common);
+                    " --hash-files --out " + p("adapter") + common);
   ASSERT_EQ(ft.exit_code, 0) << ft.err;
   EXPECT_TRUE(std::filesystem::exists(p("adapter/adapter.safetensors")));
-  auto plug = run_cli("plugin --model " + p("full") + " --adapter " + p("adapter") + " --out " + p("plugged") +
-                      " --record " + p("plugin.h5"));
+  auto plug = run_cli("plugin --model " + p("full") + " --bundle " + p("bundle") + " --adapter " + p("adapter") +
+                      " --out " + p("plugged") + " --record " + p("plugin.h5") + " --hash-files");
   ASSERT_EQ(plug.exit_code, 0) << plug.err;
-  EXPECT_EQ(ot::results::RunReader::open(p("plugin.h5")).status(), ot::results::RunStatus::Completed);
+  {
+    // Both sides record the digests of the exchanged files; they agree with each other.
+    auto owner = ot::results::RunReader::open(p("plugin.h5"));
+    EXPECT_EQ(owner.status(), ot::results::RunStatus::Completed);
+    auto data_owner = ot::results::RunReader::open(p("finetune.h5"));
+    EXPECT_EQ(owner.string_attribute("bundle_sha256"), ot::directory_sha256(p("bundle")));
+    EXPECT_EQ(owner.string_attribute("adapter_sha256"), ot::directory_sha256(p("adapter")));
+    EXPECT_EQ(data_owner.string_attribute("bundle_sha256"), owner.string_attribute("bundle_sha256"));
+    EXPECT_EQ(data_owner.string_attribute("adapter_sha256"), owner.string_attribute("adapter_sha256"));
+    EXPECT_EQ(ot::results::RunReader::open(p("emulator.h5")).string_attribute("bundle_sha256"), owner.string_attribute("bundle_sha256"));
+  }
   auto full_ft = run_cli("finetune --model " + p("full") + " --trainable all --corpus " + p("train.txt") + " --eval-corpus " +
                          p("val.txt") + " --max-steps 40 --lr 3e-3 --schedule constant --eval-every 20 --out " + p("ftfull") + common);
   ASSERT_EQ(full_ft.exit_code, 0) << full_ft.err;
@@ -100,7 +113,7 @@ TEST_F(OffsiteWorkflow, FiveSettingsRecordedAndPluginBeatsZeroShot) {
   EXPECT_LT(plugin, zs_full) << "the adapter transfers to the full model";
   EXPECT_LT(ft_full, zs_full) << "full fine-tuning helps";
   // The plug-in equals evaluating the full model with --adapter.
-  EXPECT_NEAR(eval_ppl("plugin", p("full"), "--adapter " + p("adapter")), plugin, 1e-6 * plugin);
+  EXPECT_NEAR(eval_ppl("plugin", p("full"), "--adapter " + p("adapter") + " --bundle " + p("bundle")), plugin, 1e-6 * plugin);
 
   EXPECT_EQ(distill.status(), ot::results::RunStatus::Completed);
   ASSERT_TRUE(distill.curves().count("distill"));
@@ -167,7 +180,42 @@ TEST_F(OffsiteWorkflow, BadInputsFailClearly) {
   EXPECT_NE(r.err.find("'zigzag' is not a strategy"), std::string::npos) << r.err;
   r = run_cli("finetune --model " + p("full") + " --corpus " + p("train.txt") + " --out " + p("x"));
   EXPECT_NE(r.err.find("needs an offsite bundle"), std::string::npos) << r.err;
+  r = run_cli("emulator --model " + p("full") + " --adapter 1,1 --emulator-layers -2 --out " + p("x"));
+  EXPECT_EQ(r.exit_code, 2) << "a usage error";
+  EXPECT_NE(r.err.find("--emulator-layers"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(p("x")));
+}
+
+// The issue's attack through the CLI: the data owner adds a middle block's weights and the
+// token table to the adapter it returns. Plug-in refuses, names the tensor, writes nothing.
+TEST_F(OffsiteWorkflow, PluginRefusesTensorsTheBundleDidNotIssue) {
+  auto emu = run_cli("emulator --model " + p("full") + " --adapter 1,1 --emulator-layers 1 --out " + p("atk-bundle"));
+  ASSERT_EQ(emu.exit_code, 0) << emu.err;
+  auto ft = run_cli("finetune --model " + p("atk-bundle") + " --corpus " + p("train.txt") +
+                    " --max-steps 2 --block-size 64 --threads 1 --out " + p("atk-adapter"));
+  ASSERT_EQ(ft.exit_code, 0) << ft.err;
+  auto a = ot::load_adapter(p("atk-adapter"));
+  auto full = ot::SafetensorsFile::open(p("full/model.safetensors")).all();
+  for (const char* name : {"model.layers.2.mlp.up_proj.weight", "model.embed_tokens.weight"}) {
+    ASSERT_TRUE(full.count(name)) << name;
+    a.tensors[name] = full.at(name).clone().mul_(2.0);
+  }
+  ot::save_adapter(a, p("atk-poisoned"));
+  auto r = run_cli("plugin --model " + p("full") + " --bundle " + p("atk-bundle") + " --adapter " + p("atk-poisoned") +
+                   " --out " + p("atk-out"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("atk-poisoned/adapter.safetensors: tensor 'model.embed_tokens.weight' is not part of what the bundle"),
+            std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(p("atk-out")));
+  r = run_cli("plugin --model " + p("full") + " --adapter " + p("atk-adapter") + " --out " + p("atk-out"));
+  EXPECT_EQ(r.exit_code, 2) << "--bundle is required";
+  EXPECT_NE(r.err.find("--bundle"), std::string::npos) << r.err;
+  r = run_cli("eval --model " + p("full") + " --adapter " + p("atk-adapter") + " --corpus " + p("val.txt"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("give --bundle"), std::string::npos) << r.err;
+  r = run_cli("plugin --model " + p("full") + " --bundle " + p("atk-bundle") + " --adapter " + p("atk-adapter") +
+              " --out " + p("atk-out"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 }  // namespace
