@@ -1,7 +1,8 @@
 // cli/bench.cpp: `ot bench offsite`: the paper's efficiency table measured on this
 // machine. Runs full fine-tuning, full + LoRA, offsite (l-k-r) and offsite + LoRA on one
 // model shape, each in a fresh child process (so peak memory is its own), and prints
-// throughput and memory ratios to full fine-tuning next to the paper's.
+// throughput and memory ratios to full fine-tuning next to the paper's, with the GEMM rate
+// measured before and after the runs. `ot bench gemm`: that rate alone.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,13 +17,10 @@
 #include "offsite/efficiency.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/gemm_rate.h"
 #include "util/gpu.h"
 
 namespace ot::cli {
-
-namespace {
-
-}  // namespace
 
 void register_bench(CLI::App& app) {
   struct Args {
@@ -36,6 +34,22 @@ void register_bench(CLI::App& app) {
   auto args = std::make_shared<Args>();
   CLI::App* bench = app.add_subcommand("bench", "Measure performance on this machine");
   bench->require_subcommand(1);
+  {
+    struct GemmArgs {
+      int64_t n = 2048;
+      double seconds = 1.0;
+      RuntimeOptions rt;
+    };
+    auto g = std::make_shared<GemmArgs>();
+    CLI::App* gemm = bench->add_subcommand("gemm", "The machine's fp32 matrix-multiply rate now (quote it beside any timing)");
+    gemm->add_option("--n", g->n, "square matrix size")->capture_default_str()->check(in_range(16, 16384));
+    gemm->add_option("--seconds", g->seconds, "measure for at least this long")->capture_default_str()->check(in_range(0.0, 600.0));
+    add_runtime_options(gemm, g->rt);
+    gemm->callback([g] {
+      const LoadOptions lo = apply_runtime_options(g->rt);
+      std::cout << describe(measure_gemm_rate(lo.device, g->n, g->seconds)) << std::endl;
+    });
+  }
   CLI::App* cmd = bench->add_subcommand("offsite", "Fine-tuning throughput and peak memory: FT, FT+LoRA, OT, OT+LoRA");
   cmd->add_option("--shape", args->shape, "model shape: opt-125m, opt-1.3b, opt-6.7b, gpt2, gpt2-xl")->capture_default_str();
   cmd->add_option("--config", args->config, "or a config.json giving the shape");
@@ -93,6 +107,10 @@ void register_bench(CLI::App& app) {
               << eo.seq_len << " tokens, " << eo.steps << " timed steps per method, " << gpu::device_name(eo.device)
               << ", precision " << precision_name(eo.precision)
               << (eo.checkpoint_activations ? ", activation checkpointing" : "") << "\n";
+    // The machine's speed now and after the runs: a ratio of two runs means little when the
+    // GEMM rates beside them differ.
+    const GemmRate gemm_start = measure_gemm_rate(eo.device);
+    std::cerr << "  " << describe(gemm_start) << " (before)\n";
     std::vector<EfficiencyResult> results;
     for (const auto& method : args->methods) {
       std::cerr << "  running " << method << " ...\n";
@@ -129,10 +147,14 @@ void register_bench(CLI::App& app) {
       }
       os << "\n";
     }
+    const GemmRate gemm_end = measure_gemm_rate(eo.device);
+    os << "\n" << describe(gemm_start) << " before, " << std::setprecision(1) << gemm_end.gflops << " after the runs\n";
     std::cout << os.str();
     if (!args->json_out.empty()) {
-      nlohmann::json j = nlohmann::json::array();
-      for (const auto& r : results) j.push_back(r.to_json());
+      nlohmann::json j = {{"gemm", {{"n", gemm_start.n}, {"device", gemm_start.device}, {"threads", gemm_start.threads},
+                                    {"gflops_before", gemm_start.gflops}, {"gflops_after", gemm_end.gflops}}},
+                          {"methods", nlohmann::json::array()}};
+      for (const auto& r : results) j["methods"].push_back(r.to_json());
       write_text_file_atomically(args->json_out, j.dump(2) + "\n");
     }
   });

@@ -144,3 +144,27 @@ TEST(CliForward, DeviceAndDtypeOptionsAreValidated) {
 }
 
 }  // namespace
+
+namespace {
+
+// `ot bench offsite` on the OPT fixture's shape: every method measured in its own process, the
+// GEMM rate of the same run printed beside the table and stored in the JSON.
+TEST(CliBench, OffsiteMethodsWithTheGemmRateOfTheSameRun) {
+  ot::test::TempDir tmp;
+  auto r = run_cli("bench offsite --config " + fixture_dir("opt") + "/config.json --adapter 1,1 --emulator-layers 1"
+                   " --methods ft,ot --steps 1 --warmup 0 --seq-len 16 --threads 1 --json " + tmp.file("bench.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("| ft | "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("GEMM 2048^2 fp32 on cpu: "), std::string::npos) << r.out;
+  auto j = nlohmann::json::parse(ot::read_text_file(tmp.file("bench.json")));
+  EXPECT_GT(j["gemm"]["gflops_before"].get<double>(), 0.0);
+  EXPECT_GT(j["gemm"]["gflops_after"].get<double>(), 0.0);
+  EXPECT_EQ(j["gemm"]["threads"], 1);
+  ASSERT_EQ(j["methods"].size(), 2u);
+  for (const auto& m : j["methods"]) EXPECT_GT(m["tokens_per_s"].get<double>(), 0.0) << m.dump();
+  r = run_cli("bench offsite --config " + fixture_dir("opt") + "/config.json --steps 0");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--steps: expected a number >= 1, got 0"), std::string::npos) << r.err;
+}
+
+}  // namespace
