@@ -1,15 +1,30 @@
-// bench/bench_model.cpp: throughput of an OPT-125m-shaped model (12 blocks, hidden 768,
-// 12 heads, ffn 3072, vocab 50272, sequence 512) on this machine: forward and
-// forward+backward tokens/s, achieved GFLOP/s, and the ratio to the fp32 GEMM throughput
-// measured in the same run (BM_Gemm). FLOPs per token follow Kaplan et al.:
-// forward 2N + 2 * n_layer * T * C (N = non-embedding parameters + head), backward 2x that.
+// bench/bench_model.cpp: training and inference throughput on this machine, each figure to be
+// read beside the fp32 GEMM rate measured in the same run (BM_Gemm):
+//   OPT-125m shape (12 x 768, 12 heads, ffn 3072, vocab 50272, sequence 512): forward,
+//     forward + backward, and the whole training step (forward, backward, AdamW) at batch 1;
+//   the quickstart's shape (OPT 12 x 128, 4 heads, ffn 512, vocab 2048, batch 8 x 256): the
+//     whole training step;
+//   AdamW alone over the 125M parameters (the update's share of a step).
+// Tokens/s and achieved GFLOP/s; FLOPs per token follow Kaplan et al.: forward
+// 2N + 2 * n_layer * T * C (N = non-embedding parameters + head), backward 2x that.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
 #include "model/decoder_lm.h"
 #include "model/load.h"
+#include "train/optimizer.h"
+#include "train/trainer.h"
 
 namespace {
+
+ot::ModelConfig quickstart_config() {
+  nlohmann::json j = {{"model_type", "opt"},        {"hidden_size", 128},
+                      {"num_hidden_layers", 12},   {"num_attention_heads", 4},
+                      {"ffn_dim", 512},            {"max_position_embeddings", 256},
+                      {"vocab_size", 2048},        {"do_layer_norm_before", true},
+                      {"word_embed_proj_dim", 128}, {"pad_token_id", 1}};
+  return ot::parse_model_config(j, "quickstart-shape");
+}
 
 ot::ModelConfig opt125m_config() {
   nlohmann::json j = {{"model_type", "opt"},        {"hidden_size", 768},
@@ -44,7 +59,7 @@ void BM_Gemm(benchmark::State& state) {
   double flops = 2.0 * double(n) * double(n) * double(n);
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_Gemm)->Arg(2048)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_Gemm)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 
 void BM_OPT125mForward(benchmark::State& state) {
   const int64_t B = state.range(0), T = 512;
@@ -58,7 +73,7 @@ void BM_OPT125mForward(benchmark::State& state) {
   state.counters["GFLOP/s"] =
       benchmark::Counter(tokens * flops_per_token(m, T) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_OPT125mForward)->Arg(1)->Unit(benchmark::kMillisecond)->MinTime(5.0);
+BENCHMARK(BM_OPT125mForward)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 
 void BM_OPT125mForwardBackward(benchmark::State& state) {
   const int64_t B = state.range(0), T = 512;
@@ -76,8 +91,56 @@ void BM_OPT125mForwardBackward(benchmark::State& state) {
   state.counters["GFLOP/s"] = benchmark::Counter(3.0 * tokens * flops_per_token(m, T) * 1e-9,
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_OPT125mForwardBackward)->Arg(1)->Unit(benchmark::kMillisecond)->MinTime(10.0);
+BENCHMARK(BM_OPT125mForwardBackward)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(10.0);
+
+// The trainer's step: zero the gradients, forward, loss, backward, clip, AdamW (the trainer's
+// optimizer, train/optimizer.h, with the quickstart's decay).
+void train_step_loop(benchmark::State& state, ot::DecoderLM& m, int64_t B, int64_t T) {
+  m->train();
+  std::vector<at::Tensor> params = m->parameters();
+  ot::TrainerOptions o;
+  o.lr = 1e-4;
+  o.weight_decay = 0.01;
+  auto adamw = ot::make_adamw(params, o);
+  auto ids = torch::randint(4, m->config().vocab_size, {B, T}, torch::kLong);
+  for (auto _ : state) {
+    adamw->zero_grad();
+    auto loss = ot::causal_lm_loss(m->forward(ids).logits, ids);
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(params, 1.0);
+    adamw->step();
+    benchmark::DoNotOptimize(loss);
+  }
+  const double tokens = double(B * T);
+  state.counters["tokens/s"] = benchmark::Counter(tokens, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(3.0 * tokens * flops_per_token(m, T) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_OPT125mTrainStep(benchmark::State& state) { train_step_loop(state, model(), state.range(0), 512); }
+BENCHMARK(BM_OPT125mTrainStep)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(10.0);
+
+void BM_QuickstartTrainStep(benchmark::State& state) {
+  torch::manual_seed(0);
+  auto m = ot::build_model(quickstart_config());
+  m->init_weights(0.02);
+  train_step_loop(state, m, 8, 256);
+}
+BENCHMARK(BM_QuickstartTrainStep)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+
+// AdamW alone over every parameter of the OPT-125m shape, gradients already there.
+void BM_AdamWStepOPT125m(benchmark::State& state) {
+  auto& m = model();
+  std::vector<at::Tensor> params = m->parameters();
+  for (auto& p : params) p.mutable_grad() = torch::randn_like(p).mul_(1e-3);
+  ot::TrainerOptions o;
+  o.weight_decay = 0.01;
+  auto adamw = ot::make_adamw(params, o);
+  for (auto _ : state) adamw->step();
+  double n = 0;
+  for (const auto& p : params) n += double(p.numel());
+  state.counters["params/s"] = benchmark::Counter(n, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_AdamWStepOPT125m)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 
 }  // namespace
-
-

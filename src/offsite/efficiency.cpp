@@ -14,6 +14,8 @@
 #include "model/load.h"
 #include "offsite/emulator.h"
 #include "model/peft.h"
+#include "train/optimizer.h"
+#include "train/trainer.h"
 #include "util/error.h"
 #include "train/loss_scaler.h"
 #include "util/gpu.h"
@@ -91,7 +93,9 @@ EfficiencyResult run_efficiency_method(const std::string& method, const Efficien
       r.trainable_params += q.numel();
     }
   r.total_params = model->num_parameters(ModelPart::kAll);
-  torch::optim::AdamW opt(params, torch::optim::AdamWOptions(1e-4));
+  TrainerOptions to;  // the optimizer the stages train with, at the paper's fine-tuning rate
+  to.lr = 1e-4;
+  auto opt = make_adamw(params, to);
   model->train();
   model->set_activation_checkpointing(o.checkpoint_activations);
   r.flops_per_token = training_flops_per_token(model, o.seq_len);
@@ -101,7 +105,7 @@ EfficiencyResult run_efficiency_method(const std::string& method, const Efficien
   if (o.precision == Precision::kFp16) scaler = std::make_unique<DynamicLossScaler>();
   // One training step as the trainer takes it (train/trainer.cpp), without data loading.
   auto step = [&] {
-    opt.zero_grad();
+    opt->zero_grad();
     at::Tensor loss;
     {
       AutocastGuard autocast(o.device, o.precision);
@@ -109,7 +113,7 @@ EfficiencyResult run_efficiency_method(const std::string& method, const Efficien
     }
     (scaler ? scaler->scale_loss(loss) : loss).backward();
     const bool skip = scaler && scaler->unscale_and_check(params);
-    if (!skip) opt.step();
+    if (!skip) opt->step();
     if (scaler) scaler->update(skip);
   };
   for (int64_t i = 0; i < o.warmup_steps; ++i) step();

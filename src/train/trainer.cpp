@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/sampler.h"
+#include "train/optimizer.h"
 #include "train/schedule.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -35,19 +36,10 @@ Trainer::Trainer(NamedTensors params, TrainerOptions opts) : params_(std::move(p
     check_precision(o_.precision, device_, p.second.scalar_type(), o_.label + ": precision");
   }
   if (o_.precision == Precision::kFp16) scaler_ = std::make_unique<DynamicLossScaler>(o_.loss_scaler);
-  // Two groups as in the paper's scripts: no weight decay on biases and norm weights.
-  std::vector<at::Tensor> decay, no_decay;
-  for (auto& p : params_) (p.second.dim() <= 1 ? no_decay : decay).push_back(p.second);
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  auto base = torch::optim::AdamWOptions(o_.lr).betas({o_.beta1, o_.beta2}).eps(o_.eps);
-  if (!decay.empty())
-    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
-                                   torch::optim::AdamWOptions(base).weight_decay(o_.weight_decay)));
-  if (!no_decay.empty())
-    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
-                                      torch::optim::AdamWOptions(base).weight_decay(0.0)));
+  std::vector<at::Tensor> tensors;
+  for (auto& p : params_) tensors.push_back(p.second);
   opt_ = std::make_shared<OptimizerHolder>();
-  opt_->adamw = std::make_unique<torch::optim::AdamW>(groups, base);
+  opt_->adamw = make_adamw(tensors, o_);
 }
 
 void Trainer::set_data_parallel(dist::Communicator& comm, dist::BucketOptions buckets) {
