@@ -129,6 +129,8 @@ std::shared_ptr<BatchSource> corpus_blocks(const CorpusSpec& spec, const Tokeniz
   co.cache_dir = cache_dir;
   co.tokenizer_path = tokenizer_path;
   CorpusTokens t = load_corpus_tokens(spec.path, tok, co);
+  if (t.cache_status.rfind("rebuilt: ", 0) == 0 && dist::is_writer())
+    std::cerr << "token cache " << t.cache_path << ": " << t.cache_status.substr(9) << "; rebuilt\n";
   OT_REQUIRE(static_cast<int64_t>(t.ids.size()) >= 2, spec.path, ": fewer than 2 tokens of text");
   std::shared_ptr<BatchSource> src = std::make_shared<LmBlockSource>(std::move(t.ids), spec.block_size);
   if (spec.max_blocks > 0) src = std::make_shared<FirstN>(src, spec.max_blocks);
