@@ -8,8 +8,10 @@
 #include "results/run_file.h"
 
 #include <H5Cpp.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -607,7 +609,15 @@ void RunRecorder::write_file(const std::string& file) const {
     }  // every group/dataset handle is closed here, so close() really closes the file
     h5.close();
   } catch (const H5::Exception& e) {
-    ot::fail(path_, ": cannot write run file: ", describe(e));
+    // HDF5's messages do not carry the system's reason; a full disk is the common one.
+    const int err = errno;
+    std::string reason;
+    struct statvfs fs_info {};
+    const std::string parent = std::filesystem::path(file).parent_path().string();
+    if (err == ENOSPC || err == EDQUOT) reason = std::string(" (") + std::strerror(err) + ")";
+    else if (::statvfs(parent.empty() ? "." : parent.c_str(), &fs_info) == 0 && fs_info.f_bavail == 0)
+      reason = std::string(" (") + std::strerror(ENOSPC) + ")";
+    ot::fail(path_, ": cannot write run file: ", describe(e), reason);
   }
 }
 
