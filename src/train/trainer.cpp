@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "data/sampler.h"
@@ -119,18 +120,35 @@ void Trainer::save_state(int64_t step, int64_t micro, int64_t tokens, double bes
   ar.write("optimizer", opt_ar);
   remove_atomic_write_leftovers(o_.state_path);  // of a killed attempt (rank 0 is the one writer)
   write_file_atomically(o_.state_path, [&](const std::string& tmp) {
-    try {
-      ar.save_to(tmp);
-    } catch (const c10::Error& e) {
-      // LibTorch's message names the archive's inner record, not the file or the reason.
-      const int err = errno;
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    OT_REQUIRE(out.good(), o_.state_path, ": cannot create the trainer state (", std::strerror(errno), ")");
+    // LibTorch's archive writer aborts the process when a write comes up short (its destructor
+    // writes again and throws), so the writer always reports success and the failure is ours.
+    int err = 0;
+    bool failed = false;
+    ar.save_to([&](const void* data, size_t n) -> size_t {
+      if (!failed) {
+        errno = 0;
+        out.write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
+        if (!out.good()) {
+          failed = true;
+          err = errno;
+        }
+      }
+      return n;
+    });
+    out.flush();
+    if (!failed && !out.good()) {
+      failed = true;
+      err = errno;
+    }
+    if (failed) {
       struct statvfs fs_info {};
       const std::string parent = std::filesystem::path(tmp).parent_path().string();
       const bool full = err == ENOSPC || (::statvfs(parent.empty() ? "." : parent.c_str(), &fs_info) == 0 &&
                                           fs_info.f_bavail == 0);
-      const std::string msg = e.what_without_backtrace();
       fail(o_.state_path, ": cannot write the trainer state (",
-           full ? std::strerror(ENOSPC) : msg.substr(0, msg.find('\n')).c_str(), ")");
+           full ? std::strerror(ENOSPC) : err ? std::strerror(err) : "write failed", "); the file is left as it was");
     }
   });
 }
