@@ -254,10 +254,13 @@ class Run {
         try {
           write_byte_bpe(bpe, staging);
           write_checksum_list(staging);
-        } catch (...) {
+        } catch (const std::exception& e) {
           std::error_code ec;
           fs::remove_all(staging, ec);  // no half-written entry stays (a full disk)
-          throw;
+          std::string m = e.what();  // named after the entry, not its staging directory
+          for (size_t at = m.find(staging); at != std::string::npos; at = m.find(staging, at + tokenizer_.size()))
+            m.replace(at, staging.size(), tokenizer_);
+          throw Error(m);
         }
         std::error_code ec;
         fs::rename(staging, tokenizer_, ec);  // the cache entry appears whole or not at all
