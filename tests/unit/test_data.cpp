@@ -652,9 +652,9 @@ TEST(Corpus, CacheReuseInvalidationAndBlocks) {
     const int32_t changed = whole.at(1) == 7 ? 8 : 7;
     f.write(reinterpret_cast<const char*>(&changed), sizeof changed);
   }
-  const CorpusTokens again = load_corpus_tokens(src, *tok, other);
-  EXPECT_EQ(again.cache_status, "rebuilt: damaged (checksum of its ids does not match)");
-  EXPECT_EQ(again.ids, whole);
+  const CorpusTokens repaired = load_corpus_tokens(src, *tok, other);
+  EXPECT_EQ(repaired.cache_status, "rebuilt: damaged (checksum of its ids does not match)");
+  EXPECT_EQ(repaired.ids, whole);
   CorpusOptions nopath = o;
   nopath.tokenizer_path.clear();
   expect_error([&] { load_corpus_tokens(src, *tok, nopath); }, {"tokenizer_path"});
