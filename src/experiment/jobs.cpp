@@ -119,6 +119,15 @@ void write_on_rank0(Fn&& fn) {
   dist::host_communicator().barrier();
 }
 
+// The model and its tokenizer files appear together: written one after the other, a kill
+// between them left a checkpoint without its tokenizer.
+void save_model_and_tokenizer(DecoderLM& model, const std::string& dir, const std::string& tokenizer_from) {
+  write_dir_atomically(dir, [&](const std::string& tmp) {
+    save_model(model, tmp);
+    copy_tokenizer_files(tokenizer_from, tmp);
+  });
+}
+
 }  // namespace
 
 std::shared_ptr<BatchSource> corpus_blocks(const CorpusSpec& spec, const Tokenizer& tok,
@@ -343,8 +352,7 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
   if (job.distill) record_rank_throughput(rec, out.train);
   bundle->set_config_entry("offsite", section);
   write_on_rank0([&] {
-    save_model(bundle, job.out_dir);
-    copy_tokenizer_files(tokenizer_path_for(job.tokenizer, job.model_dir), job.out_dir);  // ships with the bundle
+    save_model_and_tokenizer(bundle, job.out_dir, tokenizer_path_for(job.tokenizer, job.model_dir));  // ships with the bundle
   });
   return out;
 }
@@ -473,8 +481,7 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
     out.wrote_adapter = true;
   } else {
     write_on_rank0([&] {
-      save_model(model, job.out_dir);
-      copy_tokenizer_files(tok_path, job.out_dir);
+      save_model_and_tokenizer(model, job.out_dir, tok_path);
     });
   }
   return out;
