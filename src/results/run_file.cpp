@@ -471,7 +471,13 @@ void RunRecorder::add_eval(const EvalRow& row) {
   check_text(path_, "eval setting", row.setting);
   check_text(path_, "eval task", row.task);
   check_text(path_, "eval metric", row.metric);
-  eval_.push_back(row);
+  // A continued attempt evaluates again what its killed predecessor had recorded: one row
+  // per (setting, task, metric), in the order first recorded, as an uninterrupted run has it.
+  auto same = std::find_if(eval_.begin(), eval_.end(), [&](const EvalRow& e) {
+    return e.setting == row.setting && e.task == row.task && e.metric == row.metric;
+  });
+  if (same != eval_.end()) *same = row;
+  else eval_.push_back(row);
   dirty_ = true;
   flush();
 }
