@@ -9,6 +9,7 @@
 #include "model/load.h"
 #include "offsite/adapter.h"
 #include "tokenizer/tokenizer.h"
+#include "util/fs.h"
 
 namespace ot::cli {
 
@@ -33,8 +34,11 @@ void register_plugin(CLI::App& app) {
       plug_in(full, a, args->adapter);
       nlohmann::json extra = {{"offsite_plugin", {{"adapter", args->adapter}, {"blocks", a.config["blocks"]},
                                                   {"fingerprint", a.config["fingerprint"]}}}};
-      save_model(full, args->out, extra);
-      copy_tokenizer_files(args->model, args->out);
+      // Weights and tokenizer appear together (a kill between two writes left no tokenizer).
+      write_dir_atomically(args->out, [&](const std::string& tmp) {
+        save_model(full, tmp, extra);
+        copy_tokenizer_files(args->model, tmp);
+      });
       if (rec) {
         rec->set_attribute("model", args->model);
         rec->set_attribute("adapter", args->adapter);
