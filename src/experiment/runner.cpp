@@ -353,9 +353,17 @@ class Run {
                             dist::is_writer() && file_exists(path_join(dir, "config.json")) ? 1.0 : 0.0) > 0;
     if (cached) {
       if (dist::is_writer()) {
-        std::error_code ec;  // staging of an attempt killed just after the entry appeared
+        std::error_code ec;  // staging of attempts killed after or before the entry appeared
         fs::remove_all(dir + ".init", ec);
         fs::remove_all(dir + ".tmp", ec);
+        const std::string id = fs::path(dir).filename().string();
+        std::vector<fs::path> stale;
+        for (const auto& e : fs::directory_iterator(models, ec)) {  // under the lock: no live writer
+          const std::string n = e.path().filename().string();
+          if ((n.rfind("." + id + ".", 0) == 0 || n.rfind(".." + id + ".", 0) == 0) && n.find(".tmp.") != std::string::npos)
+            stale.push_back(e.path());
+        }
+        for (const fs::path& p : stale) fs::remove_all(p, ec);
         std::cerr << "model: cached foundation model " << dir << "\n";
       }
       if (rec_) rec_->set_attribute("foundation_model", dir);

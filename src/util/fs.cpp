@@ -196,21 +196,31 @@ namespace {
 // Temporary directories (".<name>.tmp.<pid>" and its ".old") that processes killed mid-write
 // left beside `target`: those of processes no longer alive are removed. A directory output has
 // one writer at a time (rank 0 of a team, under a run's claim or a cache lock), on this host.
+// A writer that fills `target` through another atomic directory write (a model saved into
+// the temporary) nests one level: "..<name>.tmp.<pid>.tmp.<pid>" is removed with its parent's.
 void remove_dead_writers_dirs(const std::string& target) {
-  fs::path p(target);
-  const std::string prefix = "." + p.filename().string() + ".tmp.";
+  const std::string base = fs::path(target).filename().string();
   std::error_code ec;
   fs::directory_iterator it(parent_or_dot(target), ec);
   if (ec) return;
   std::vector<fs::path> dead;
   for (const auto& entry : it) {
     const std::string name = entry.path().filename().string();
-    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0 || !entry.is_directory(ec)) continue;
-    std::string rest = name.substr(prefix.size());
-    if (rest.size() > 4 && rest.compare(rest.size() - 4, 4, ".old") == 0) rest.resize(rest.size() - 4);
-    if (rest.empty() || rest.find_first_not_of("0123456789") != std::string::npos) continue;
-    const long pid = std::strtol(rest.c_str(), nullptr, 10);
-    if (pid != ::getpid() && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) dead.push_back(entry.path());
+    for (const std::string& prefix : {"." + base + ".tmp.", ".." + base + ".tmp."}) {
+      if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0 || !entry.is_directory(ec)) continue;
+      // "<pid>", "<pid>.old", "<pid>.tmp.<pid2>", "<pid>.tmp.<pid2>.old": the first pid decides.
+      std::string rest = name.substr(prefix.size());
+      const size_t digits = rest.find_first_not_of("0123456789");
+      const std::string tail = digits == std::string::npos ? "" : rest.substr(digits);
+      if (digits == 0) continue;
+      std::string inner = tail.rfind(".tmp.", 0) == 0 ? tail.substr(5) : "";
+      if (inner.size() > 4 && inner.compare(inner.size() - 4, 4, ".old") == 0) inner.resize(inner.size() - 4);
+      const bool known = tail.empty() || tail == ".old" ||
+                         (!inner.empty() && inner.find_first_not_of("0123456789") == std::string::npos);
+      if (!known) continue;
+      const long pid = std::strtol(rest.c_str(), nullptr, 10);
+      if (pid != ::getpid() && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) dead.push_back(entry.path());
+    }
   }
   for (const fs::path& d : dead) fs::remove_all(d, ec);
 }
