@@ -128,7 +128,8 @@ void save_safetensors(const std::string& path, const StateDict& tensors,
       if (bytes > 0) out.write(static_cast<const char*>(c.data_ptr()), bytes);
     }
     out.flush();
-    OT_REQUIRE(out.good(), tmp, ": write failed (disk full?)");
+    OT_REQUIRE(out.good(), path, ": cannot write the tensors (", errno ? std::strerror(errno) : "write failed",
+               "); the file is left as it was");
   });
 }
 

@@ -55,11 +55,12 @@ void register_analyze(CLI::App& app) {
     std::filesystem::create_directories(out, ec);
     OT_REQUIRE(!ec, out, ": cannot create the output directory: ", ec.message());
     const std::string md = analysis::render_markdown(a, runs);
-    write_text_file_atomically(path_join(out, "tables.md"), md);
-    write_text_file_atomically(path_join(out, "tables.tex"), analysis::render_latex(a));
-    write_text_file_atomically(path_join(out, "tables.csv"), analysis::render_csv(a));
     const std::string summary = path_join(out, "summary.json");
-    write_text_file_atomically(summary, analysis::figure_summary(a, runs).dump(1) + "\n");
+    // The four files change together: a failed write (a full disk) leaves the earlier set.
+    write_text_files_together({{path_join(out, "tables.md"), md},
+                               {path_join(out, "tables.tex"), analysis::render_latex(a)},
+                               {path_join(out, "tables.csv"), analysis::render_csv(a)},
+                               {summary, analysis::figure_summary(a, runs).dump(1) + "\n"}});
     std::cout << md << std::flush;
     std::cerr << "wrote tables.md, tables.tex, tables.csv and summary.json to " << out << "\n";
 

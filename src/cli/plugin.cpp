@@ -12,6 +12,7 @@
 #include "offsite/adapter.h"
 #include "tokenizer/tokenizer.h"
 #include "util/content_hash.h"
+#include "util/fs.h"
 
 namespace ot::cli {
 
@@ -43,8 +44,11 @@ void register_plugin(CLI::App& app) {
       plug_in(full, a, args->adapter, issued);
       nlohmann::json extra = {{"offsite_plugin", {{"adapter", args->adapter}, {"bundle", args->bundle},
                                                   {"blocks", a.config["blocks"]}, {"fingerprint", issued.fingerprint}}}};
-      save_model(full, args->out, extra);
-      copy_tokenizer_files(args->model, args->out);
+      // Weights and tokenizer appear together (a kill between two writes left no tokenizer).
+      write_dir_atomically(args->out, [&](const std::string& tmp) {
+        save_model(full, tmp, extra);
+        copy_tokenizer_files(args->model, tmp);
+      });
       if (rec) {
         rec->set_attribute("model", args->model);
         rec->set_attribute("bundle", args->bundle);

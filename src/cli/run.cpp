@@ -56,7 +56,7 @@ std::string describe(const PlannedRun& r) {
 }
 
 struct Tally {
-  int completed = 0, skipped = 0, failed = 0;
+  int completed = 0, skipped = 0, failed = 0, taken = 0;
 };
 
 // Runs `runs` in order; returns the exit code.
@@ -87,7 +87,12 @@ int run_all(const std::vector<PlannedRun>& runs, const std::string& command_line
                 << r.result_path << std::endl;
     experiment::RunOptions o;
     o.command_line = command_line;
+    o.skip_complete = skip_complete;
     const RunState s = experiment::execute_run(r, o);
+    if (s == RunState::kClaimed) {  // another process runs it (or just completed it): not ours to count
+      ++t.taken;
+      continue;
+    }
     if (s == RunState::kPreempted) {
       if (console) std::cerr << "ot: stopped by a signal; run the same command again to continue\n";
       return kExitPreempted;
@@ -97,7 +102,7 @@ int run_all(const std::vector<PlannedRun>& runs, const std::string& command_line
   }
   if (console)
     std::cout << runs.size() << " run(s): " << t.completed << " completed now, " << t.skipped << " already completed, "
-              << t.failed << " failed\n";
+              << t.failed << " failed" << (t.taken ? ", " + std::to_string(t.taken) + " left to another process" : std::string()) << "\n";
   return t.failed > 0 ? 1 : 0;
 }
 

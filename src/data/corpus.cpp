@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -19,12 +20,12 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kMagic[8] = {'O', 'T', 'T', 'O', 'K', 'E', 'N', 'S'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 2: ids_check
 
 struct Header {
   char magic[8];
   uint32_t version;
-  uint32_t zero;
+  uint32_t ids_check;
   uint64_t vocab_size;
   uint64_t tokenizer_hash;
   uint64_t source_hash;
@@ -100,6 +101,11 @@ std::vector<std::string> read_documents(const std::string& path, const std::stri
   return docs;
 }
 
+uint32_t ids_check(const char* data, size_t n) {
+  const uint64_t h = fnv1a(data, n, fnv1a("ids", 3));
+  return static_cast<uint32_t>(h ^ (h >> 32));
+}
+
 // Returns "" when the cache matches `want`, else why it does not.
 std::string check_cache(const std::string& cache, const Header& want, std::vector<int32_t>* ids) {
   if (!file_exists(cache)) return "no cache file";
@@ -114,8 +120,15 @@ std::string check_cache(const std::string& cache, const Header& want, std::vecto
   if (h.source_size != want.source_size || h.source_hash != want.source_hash) return "source changed";
   if (h.options_hash != want.options_hash) return "options changed";
   if (bytes.size() != sizeof(Header) + h.n_tokens * sizeof(int32_t)) return "size does not match its token count";
+  if (h.ids_check != ids_check(bytes.data() + sizeof(Header), bytes.size() - sizeof(Header)))
+    return "damaged (checksum of its ids does not match)";
   ids->resize(static_cast<size_t>(h.n_tokens));
   std::memcpy(ids->data(), bytes.data() + sizeof(Header), ids->size() * sizeof(int32_t));
+  for (int32_t id : *ids)
+    if (id < 0 || static_cast<uint64_t>(id) >= h.vocab_size) {
+      ids->clear();
+      return "damaged (token id " + std::to_string(id) + " outside the vocabulary)";
+    }
   return "";
 }
 
@@ -176,6 +189,7 @@ CorpusTokens load_corpus_tokens(const std::string& path, const Tokenizer& tok, c
   if (!opts.cache_dir.empty()) {
     fs::create_directories(opts.cache_dir);
     want.n_tokens = out.ids.size();
+    want.ids_check = ids_check(reinterpret_cast<const char*>(out.ids.data()), out.ids.size() * sizeof(int32_t));
     write_file_atomically(out.cache_path, [&](const std::string& tmp) {
       std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
       OT_REQUIRE(f.good(), tmp, ": cannot create the token cache");
@@ -183,7 +197,8 @@ CorpusTokens load_corpus_tokens(const std::string& path, const Tokenizer& tok, c
       f.write(reinterpret_cast<const char*>(out.ids.data()),
               static_cast<std::streamsize>(out.ids.size() * sizeof(int32_t)));
       f.flush();
-      OT_REQUIRE(f.good(), tmp, ": writing the token cache failed (disk full?)");
+      OT_REQUIRE(f.good(), out.cache_path, ": cannot write the token cache (", errno ? std::strerror(errno) : "write failed",
+                 ")");
     });
   }
   return out;

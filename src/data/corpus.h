@@ -4,13 +4,14 @@
 // run_clm `group_texts`. LmBlockSource serves the blocks (input_ids = labels, no padding).
 //
 // Cache file (<cache_dir>/<source name>.<8 hex of the source path>.tokens), little-endian:
-//   char[8] magic "OTTOKENS", u32 version (1), u32 zero, u64 vocab_size,
+//   char[8] magic "OTTOKENS", u32 version (2), u32 ids_check (FNV-1a 64 over the ids' bytes,
+//   its two halves xor'ed: a damaged entry of the right size is caught), u64 vocab_size,
 //   u64 tokenizer_hash (FNV-1a 64 over the tokenizer file(s): names and bytes),
 //   u64 source_hash (FNV-1a 64 over the source bytes), u64 source_size,
 //   u64 options_hash (format, text field, prefix/separator ids), u64 n_tokens,
 //   then n_tokens x int32 ids.
-// It is reused only when every field matches; otherwise (or when it is truncated or
-// corrupt) it is rebuilt and replaced atomically.
+// It is reused only when every field matches and every id is inside the vocabulary;
+// otherwise (or when it is truncated or corrupt) it is rebuilt and replaced atomically.
 #pragma once
 
 #include <cstdint>

@@ -120,6 +120,15 @@ void write_on_rank0(Fn&& fn) {
   dist::host_communicator().barrier();
 }
 
+// The model and its tokenizer files appear together: written one after the other, a kill
+// between them left a checkpoint without its tokenizer.
+void save_model_and_tokenizer(DecoderLM& model, const std::string& dir, const std::string& tokenizer_from) {
+  write_dir_atomically(dir, [&](const std::string& tmp) {
+    save_model(model, tmp);
+    copy_tokenizer_files(tokenizer_from, tmp);
+  });
+}
+
 }  // namespace
 
 std::shared_ptr<BatchSource> corpus_blocks(const CorpusSpec& spec, const Tokenizer& tok,
@@ -130,6 +139,8 @@ std::shared_ptr<BatchSource> corpus_blocks(const CorpusSpec& spec, const Tokeniz
   co.cache_dir = cache_dir;
   co.tokenizer_path = tokenizer_path;
   CorpusTokens t = load_corpus_tokens(spec.path, tok, co);
+  if (t.cache_status.rfind("rebuilt: ", 0) == 0 && dist::is_writer())
+    std::cerr << "token cache " << t.cache_path << ": " << t.cache_status.substr(9) << "; rebuilt\n";
   OT_REQUIRE(static_cast<int64_t>(t.ids.size()) >= 2, spec.path, ": fewer than 2 tokens of text");
   std::shared_ptr<BatchSource> src = std::make_shared<LmBlockSource>(std::move(t.ids), spec.block_size);
   if (spec.max_blocks > 0) src = std::make_shared<FirstN>(src, spec.max_blocks);
@@ -344,8 +355,7 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
   if (job.distill) record_rank_throughput(rec, out.train);
   bundle->set_config_entry("offsite", section);
   write_on_rank0([&] {
-    save_model(bundle, job.out_dir);
-    copy_tokenizer_files(tokenizer_path_for(job.tokenizer, job.model_dir), job.out_dir);  // ships with the bundle
+    save_model_and_tokenizer(bundle, job.out_dir, tokenizer_path_for(job.tokenizer, job.model_dir));  // ships with the bundle
   });
   if (rec && job.hash_files) rec->set_attribute("bundle_sha256", directory_sha256(job.out_dir));
   return out;
@@ -490,8 +500,7 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
     out.wrote_adapter = true;
   } else {
     write_on_rank0([&] {
-      save_model(model, job.out_dir);
-      copy_tokenizer_files(tok_path, job.out_dir);
+      save_model_and_tokenizer(model, job.out_dir, tok_path);
     });
   }
   return out;

@@ -35,6 +35,7 @@
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/hash.h"
+#include "util/memory.h"
 #include "util/signals.h"
 
 namespace ot::experiment {
@@ -83,6 +84,29 @@ class FileLock {
 
  private:
   int fd_;
+};
+
+// A run's claim: an exclusive flock taken without waiting (held() false: another process
+// holds it). The file stays (removing it would let two processes lock two different files);
+// the kernel drops the lock when the holder exits or is killed, so no claim goes stale.
+class RunClaim {
+ public:
+  explicit RunClaim(const std::string& path) : fd_(::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644)) {
+    OT_REQUIRE(fd_ >= 0, path, ": cannot create the run's claim file (", std::strerror(errno), ")");
+    int rc;
+    while ((rc = ::flock(fd_, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR) {
+    }
+    OT_REQUIRE(rc == 0 || errno == EWOULDBLOCK, path, ": cannot lock the run's claim file (", std::strerror(errno), ")");
+    held_ = rc == 0;
+  }
+  ~RunClaim() { ::close(fd_); }
+  RunClaim(const RunClaim&) = delete;
+  RunClaim& operator=(const RunClaim&) = delete;
+  bool held() const { return held_; }
+
+ private:
+  int fd_;
+  bool held_ = false;
 };
 
 // Everything one run needs, resolved once.
@@ -202,6 +226,25 @@ class Run {
       const std::string text = text_path(train);
       const std::string id = hex(fnv1a(section_text(c_, "tokenizer") + "|" + content_id(text)));
       tokenizer_ = path_join(path_join(work_, "tokenizers"), id);
+      // Runs started at once train it once: one holds the lock, the others then find it. Under
+      // the lock, staging directories are those of killed processes: removed.
+      std::unique_ptr<FileLock> lock;
+      if (dist::is_writer()) {
+        fs::create_directories(path_join(work_, "tokenizers"));
+        lock = std::make_unique<FileLock>(tokenizer_ + ".lock");
+        const std::string stale = fs::path(tokenizer_).filename().string() + ".tmp-";
+        for (const auto& e : fs::directory_iterator(path_join(work_, "tokenizers")))
+          if (e.path().filename().string().rfind(stale, 0) == 0) fs::remove_all(e.path());
+      }
+      if (dist::is_writer() && dir_exists(tokenizer_)) {
+        const std::string why = verify_checksum_list(tokenizer_);
+        if (why.rfind("no checksum list", 0) == 0 && file_exists(path_join(tokenizer_, "vocab.json"))) {
+          write_checksum_list(tokenizer_);  // an entry from before checksums: kept, and checked from now on
+        } else if (!why.empty()) {  // the others wait at a barrier for rank 0's entry
+          std::cerr << "tokenizer cache " << tokenizer_ << ": damaged (" << why << "); training it again\n";
+          fs::remove_all(tokenizer_);
+        }
+      }
       if (!file_exists(path_join(tokenizer_, "vocab.json"))) {
         BpeTrainerOptions o;
         o.vocab_size = c_.integer("tokenizer.vocab_size");
@@ -209,8 +252,25 @@ class Run {
         TrainedBpe bpe = train_byte_bpe(read_training_texts({text}, std::nullopt), o);
         fs::create_directories(path_join(work_, "tokenizers"));
         const std::string staging = tokenizer_ + ".tmp-" + std::to_string(::getpid());
-        write_byte_bpe(bpe, staging);
-        fs::rename(staging, tokenizer_);  // the cache entry appears whole or not at all
+        try {
+          write_byte_bpe(bpe, staging);
+          write_checksum_list(staging);
+        } catch (const std::exception& e) {
+          std::error_code ec;
+          fs::remove_all(staging, ec);  // no half-written entry stays (a full disk)
+          std::string m = e.what();  // named after the entry, not its staging directory
+          for (size_t at = m.find(staging); at != std::string::npos; at = m.find(staging, at + tokenizer_.size()))
+            m.replace(at, staging.size(), tokenizer_);
+          throw Error(m);
+        }
+        std::error_code ec;
+        fs::rename(staging, tokenizer_, ec);  // the cache entry appears whole or not at all
+        if (ec) {
+          // Another process (a second sweep, an array task) put the same entry in place first.
+          fs::remove_all(staging);
+          OT_REQUIRE(file_exists(path_join(tokenizer_, "vocab.json")), tokenizer_,
+                     ": cannot move the trained tokenizer into the cache (", ec.message(), ")");
+        }
         std::cerr << "tokenizer: trained a " << bpe.tokens.size() << "-token byte-level BPE on data." << train
                   << " -> " << tokenizer_ << "\n";
       }
@@ -280,10 +340,33 @@ class Run {
       fs::create_directories(models);
       lock = std::make_unique<FileLock>(dir + ".lock");
     }
+    if (dist::is_writer() && dir_exists(dir)) {
+      const std::string why = verify_checksum_list(dir);
+      if (why.rfind("no checksum list", 0) == 0 && file_exists(path_join(dir, "config.json"))) {
+        write_checksum_list(dir);  // an entry from before checksums: kept, and checked from now on
+      } else if (!why.empty()) {
+        std::cerr << "model cache " << dir << ": damaged (" << why << "); pretraining it again\n";
+        fs::remove_all(dir);
+        fs::remove_all(dir + ".scores");  // scores of the damaged weights
+      }
+    }
     const bool cached = dist::host_communicator().all_reduce_max(
                             dist::is_writer() && file_exists(path_join(dir, "config.json")) ? 1.0 : 0.0) > 0;
     if (cached) {
-      if (dist::is_writer()) std::cerr << "model: cached foundation model " << dir << "\n";
+      if (dist::is_writer()) {
+        std::error_code ec;  // staging of attempts killed after or before the entry appeared
+        fs::remove_all(dir + ".init", ec);
+        fs::remove_all(dir + ".tmp", ec);
+        const std::string id = fs::path(dir).filename().string();
+        std::vector<fs::path> stale;
+        for (const auto& e : fs::directory_iterator(models, ec)) {  // under the lock: no live writer
+          const std::string n = e.path().filename().string();
+          if ((n.rfind("." + id + ".", 0) == 0 || n.rfind(".." + id + ".", 0) == 0) && n.find(".tmp.") != std::string::npos)
+            stale.push_back(e.path());
+        }
+        for (const fs::path& p : stale) fs::remove_all(p, ec);
+        std::cerr << "model: cached foundation model " << dir << "\n";
+      }
       if (rec_) rec_->set_attribute("foundation_model", dir);
       return dir;
     }
@@ -316,8 +399,21 @@ class Run {
     job.cache_dir = cache_;
     job.label = "pretrain";
     job.record_validation = false;
-    FinetuneOutcome o = run_finetune_job(job, rec_);
-    check_not_interrupted(o.train, "pretraining");
+    FinetuneOutcome o;
+    try {
+      o = run_finetune_job(job, rec_);
+      check_not_interrupted(o.train, "pretraining");
+      if (dist::is_writer()) write_checksum_list(job.out_dir);
+    } catch (...) {
+      // No half-made entry stays in the cache (the trainer state, written whole, does: the
+      // next attempt resumes from it).
+      if (dist::is_writer()) {
+        std::error_code ec;
+        fs::remove_all(staging, ec);
+        fs::remove_all(job.out_dir, ec);
+      }
+      throw;
+    }
     if (dist::is_writer()) {
       fs::rename(job.out_dir, dir);  // the cache entry appears whole or not at all
       fs::remove_all(staging);
@@ -408,7 +504,11 @@ class Run {
     if (!file_exists(path)) return std::nullopt;
     try {
       std::vector<TaskResult> out;
-      for (const nlohmann::json& j : nlohmann::json::parse(read_text_file(path))) {
+      const nlohmann::json doc = nlohmann::json::parse(read_text_file(path));
+      OT_REQUIRE(doc.is_object() && doc.contains("scores") && doc.contains("checksum"),
+                 "expected an object with scores and checksum");
+      OT_REQUIRE(doc.at("checksum") == hex_digits(fnv1a(doc.at("scores").dump())), "checksum does not match");
+      for (const nlohmann::json& j : doc.at("scores")) {
         TaskResult r;
         r.task = j.at("task").get<std::string>();
         r.version = j.at("version").get<int>();
@@ -420,7 +520,7 @@ class Run {
       }
       return out;
     } catch (const std::exception& e) {
-      std::cerr << "eval: ignoring the unreadable score cache " << path << " (" << e.what() << "); evaluating again\n";
+      std::cerr << "score cache " << path << ": damaged (" << e.what() << "); evaluating again\n";
       return std::nullopt;
     }
   }
@@ -433,7 +533,8 @@ class Run {
     // The cache only saves time: a failed write (a full disk) is said, and the run goes on.
     try {
       fs::create_directories(fs::path(path).parent_path());
-      write_text_file_atomically(path, a.dump(1) + "\n");  // doubles are written to round-trip exactly
+      const nlohmann::json doc = {{"checksum", hex_digits(fnv1a(a.dump()))}, {"scores", a}};
+      write_text_file_atomically(path, doc.dump(1) + "\n");  // doubles are written to round-trip exactly
     } catch (const std::exception& e) {
       std::cerr << "eval: could not keep the scores in " << path << " (" << e.what() << "); later runs evaluate again\n";
     }
@@ -729,6 +830,28 @@ RunState execute_run(const PlannedRun& plan, const RunOptions& opts) {
   const Config& c = plan.config;
   if (c.integer("runtime.threads") > 0) at::set_num_threads(static_cast<int>(c.integer("runtime.threads")));
   const bool writer = dist::is_writer();
+  // The claim (rank 0's decides for the team): taken before the result file is even read.
+  std::unique_ptr<RunClaim> claim;
+  bool taken = false;
+  if (writer) {
+    // Beside the experiment's folder, not in it: that folder holds run files only.
+    const fs::path dir = fs::path(c.str("experiment.results_dir")) / ".claims" / c.str("experiment.name");
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    OT_REQUIRE(!ec, dir.string(), ": cannot create the claims directory (", ec.message(), ")");
+    const std::string claim_path = (dir / (plan.run_id + ".claim")).string();
+    claim = std::make_unique<RunClaim>(claim_path);
+    if (!claim->held()) {
+      std::cerr << "ot: run " << plan.run_id << " is being run by another process (its claim " << claim_path
+                << " is held); left to it\n";
+      taken = true;
+    } else if (opts.skip_complete && results::run_is_complete(plan.result_path)) {
+      std::cerr << "ot: run " << plan.run_id << " was completed by another process meanwhile (" << plan.result_path
+                << ")\n";
+      taken = true;
+    }
+  }
+  if (dist::host_communicator().all_reduce_max(taken ? 1.0 : 0.0) > 0) return RunState::kClaimed;
   results::RunInfo info;
   info.run_id = plan.run_id;
   info.experiment = c.str("experiment.name");
@@ -761,6 +884,8 @@ RunState execute_run(const PlannedRun& plan, const RunOptions& opts) {
     rec->set_attribute("sweep_params", params_json(plan.params));
     rec->set_attribute("paper_table", c.str("experiment.paper_table"));
     rec->set_attribute("seed", c.integer("experiment.seed"));
+    // What earlier runs of this process left resident: a long sweep's memory stays flat.
+    rec->set_attribute("rss_start_mib", current_rss_mib());
     rec->set_attribute("attempts", earlier && earlier->has_attribute("attempts") ? earlier->int_attribute("attempts") + 1
                                                                                 : int64_t(1));
   }

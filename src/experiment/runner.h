@@ -26,15 +26,22 @@
 
 namespace ot::experiment {
 
-enum class RunState { kCompleted, kFailed, kPreempted };
+// kClaimed: another process holds the run's claim (it is running it now) or completed it meanwhile;
+// nothing was written.
+enum class RunState { kCompleted, kFailed, kPreempted, kClaimed };
 
 struct RunOptions {
   std::string command_line;  // recorded in the result file
+  bool skip_complete = true;  // a run found completed under its claim is left alone (ot sweep, ot run --sweep)
 };
 
 // Runs `run`, writing run.result_path (status running, then completed or failed). A failure
 // is recorded and returned, not thrown (so that a sweep goes on); preemption (SIGUSR1/SIGTERM
 // while training: state written, file left "running" for the next attempt) returns kPreempted.
+// Two processes never run the same run at once: the writer holds an exclusive flock on
+// <results_dir>/.claims/<experiment>/<run-id>.claim for the whole run (released by the kernel when
+// the process dies, so a killed process leaves no stale claim) and (skip_complete) checks
+// again, under it, that the run is not completed; otherwise the run is left alone (kClaimed).
 RunState execute_run(const PlannedRun& run, const RunOptions& opts = {});
 
 // The pattern the paper reports, from one run's results on one task or text: margins (positive

@@ -11,6 +11,7 @@
 #include "experiment/runner.h"
 #include "results/run_file.h"
 #include "util/error.h"
+#include "util/memory.h"
 #include "util/signals.h"
 
 namespace ot::experiment {
@@ -19,7 +20,7 @@ namespace {
 
 constexpr int kRequestTag = 7101, kReplyTag = 7102;
 constexpr int64_t kNoMoreRuns = -1;
-enum Outcome : int64_t { kNone = 0, kDone = 1, kFailedRun = 2, kStopped = 3 };
+enum Outcome : int64_t { kNone = 0, kDone = 1, kFailedRun = 2, kStopped = 3, kTakenElsewhere = 4 };
 
 // World rank 0: hands out run indices until every team has been told there are no more.
 void serve_queue(const dist::MpiGroup& queue, std::deque<int64_t> pending, int teams, const std::vector<PlannedRun>& runs) {
@@ -29,7 +30,10 @@ void serve_queue(const dist::MpiGroup& queue, std::deque<int64_t> pending, int t
     const std::vector<int64_t> req = queue.recv_ints(-1, kRequestTag, &from);  // {team, last run, outcome, halt}
     const int64_t team = req.at(0), last = req.at(1), outcome = req.at(2), halt = req.at(3);
     if (last >= 0)
-      std::cout << "sweep: team " << team << " " << (outcome == kDone ? "completed" : outcome == kFailedRun ? "failed" : "stopped")
+      std::cout << "sweep: team " << team << " " << (outcome == kDone             ? "completed"
+                                                   : outcome == kFailedRun     ? "failed"
+                                                   : outcome == kTakenElsewhere ? "left to another process"
+                                                                                : "stopped")
                 << " run " << last << " (" << runs[static_cast<size_t>(last)].run_id << ")" << std::endl;
     int64_t next = kNoMoreRuns;
     if (!stop_requested() && !halt && !pending.empty()) {
@@ -92,12 +96,15 @@ int run_sweep_in_teams(const std::vector<PlannedRun>& runs, int ranks_per_run, c
       if (next.at(0) == kNoMoreRuns) break;
       const PlannedRun& run = runs[static_cast<size_t>(next[0])];
       if (leader)
-        std::cout << "[team " << team_id << "] run " << next[0] << " " << run.run_id << " -> " << run.result_path << std::endl;
+        std::cout << "[team " << team_id << "] run " << next[0] << " " << run.run_id << " -> " << run.result_path
+                  << " (rank " << me << " resident " << current_rss_mib() << " MiB)" << std::endl;
       RunOptions o;
       o.command_line = command_line;
       const RunState s = execute_run(run, o);
       last = next[0];
-      if (s == RunState::kCompleted) {
+      if (s == RunState::kClaimed) {
+        outcome = kTakenElsewhere;
+      } else if (s == RunState::kCompleted) {
         outcome = kDone;
         ++completed;
       } else if (s == RunState::kFailed) {

@@ -8,8 +8,10 @@
 #include "results/run_file.h"
 
 #include <H5Cpp.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -469,7 +471,13 @@ void RunRecorder::add_eval(const EvalRow& row) {
   check_text(path_, "eval setting", row.setting);
   check_text(path_, "eval task", row.task);
   check_text(path_, "eval metric", row.metric);
-  eval_.push_back(row);
+  // A continued attempt evaluates again what its killed predecessor had recorded: one row
+  // per (setting, task, metric), in the order first recorded, as an uninterrupted run has it.
+  auto same = std::find_if(eval_.begin(), eval_.end(), [&](const EvalRow& e) {
+    return e.setting == row.setting && e.task == row.task && e.metric == row.metric;
+  });
+  if (same != eval_.end()) *same = row;
+  else eval_.push_back(row);
   dirty_ = true;
   flush();
 }
@@ -607,7 +615,15 @@ void RunRecorder::write_file(const std::string& file) const {
     }  // every group/dataset handle is closed here, so close() really closes the file
     h5.close();
   } catch (const H5::Exception& e) {
-    ot::fail(path_, ": cannot write run file: ", describe(e));
+    // HDF5's messages do not carry the system's reason; a full disk is the common one.
+    const int err = errno;
+    std::string reason;
+    struct statvfs fs_info {};
+    const std::string parent = std::filesystem::path(file).parent_path().string();
+    if (err == ENOSPC || err == EDQUOT) reason = std::string(" (") + std::strerror(err) + ")";
+    else if (::statvfs(parent.empty() ? "." : parent.c_str(), &fs_info) == 0 && fs_info.f_bavail == 0)
+      reason = std::string(" (") + std::strerror(ENOSPC) + ")";
+    ot::fail(path_, ": cannot write run file: ", describe(e), reason);
   }
 }
 

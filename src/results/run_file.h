@@ -121,7 +121,8 @@ class RunRecorder {
   // curve. Flushes if flush_interval_seconds() passed since the last flush.
   void add_curve_row(const std::string& curve, const CurveRow& row);
 
-  // Appends an evaluation row and flushes (evaluations are rare and precious).
+  // Appends an evaluation row (or replaces the row of the same setting, task and metric) and
+  // flushes (evaluations are rare and precious).
   void add_eval(const EvalRow& row);
 
   // Sets (or replaces) an efficiency number. Written on the next flush.

@@ -2,9 +2,14 @@
 #include "train/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <sys/statvfs.h>
 #include <torch/torch.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "data/sampler.h"
@@ -105,7 +110,39 @@ void Trainer::save_state(int64_t step, int64_t micro, int64_t tokens, double bes
   torch::serialize::OutputArchive opt_ar;
   opt_->adamw->save(opt_ar);
   ar.write("optimizer", opt_ar);
-  write_file_atomically(o_.state_path, [&](const std::string& tmp) { ar.save_to(tmp); });
+  remove_atomic_write_leftovers(o_.state_path);  // of a killed attempt (rank 0 is the one writer)
+  write_file_atomically(o_.state_path, [&](const std::string& tmp) {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    OT_REQUIRE(out.good(), o_.state_path, ": cannot create the trainer state (", std::strerror(errno), ")");
+    // LibTorch's archive writer aborts the process when a write comes up short (its destructor
+    // writes again and throws), so the writer always reports success and the failure is ours.
+    int err = 0;
+    bool failed = false;
+    ar.save_to([&](const void* data, size_t n) -> size_t {
+      if (!failed) {
+        errno = 0;
+        out.write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
+        if (!out.good()) {
+          failed = true;
+          err = errno;
+        }
+      }
+      return n;
+    });
+    out.flush();
+    if (!failed && !out.good()) {
+      failed = true;
+      err = errno;
+    }
+    if (failed) {
+      struct statvfs fs_info {};
+      const std::string parent = std::filesystem::path(tmp).parent_path().string();
+      const bool full = err == ENOSPC || (::statvfs(parent.empty() ? "." : parent.c_str(), &fs_info) == 0 &&
+                                          fs_info.f_bavail == 0);
+      fail(o_.state_path, ": cannot write the trainer state (",
+           full ? std::strerror(ENOSPC) : err ? std::strerror(err) : "write failed", "); the file is left as it was");
+    }
+  });
 }
 
 bool Trainer::load_state(int64_t& step, int64_t& micro, int64_t& tokens, double& best, int64_t& best_step,
@@ -280,8 +317,21 @@ TrainResult Trainer::fit(const BatchSource& data, const LossFn& loss_fn, const E
       const double loss_value = loss.item<double>();  // the one host synchronisation of a micro-batch
       // fp16: an overflow is the loss scaler's to handle (the step is skipped); elsewhere a
       // non-finite loss is a diverged run.
-      OT_REQUIRE(scaler_ || std::isfinite(loss_value), o_.label, ": loss became ", loss_value, " at step ", step + 1,
-                 " (lower the learning rate?)");
+      if (!scaler_ && !std::isfinite(loss_value)) {
+        // The state of the last good step is kept for a look (weights, optimizer, data order);
+        // resuming from it would diverge again, so the run ends here.
+        std::string kept;
+        if (!o_.state_path.empty() && rank_ == 0) {
+          try {
+            save_state(step, micro - j, tokens, best, best_step, r.evals);
+            kept = "; the trainer state before that step is saved in " + o_.state_path;
+          } catch (const std::exception& e) {
+            kept = std::string("; the trainer state could not be saved (") + e.what() + ")";
+          }
+        }
+        fail(o_.label, ": loss became ", std::isnan(loss_value) ? "NaN" : loss_value > 0 ? "+Inf" : "-Inf", " at step ",
+             step + 1, " (lower the learning rate?)", kept);
+      }
       at::Tensor objective = loss / double(n_micro);
       if (scaler_) objective = scaler_->scale_loss(objective);
       objective.backward();

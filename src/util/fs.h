@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ot {
@@ -47,6 +48,10 @@ void write_file_atomically(const std::string& path,
                            const std::function<void(const std::string& tmp_path)>& write);
 void write_text_file_atomically(const std::string& path, const std::string& contents);
 
+// Several files replaced as one: each is written in full to its temporary first, and only
+// when all are written are they renamed into place (a failure leaves every old file as it was).
+void write_text_files_together(const std::vector<std::pair<std::string, std::string>>& path_and_contents);
+
 // Removes temporaries that write_file_atomically(path, ...) left behind in processes that
 // were killed mid-write (other processes' only: this one's own temporary is kept).
 void remove_atomic_write_leftovers(const std::string& path);
@@ -55,6 +60,14 @@ void remove_atomic_write_leftovers(const std::string& path);
 // replaces `dir` (an existing `dir` is removed only after `fill` succeeded).
 void write_dir_atomically(const std::string& dir,
                           const std::function<void(const std::string& tmp_dir)>& fill);
+
+// A cache directory's checksum list: `<dir>/.checksums` holds one line per regular file of
+// `dir` ("<FNV-1a 64 hex> <size> <name>"). Write it last into a finished (staging) directory;
+// verify it before trusting the directory: "" when every listed file is there with its size
+// and checksum and no list is missing, else what is wrong ("no checksum list",
+// "model.safetensors: checksum does not match", ...).
+void write_checksum_list(const std::string& dir);
+std::string verify_checksum_list(const std::string& dir);
 
 // Joins path components with a single '/'.
 std::string path_join(const std::string& a, const std::string& b);

@@ -644,6 +644,17 @@ TEST(Corpus, CacheReuseInvalidationAndBlocks) {
   // A truncated cache file is rebuilt, not trusted.
   fs::resize_file(first.cache_path, 100);
   EXPECT_EQ(load_corpus_tokens(src, *tok, other).cache_status, "rebuilt: size does not match its token count");
+  // So is one of the right size with a token changed (its ids' checksum), with the same ids.
+  const std::vector<int32_t> whole = load_corpus_tokens(src, *tok, other).ids;
+  {
+    std::fstream f(first.cache_path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(64 + 4);  // the second id, after the 64-byte header
+    const int32_t changed = whole.at(1) == 7 ? 8 : 7;
+    f.write(reinterpret_cast<const char*>(&changed), sizeof changed);
+  }
+  const CorpusTokens repaired = load_corpus_tokens(src, *tok, other);
+  EXPECT_EQ(repaired.cache_status, "rebuilt: damaged (checksum of its ids does not match)");
+  EXPECT_EQ(repaired.ids, whole);
   CorpusOptions nopath = o;
   nopath.tokenizer_path.clear();
   expect_error([&] { load_corpus_tokens(src, *tok, nopath); }, {"tokenizer_path"});

@@ -219,6 +219,22 @@ TEST(Results, RunDroppedWithoutCompleteStaysRunning) {
   EXPECT_FALSE(run_is_complete(path));
 }
 
+// A continued run evaluates again what its killed attempt had recorded: the row is replaced in
+// its place, not repeated.
+TEST(Results, EvalRowOfTheSameKeyIsReplaced) {
+  TempDir dir;
+  std::string path = dir.file("run.h5");
+  RunRecorder rec(path, sample_info());
+  rec.add_eval({"zs_full", "heldout", "perplexity", 265.7, 0, 7});
+  rec.add_eval({"zs_full", "heldout", "loss", 5.58, 0, 7});
+  rec.add_eval({"zs_full", "heldout", "perplexity", 265.8, 0, 7});
+  const std::vector<EvalRow> rows = RunReader::open(path).eval();
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].metric, "perplexity");
+  EXPECT_EQ(rows[0].value, 265.8);
+  EXPECT_EQ(rows[1].metric, "loss");
+}
+
 TEST(Results, FlushIntervalZeroWritesEveryRow) {
   TempDir dir;
   std::string path = dir.file("run.h5");

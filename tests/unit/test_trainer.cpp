@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <limits>
 #include <set>
 
 #include "data/sampler.h"
@@ -167,6 +168,42 @@ TEST(Trainer, ResumeAfterInterruptionIsBitIdentical) {
     for (auto& item : pr) EXPECT_TRUE(torch::equal(item.value(), pb[item.key()])) << item.key();
     EXPECT_FALSE(std::filesystem::exists(o.state_path)) << "a finished run removes its state";
   }
+}
+
+// A loss that turns NaN stops training with the stage and the step named, after saving the
+// state of the last good step (which a later fit resumes from).
+TEST(Trainer, NonFiniteLossStopsWithTheStepAndSavesTheState) {
+  at::set_num_threads(1);
+  ot::test::TempDir tmp;
+  RandomBlocks data(8, 12, 1000);
+  ot::DecoderLM m = ot::load_model(ot::test::shared_path("fixtures/hf-parity/opt"));
+  ot::set_trainable(m, {0, 1, 2, 3}, true, {});
+  ot::TrainerOptions o;
+  o.lr = 1e-3;
+  o.batch_size = 2;
+  o.max_steps = 5;
+  o.label = "distill";
+  o.state_path = tmp.file("state.pt");
+  int calls = 0;
+  auto loss = [&](const ot::Batch& b, ot::Metrics&) {
+    at::Tensor l = ot::causal_lm_loss(m->forward(b.input_ids).logits, b.labels);
+    return ++calls == 3 ? l * std::numeric_limits<double>::quiet_NaN() : l;  // step 3's loss
+  };
+  ot::Trainer t(trainable(m), o);
+  std::string message;
+  try {
+    t.fit(data, loss);
+  } catch (const ot::Error& e) {
+    message = e.what();
+  }
+  EXPECT_NE(message.find("distill: loss became NaN at step 3"), std::string::npos) << message;
+  EXPECT_NE(message.find("saved in " + o.state_path), std::string::npos) << message;
+  ASSERT_TRUE(std::filesystem::exists(o.state_path));
+  ot::Trainer again(trainable(m), o);
+  auto r = again.fit(data, loss);  // calls is past 3: finite from here
+  EXPECT_TRUE(r.resumed);
+  EXPECT_EQ(r.steps, 5);
+  EXPECT_EQ(calls, 3 + 3) << "steps 3, 4 and 5 run again after the resume from step 2";
 }
 
 }  // namespace
