@@ -491,6 +491,21 @@ TEST(Llama2c, BadFilesAreRejected) {
                {"stories260K-q8.bin", "ak42", "version 2", "not supported"});
 }
 
+// Found by tests/fuzz/fuzz_llama2c (seed sum_wraps.bin): the weight count of this header
+// wraps around 2^64 to 8 floats, so a 60-byte file matched it and the loader read far past
+// the mapping. Every product and sum is now checked.
+TEST(Llama2c, HeaderWhoseSizesWrapAroundIsRejected) {
+  ot::test::TempDir tmp;
+  const int32_t header[7] = {2, 1431655763, 2147483646, 1, 1, 2147483647, 10};
+  std::string bytes(reinterpret_cast<const char*>(header), sizeof header);
+  bytes += std::string(32, '\0');
+  const std::string p = tmp.file("model.bin");
+  write_bytes(p, bytes);
+  expect_error([&] { ot::load_llama2c(p); },
+               {"model.bin", "n_layers 2147483646", "more than 2^64 bytes of weights", "not a llama2.c checkpoint"});
+  expect_error([&] { ot::parse_llama2c_header(bytes.data(), bytes.size(), "buf"); }, {"buf", "2^64"});
+}
+
 TEST(Llama2c, UnsharedClassifierBecomesLmHead) {
   // Rewrite stories260K with a negative vocab_size and an explicit classifier appended.
   ot::test::TempDir tmp;
