@@ -12,6 +12,8 @@
 # NAME is a target with or without its fuzz_ prefix: safetensors tokenizer toml tasks
 # run_file bundle adapter llama2c brown bpe_trainer (ls tests/fuzz/*.cpp).
 # Inputs are at most 4096 bytes, or the size of the target's largest seed if that is more.
+# tests/fuzz/fuzz_<name>.options, if present, holds extra libFuzzer flags for that target
+# (one line, with a comment above saying why).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-30}
@@ -43,10 +45,12 @@ for name in "${names[@]}"; do
   else
     seeds=""
   fi
+  options=""
+  [ -f "tests/fuzz/$name.options" ] && options=$(grep -v '^#' "tests/fuzz/$name.options" | tr '\n' ' ')
   echo "fuzz: $name for ${SECONDS_EACH}s"
   OT_SHARED_DIR=${OT_SHARED_DIR:-$PWD/../shared} \
     "$B/tests/$name" -max_total_time="$SECONDS_EACH" -max_len="$max_len" -timeout="$TIMEOUT" \
-    -print_final_stats=1 -artifact_prefix="$B/" "$corpus" $seeds \
+    -print_final_stats=1 -artifact_prefix="$B/" $options "$corpus" $seeds \
     2> "$B/$name.log" || { tail -n 60 "$B/$name.log"; echo "fuzz: $name FAILED" >&2; exit 1; }
   grep -E "stat::number_of_executed_units" "$B/$name.log" | sed "s/^/fuzz: $name /"
 done

@@ -15,6 +15,7 @@
 #include "checkpoint/llama2c.h"
 #include "checkpoint/safetensors.h"
 #include "checkpoint/torch_bin.h"
+#include "checkpoint/torch_zip.h"
 #include "test_support.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -339,6 +340,26 @@ TEST_F(SafetensorsCorrupt, ValidHeaderStillParses) {
 }
 
 // ---------------------------------------------------------------- corrupt torch .bin
+
+// Found by tests/fuzz/fuzz_torch_bin (seed cd_past_end.bin): a zip whose zip64 end record
+// lies past the end of the file crashed LibTorch's zip reader (it reads where the end
+// records point without bounds checks). torch_zip.cpp now checks every zip structure first.
+TEST(CheckpointTorchBin, ZipStructuresOutsideTheFileAreRejected) {
+  ot::test::TempDir tmp;
+  const std::string p = tmp.file("pytorch_model.bin");
+  const std::string crash = slurp(ot::test::repo_root() + "/tests/fuzz/seeds/torch_bin/cd_past_end.bin");
+  write_bytes(p, crash);
+  expect_error([&] { ot::load_torch_bin(p); },
+               {"pytorch_model.bin", "corrupt PyTorch zip checkpoint", "zip64 end record expected at byte 397 (of 580)"});
+  // A good checkpoint whose stored entry claims more bytes than it holds.
+  std::string good = slurp(fixture_dir("llama") + "/pytorch_model.bin");
+  const std::size_t cd = good.rfind(std::string("PK\x01\x02", 4));
+  ASSERT_NE(cd, std::string::npos);
+  const std::uint32_t huge = 0x7fffffff;
+  std::memcpy(&good[cd + 24], &huge, 4);  // uncompressed size of the last entry
+  write_bytes(p, good);
+  expect_error([&] { ot::load_torch_bin(p); }, {"pytorch_model.bin", "2147483647 bytes cannot come from"});
+}
 
 TEST(CheckpointTorchBin, TruncatedAndGarbageFilesAreRejected) {
   ot::test::TempDir tmp;
