@@ -41,12 +41,16 @@ nlohmann::json parse_adapter_config(const std::string& text, const std::string& 
 }
 
 namespace {
-// The `offsite` section, or null when the config has none; anything but an object is an error.
+// The `offsite` section, or null when the config has none; anything but an object, or a
+// fingerprint that is not a string, is an error.
 const nlohmann::json* offsite_section(const nlohmann::json& config, const std::string& source) {
   if (!config.is_object() || !config.contains("offsite")) return nullptr;
   const nlohmann::json& s = config["offsite"];
   OT_REQUIRE(s.is_object(), source, ": key 'offsite': expected an object (the bundle's offsite section), got ",
              s.dump());
+  // Read without further checks when the data owner's adapter is extracted (experiment/jobs.cpp).
+  OT_REQUIRE(!s.contains("fingerprint") || s["fingerprint"].is_string(), source,
+             ": offsite.fingerprint: expected a string, got ", s["fingerprint"].dump());
   return &s;
 }
 }  // namespace

@@ -21,7 +21,8 @@ nlohmann::json parse_adapter_config(const std::string& text, const std::string& 
 
 // The `offsite.block_origin` list of a bundle's config.json: empty when the config has no
 // `offsite` section or the section no block_origin; otherwise `num_blocks` non-negative
-// integers. `source` names config.json in messages.
+// integers. `source` names config.json in messages. Also checks that the section is an
+// object and its fingerprint, if any, a string (load_model calls this for every model).
 std::vector<int64_t> bundle_block_origin(const nlohmann::json& config, int64_t num_blocks,
                                          const std::string& source);
 

@@ -240,6 +240,10 @@ TEST(ModelLoadErrors, MalformedOffsiteSectionNamesConfigJson) {
   ot::test::write_file(tmp.file("config.json"), cfg.dump());
   ot::test::expect_error([&] { ot::load_model(tmp.path()); },
                          {tmp.file("config.json"), "offsite.block_origin: expected an array"});
+  cfg["offsite"] = {{"fingerprint", 12}};
+  ot::test::write_file(tmp.file("config.json"), cfg.dump());
+  ot::test::expect_error([&] { ot::load_model(tmp.path()); },
+                         {tmp.file("config.json"), "offsite.fingerprint: expected a string, got 12"});
   cfg["offsite"] = {{"num_original_layers", "six"}, {"block_origin", {0, 1}}};
   ot::test::expect_error([&] { ot::bundle_num_original_layers(cfg, 2, "b/config.json"); },
                          {"b/config.json", "offsite.num_original_layers: expected a positive integer", "\"six\""});
