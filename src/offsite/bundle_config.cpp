@@ -9,7 +9,7 @@ nlohmann::json parse_adapter_config(const std::string& text, const std::string& 
   nlohmann::json c;
   try {
     c = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // also out_of_range: a number too large
     fail(path, ": not valid JSON (", e.what(), ")");
   }
   OT_REQUIRE(c.is_object(), path, ": expected a JSON object, got ", c.type_name());
