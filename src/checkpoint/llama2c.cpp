@@ -1,5 +1,6 @@
 // checkpoint/llama2c.cpp: see llama2c.h. The weight order follows llama2.c's run.c
-// (memory_map_weights): each kind of tensor is stored for all layers back to back.
+// (memory_map_weights): each kind of tensor is stored for all layers back to back. The
+// header and the file size are checked by llama2c_header.cpp (torch-free, fuzzed).
 #include "checkpoint/llama2c.h"
 
 #include <cstring>
@@ -13,22 +14,6 @@
 namespace ot {
 
 namespace {
-
-constexpr std::uint32_t kVersionedMagic = 0x616b3432;  // "ak42": export.py --version >= 1
-constexpr std::uint64_t kHeaderBytes = 7 * sizeof(int32_t);
-
-int32_t read_i32(const char* p) {
-  int32_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-// Counts of fp32 values; checked multiplication so a hostile header cannot wrap around.
-std::uint64_t mul(const std::string& path, std::uint64_t a, std::uint64_t b) {
-  std::uint64_t r = 0;
-  OT_REQUIRE(!__builtin_mul_overflow(a, b, &r), path, ": header sizes overflow");
-  return r;
-}
 
 // Hands out consecutive fp32 tensors from the mapped weights.
 class Reader {
@@ -79,64 +64,16 @@ nlohmann::json llama2c_hf_config(const Llama2cParams& p) {
 Llama2cModel load_llama2c(const std::string& path) {
   OT_REQUIRE(file_exists(path), path, ": no such file (expected a llama2.c checkpoint)");
   auto map = MappedFile::open(path);
-  const std::uint64_t size = map->size();
-  OT_REQUIRE(size >= kHeaderBytes, path, ": file is ", size,
-             " bytes, too short for a llama2.c checkpoint header (28 bytes)");
   const char* base = map->data();
-  std::uint32_t magic;
-  std::memcpy(&magic, base, sizeof magic);
-  OT_REQUIRE(magic != kVersionedMagic, path, ": llama2.c versioned export (magic \"ak42\", version ",
-             read_i32(base + 4),
-             ") is not supported; export the model with llama2.c's legacy fp32 format "
-             "(export.py --version 0)");
-
-  Llama2cParams p;
-  p.dim = read_i32(base);
-  p.hidden_dim = read_i32(base + 4);
-  p.n_layers = read_i32(base + 8);
-  p.n_heads = read_i32(base + 12);
-  p.n_kv_heads = read_i32(base + 16);
-  const int32_t vocab = read_i32(base + 20);
-  p.seq_len = read_i32(base + 24);
-  p.shared_classifier = vocab > 0;
-  OT_REQUIRE(vocab != 0 && vocab != INT32_MIN, path, ": header vocab_size is ", vocab);
-  p.vocab_size = vocab > 0 ? vocab : -vocab;
-  OT_REQUIRE(p.dim > 0 && p.hidden_dim > 0 && p.n_layers > 0 && p.n_heads > 0 &&
-                 p.n_kv_heads > 0 && p.seq_len > 0,
-             path, ": not a llama2.c checkpoint: header {dim ", p.dim, ", hidden_dim ",
-             p.hidden_dim, ", n_layers ", p.n_layers, ", n_heads ", p.n_heads, ", n_kv_heads ",
-             p.n_kv_heads, ", vocab_size ", vocab, ", seq_len ", p.seq_len,
-             "} must be positive (vocab_size may be negative)");
-  OT_REQUIRE(p.dim % p.n_heads == 0 && (p.dim / p.n_heads) % 2 == 0, path, ": dim ", p.dim,
-             " must split into ", p.n_heads, " heads of even size");
-  OT_REQUIRE(p.n_kv_heads <= p.n_heads && p.n_heads % p.n_kv_heads == 0, path, ": n_heads ",
-             p.n_heads, " must be a multiple of n_kv_heads ", p.n_kv_heads);
-
-  const std::uint64_t D = p.dim, F = p.hidden_dim, L = p.n_layers, V = p.vocab_size;
-  const std::uint64_t hd = D / p.n_heads, kv = hd * p.n_kv_heads, T = p.seq_len;
-  // Floats per kind, in file order; see run.c memory_map_weights.
-  std::uint64_t floats = mul(path, V, D);                   // token_embedding_table
-  floats += mul(path, L, D);                                // rms_att_weight
-  floats += mul(path, L, mul(path, D, D));                  // wq
-  floats += 2 * mul(path, L, mul(path, D, kv));             // wk, wv
-  floats += mul(path, L, mul(path, D, D));                  // wo
-  floats += mul(path, L, D);                                // rms_ffn_weight
-  floats += 3 * mul(path, L, mul(path, D, F));              // w1, w2, w3
-  floats += D;                                              // rms_final_weight
-  floats += mul(path, T, hd);                               // freq_cis_real + imag (T x hd/2 each)
-  if (!p.shared_classifier) floats += mul(path, V, D);      // wcls
-  const std::uint64_t expected = kHeaderBytes + mul(path, floats, sizeof(float));
-  OT_REQUIRE(size >= expected, path, ": truncated llama2.c checkpoint: header {dim ", p.dim,
-             ", hidden_dim ", p.hidden_dim, ", n_layers ", p.n_layers, ", n_heads ", p.n_heads,
-             ", n_kv_heads ", p.n_kv_heads, ", vocab_size ", vocab, ", seq_len ", p.seq_len,
-             "} needs ", expected, " bytes, file has ", size);
-  OT_REQUIRE(size == expected, path, ": llama2.c checkpoint has ", size - expected,
-             " unexpected trailing bytes (header needs exactly ", expected,
-             " bytes; a different or newer export format?)");
+  // Validates the header and that the file holds exactly the weights it implies.
+  const Llama2cParams p = parse_llama2c_header(base, map->size(), path);
+  const std::uint64_t hd = static_cast<std::uint64_t>(p.dim / p.n_heads);
+  const std::uint64_t kv = hd * static_cast<std::uint64_t>(p.n_kv_heads);
+  const std::uint64_t T = static_cast<std::uint64_t>(p.seq_len);
 
   const int64_t d = p.dim, f = p.hidden_dim, v = p.vocab_size;
   const int64_t q_rows = p.dim, kv_rows = static_cast<int64_t>(kv);
-  Reader r(base + kHeaderBytes);
+  Reader r(base + kLlama2cHeaderBytes);
   std::vector<at::Tensor> rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3;
   at::Tensor emb = r.take({v, d});
   for (int i = 0; i < p.n_layers; ++i) rms_att.push_back(r.take({d}));
@@ -149,7 +86,7 @@ Llama2cModel load_llama2c(const std::string& path) {
   for (int i = 0; i < p.n_layers; ++i) w2.push_back(r.take({d, f}));
   for (int i = 0; i < p.n_layers; ++i) w3.push_back(r.take({f, d}));
   at::Tensor norm = r.take({d});
-  r.skip(mul(path, T, hd));  // RoPE tables: HF recomputes them from rope_theta
+  r.skip(T * hd);  // RoPE tables: HF recomputes them from rope_theta
   at::Tensor wcls = p.shared_classifier ? at::Tensor() : r.take({v, d});
 
   Llama2cModel m;

@@ -13,22 +13,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "checkpoint/llama2c_header.h"
 #include "checkpoint/state_dict.h"
 
 namespace ot {
-
-// The llama2.c header. vocab_size is stored negative in the file when the classifier
-// (lm_head) is not shared with the embedding; here it is always positive.
-struct Llama2cParams {
-  int32_t dim = 0;
-  int32_t hidden_dim = 0;
-  int32_t n_layers = 0;
-  int32_t n_heads = 0;
-  int32_t n_kv_heads = 0;
-  int32_t vocab_size = 0;
-  int32_t seq_len = 0;
-  bool shared_classifier = true;
-};
 
 struct Llama2cModel {
   Llama2cParams params;

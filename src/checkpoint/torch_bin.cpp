@@ -1,7 +1,8 @@
 // checkpoint/torch_bin.cpp: see torch_bin.h. LibTorch's own unpickler does the work
-// (torch::pickle_load, present in 1.13 and 2.x); this file checks the container first so
-// that the common failures get a message a user can act on, and turns every c10::Error
-// into an ot::Error naming the file.
+// (torch::pickle_load, present in 1.13 and 2.x); this file checks the container first
+// (torch_zip.cpp) so that the common failures get a message a user can act on and a corrupt
+// zip never reaches LibTorch's unchecked zip reader, and turns every c10::Error into an
+// ot::Error naming the file.
 #include "checkpoint/torch_bin.h"
 
 #include <c10/util/Exception.h>
@@ -9,6 +10,7 @@
 
 #include <vector>
 
+#include "checkpoint/torch_zip.h"
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -25,17 +27,6 @@ bool starts_with(const std::vector<char>& data, const char* magic, std::size_t n
   return true;
 }
 
-// The end-of-central-directory record: 22 bytes plus a comment of at most 64 KiB.
-bool has_zip_end_record(const std::vector<char>& d) {
-  if (d.size() < 22) return false;
-  const std::size_t last = d.size() - 22;
-  const std::size_t first = last > 65535 ? last - 65535 : 0;
-  for (std::size_t i = last + 1; i-- > first;) {
-    if (d[i] == 'P' && d[i + 1] == 'K' && d[i + 2] == '\x05' && d[i + 3] == '\x06') return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 StateDict load_torch_bin(const std::string& path) {
@@ -50,9 +41,10 @@ StateDict load_torch_bin(const std::string& path) {
     }
     fail(path, ": not a PyTorch zip checkpoint (no zip signature at the start of the file)");
   }
-  // The zip central directory sits at the end of the file, so a cut-off file loses it.
-  OT_REQUIRE(has_zip_end_record(data), path,
-             ": truncated PyTorch zip checkpoint (zip end-of-central-directory record missing)");
+  // The zip central directory sits at the end of the file, so a cut-off file loses it; every
+  // zip structure is checked to lie inside the file before LibTorch's reader (which does not
+  // check) sees it.
+  check_torch_zip(data.data(), data.size(), path);
 
   c10::IValue root;
   try {

@@ -73,7 +73,7 @@ void register_bench(CLI::App& app) {
     if (!args->config.empty()) {
       try {
         cfg = nlohmann::json::parse(read_text_file(args->config));
-      } catch (const nlohmann::json::parse_error& e) {
+      } catch (const nlohmann::json::exception& e) {  // also out_of_range: a number too large
         fail(args->config, ": not valid JSON (", e.what(), ")");
       }
     } else {

@@ -30,7 +30,7 @@ void register_init(CLI::App& app) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(read_text_file(args->config));
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // also out_of_range: a number too large
       fail(args->config, ": not valid JSON (", e.what(), ")");
     }
     ModelConfig cfg = parse_model_config(j, args->config);

@@ -38,7 +38,7 @@ std::vector<int64_t> parse_ids(const std::string& text, const std::string& where
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // also out_of_range: a number too large
     fail(where, ": invalid JSON (", e.what(), "), expected a JSON array of integer token ids");
   }
   OT_REQUIRE(j.is_array(), where, ": expected a JSON array of integer token ids, found ", j.type_name());

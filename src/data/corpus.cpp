@@ -88,7 +88,7 @@ std::vector<std::string> read_documents(const std::string& path, const std::stri
     nlohmann::json r;
     try {
       r = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // also out_of_range: a number too large
       fail(path, ":", line_no, ": not valid JSON (", e.what(), "), expected one JSON object per line");
     }
     OT_REQUIRE(r.is_object(), path, ":", line_no, ": expected a JSON object, got ", r.type_name());

@@ -564,7 +564,7 @@ json parse_jsonl_line(const Line& l) {
   json r;
   try {
     r = json::parse(l.text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // also out_of_range: a number too large
     fail("not valid JSON (", e.what(), "), expected one JSON object per line");
   }
   OT_REQUIRE(r.is_object(), "expected a JSON object, got ", type_name(r));
@@ -575,7 +575,7 @@ json parse_jsonl_line(const Line& l) {
 json parse_json_document(const std::string& path, const std::string& text) {
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // also out_of_range: a number too large
     fail(path, ": not valid JSON (", e.what(), "), expected a JSON document");
   }
 }

@@ -17,6 +17,8 @@ std::string arch_name(Arch a) {
 
 namespace {
 
+constexpr int64_t kMaxSize = 2147483647;  // largest accepted size or count in config.json
+
 struct Reader {
   const nlohmann::json& j;
   const std::string& source;
@@ -40,8 +42,10 @@ struct Reader {
     const nlohmann::json* v = find(keys);
     OT_REQUIRE(v != nullptr, source, ": missing key ", names(keys), " (needed by ", family,
                " models)");
-    OT_REQUIRE(v->is_number_integer() && v->get<int64_t>() > 0, source, ": key ", names(keys),
-               ": expected a positive integer, got ", v->dump());
+    // Sizes beyond int32 describe no loadable model, and bounding them keeps the arithmetic
+    // on them (4 * hidden_size, vocab_size * hidden_size, ...) inside int64.
+    OT_REQUIRE(v->is_number_integer() && v->get<int64_t>() > 0 && v->get<int64_t>() <= kMaxSize, source,
+               ": key ", names(keys), ": expected a positive integer up to ", kMaxSize, ", got ", v->dump());
     return v->get<int64_t>();
   }
 

@@ -45,7 +45,7 @@ ForwardInput parse_forward_input(const std::string& text, const std::string& sou
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // also out_of_range: a number too large
     fail(source, ": not valid JSON (", e.what(), ")");
   }
   OT_REQUIRE(j.is_object(), source, ": expected a JSON object with key 'input_ids'");

@@ -5,6 +5,7 @@
 
 #include "checkpoint/hf_checkpoint.h"
 #include "model/peft.h"
+#include "offsite/bundle_config.h"
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -24,17 +25,8 @@ DecoderLM load_model(const std::string& dir, const LoadOptions& opts) {
   DecoderLM model(config);
   // Offsite bundles record which original block each of their blocks came from; blocks
   // are built with their original index (GPT-2 can scale attention by it).
-  if (cfg_json.contains("offsite") && cfg_json["offsite"].contains("block_origin")) {
-    const auto& origin = cfg_json["offsite"]["block_origin"];
-    std::vector<int64_t> o;
-    for (const auto& v : origin) {
-      OT_REQUIRE(v.is_number_integer() && v.get<int64_t>() >= 0, dir,
-                 "/config.json: offsite.block_origin: expected non-negative integers, got ", v.dump());
-      o.push_back(v.get<int64_t>());
-    }
-    OT_REQUIRE(static_cast<int64_t>(o.size()) == model->num_blocks(), dir,
-               "/config.json: offsite.block_origin has ", o.size(), " entries but the model has ",
-               model->num_blocks(), " blocks");
+  std::vector<int64_t> o = bundle_block_origin(cfg_json, model->num_blocks(), path_join(dir, "config.json"));
+  if (!o.empty()) {
     std::vector<std::shared_ptr<BlockBase>> blocks;
     for (int64_t b : o) blocks.push_back(make_block(config, b));
     model->set_blocks(std::move(blocks), std::move(o));

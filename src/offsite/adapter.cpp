@@ -10,6 +10,7 @@
 #include "checkpoint/safetensors.h"
 #include "model/config.h"
 #include "model/peft.h"
+#include "offsite/bundle_config.h"
 #include "offsite/emulator.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -77,15 +78,7 @@ Adapter load_adapter(const std::string& dir) {
   OT_REQUIRE(file_exists(cfg_path), cfg_path, ": missing (expected an adapter written by `ot finetune`)");
   OT_REQUIRE(file_exists(st_path), st_path, ": missing (expected an adapter written by `ot finetune`)");
   Adapter a;
-  try {
-    a.config = nlohmann::json::parse(read_text_file(cfg_path));
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(cfg_path, ": not valid JSON (", e.what(), ")");
-  }
-  OT_REQUIRE(a.config.is_object() && a.config.value("format", "") == "offsite-adapter", cfg_path,
-             ": expected \"format\": \"offsite-adapter\"");
-  for (const char* k : {"model_type", "num_original_layers", "fingerprint"})
-    OT_REQUIRE(a.config.contains(k), cfg_path, ": missing key '", k, "'");
+  a.config = parse_adapter_config(read_text_file(cfg_path), cfg_path);
   auto f = SafetensorsFile::open(st_path);
   for (const auto& kv : f.all()) a.tensors[kv.first] = kv.second.clone();
   return a;

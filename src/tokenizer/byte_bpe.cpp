@@ -161,7 +161,7 @@ json parse_json_file(const std::string& path) {
   std::string text = read_text_file(path);
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // also out_of_range: a number too large
     fail(path, ": invalid JSON: ", e.what());
   }
 }

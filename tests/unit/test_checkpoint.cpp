@@ -15,6 +15,7 @@
 #include "checkpoint/llama2c.h"
 #include "checkpoint/safetensors.h"
 #include "checkpoint/torch_bin.h"
+#include "checkpoint/torch_zip.h"
 #include "test_support.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -340,6 +341,26 @@ TEST_F(SafetensorsCorrupt, ValidHeaderStillParses) {
 
 // ---------------------------------------------------------------- corrupt torch .bin
 
+// Found by tests/fuzz/fuzz_torch_bin (seed cd_past_end.bin): a zip whose zip64 end record
+// lies past the end of the file crashed LibTorch's zip reader (it reads where the end
+// records point without bounds checks). torch_zip.cpp now checks every zip structure first.
+TEST(CheckpointTorchBin, ZipStructuresOutsideTheFileAreRejected) {
+  ot::test::TempDir tmp;
+  const std::string p = tmp.file("pytorch_model.bin");
+  const std::string crash = slurp(ot::test::repo_root() + "/tests/fuzz/seeds/torch_bin/cd_past_end.bin");
+  write_bytes(p, crash);
+  expect_error([&] { ot::load_torch_bin(p); },
+               {"pytorch_model.bin", "corrupt PyTorch zip checkpoint", "zip64 end record expected at byte 397 (of 580)"});
+  // A good checkpoint whose stored entry claims more bytes than it holds.
+  std::string good = slurp(fixture_dir("llama") + "/pytorch_model.bin");
+  const std::size_t cd = good.rfind(std::string("PK\x01\x02", 4));
+  ASSERT_NE(cd, std::string::npos);
+  const std::uint32_t huge = 0x7fffffff;
+  std::memcpy(&good[cd + 24], &huge, 4);  // uncompressed size of the last entry
+  write_bytes(p, good);
+  expect_error([&] { ot::load_torch_bin(p); }, {"pytorch_model.bin", "2147483647 bytes cannot come from"});
+}
+
 TEST(CheckpointTorchBin, TruncatedAndGarbageFilesAreRejected) {
   ot::test::TempDir tmp;
   const std::string good = slurp(fixture_dir("llama") + "/pytorch_model.bin");
@@ -489,6 +510,21 @@ TEST(Llama2c, BadFilesAreRejected) {
   // The versioned int8 export of the same model is recognised and refused.
   expect_error([&] { ot::load_llama2c(ot::test::shared_path("data/models/stories260K/stories260K-q8.bin")); },
                {"stories260K-q8.bin", "ak42", "version 2", "not supported"});
+}
+
+// Found by tests/fuzz/fuzz_llama2c (seed sum_wraps.bin): the weight count of this header
+// wraps around 2^64 to 8 floats, so a 60-byte file matched it and the loader read far past
+// the mapping. Every product and sum is now checked.
+TEST(Llama2c, HeaderWhoseSizesWrapAroundIsRejected) {
+  ot::test::TempDir tmp;
+  const int32_t header[7] = {2, 1431655763, 2147483646, 1, 1, 2147483647, 10};
+  std::string bytes(reinterpret_cast<const char*>(header), sizeof header);
+  bytes += std::string(32, '\0');
+  const std::string p = tmp.file("model.bin");
+  write_bytes(p, bytes);
+  expect_error([&] { ot::load_llama2c(p); },
+               {"model.bin", "n_layers 2147483646", "more than 2^64 bytes of weights", "not a llama2.c checkpoint"});
+  expect_error([&] { ot::parse_llama2c_header(bytes.data(), bytes.size(), "buf"); }, {"buf", "2^64"});
 }
 
 TEST(Llama2c, UnsharedClassifierBecomesLmHead) {

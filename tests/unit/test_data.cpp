@@ -411,6 +411,26 @@ TEST(TaskData, SciqSyntheticRows) {
 
 // ------------------------------------------------------------------ malformed input
 
+// Found by tests/fuzz/fuzz_tasks (seed number_overflow_race.jsonl): a number too large for
+// a double ("3333333333333333333333333E3333") makes nlohmann throw out_of_range, not
+// parse_error, and it escaped the reader instead of naming the file and line.
+TEST(TaskData, NumberTooLargeIsOneClearError) {
+  test::TempDir tmp;
+  const std::string path = tmp.file("p.jsonl");
+  write_file(path, R"({"goal": "g", "sol1": "a", "sol2": "b", "label": 1})" "\n"
+                   R"({"goal": "g", "sol1": "a", "sol2": "b", "label": 1e400})" "\n");
+  expect_error([&] { load_task("piqa", path); }, {path + ":2:", "not valid JSON", "number overflow", "1e400"});
+  TaskReadOptions skip;
+  skip.skip_malformed = true;
+  EXPECT_EQ(load_task("piqa", path, skip).skipped, 1);
+  write_file(tmp.file("r.json"), R"({"article": "a", "questions": [1e99999]})");
+  expect_error([&] { load_task("race", tmp.file("r.json")); }, {tmp.file("r.json"), "not valid JSON", "number overflow"});
+  // The fuzzer's input itself: a RACE file (jsonl) whose second line is such a number.
+  const std::string crash = read_text_file(test::repo_root() + "/tests/fuzz/seeds/tasks/number_overflow_race.jsonl");
+  write_file(tmp.file("race.jsonl"), crash.substr(1));  // byte 0 picks the task and layout
+  expect_error([&] { load_task("race", tmp.file("race.jsonl")); }, {tmp.file("race.jsonl"), "not valid JSON"});
+}
+
 TEST(TaskData, MalformedLinesNameFileAndLine) {
   test::TempDir tmp;
   const std::string good = R"({"goal": "g", "sol1": "a", "sol2": "b", "label": 1})";

@@ -13,6 +13,7 @@
 #include "model/load.h"
 #include "model/precision.h"
 #include "hf_fixtures.h"
+#include "offsite/bundle_config.h"
 #include "test_support.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -199,6 +200,53 @@ TEST(ModelConfigErrors, UnknownModelTypeAndMissingKeys) {
   } catch (const ot::Error& e) {
     EXPECT_NE(std::string(e.what()).find("x/config.json: missing key 'num_hidden_layers'"), std::string::npos) << e.what();
   }
+}
+
+// Found by tests/fuzz/fuzz_bundle (seeds gpt2_huge_embd, bloom_huge_hidden): a size near
+// 2^62 passed as "positive" and 4 * hidden_size overflowed int64 (GPT-2 without n_inner,
+// BLOOM). Sizes are now bounded by int32.
+TEST(ModelConfigErrors, SizesBeyondInt32AreRejected) {
+  const int64_t huge = int64_t{1} << 62;
+  ot::test::expect_error(
+      [&] {
+        ot::parse_model_config({{"model_type", "gpt2"}, {"n_embd", huge}, {"n_layer", 1}, {"n_head", 1},
+                                {"n_positions", 8}, {"vocab_size", 10}},
+                               "x/config.json");
+      },
+      {"x/config.json", "'n_embd' or 'hidden_size'", "positive integer up to 2147483647", "4611686018427387904"});
+  ot::test::expect_error(
+      [&] {
+        ot::parse_model_config({{"model_type", "bloom"}, {"hidden_size", huge}, {"n_layer", 1}, {"n_head", 1},
+                                {"vocab_size", 10}},
+                               "x/config.json");
+      },
+      {"x/config.json", "'hidden_size' or 'n_embed'", "positive integer up to 2147483647"});
+}
+
+// Found by tests/fuzz/fuzz_bundle (seeds offsite_not_object, offsite_layers_string): an
+// `offsite` section that is not an object, or a num_original_layers that is not an
+// integer, escaped as nlohmann::json::type_error instead of a message naming config.json.
+TEST(ModelLoadErrors, MalformedOffsiteSectionNamesConfigJson) {
+  ot::test::TempDir tmp;
+  const nlohmann::json opt = {{"model_type", "opt"},   {"hidden_size", 16},          {"num_hidden_layers", 2},
+                              {"num_attention_heads", 2}, {"ffn_dim", 32}, {"max_position_embeddings", 64},
+                              {"vocab_size", 50}};
+  nlohmann::json cfg = opt;
+  cfg["offsite"] = 5;
+  ot::test::write_file(tmp.file("config.json"), cfg.dump());
+  ot::test::expect_error([&] { ot::load_model(tmp.path()); },
+                         {tmp.file("config.json"), "key 'offsite': expected an object", "got 5"});
+  cfg["offsite"] = {{"block_origin", 0}};
+  ot::test::write_file(tmp.file("config.json"), cfg.dump());
+  ot::test::expect_error([&] { ot::load_model(tmp.path()); },
+                         {tmp.file("config.json"), "offsite.block_origin: expected an array"});
+  cfg["offsite"] = {{"fingerprint", 12}};
+  ot::test::write_file(tmp.file("config.json"), cfg.dump());
+  ot::test::expect_error([&] { ot::load_model(tmp.path()); },
+                         {tmp.file("config.json"), "offsite.fingerprint: expected a string, got 12"});
+  cfg["offsite"] = {{"num_original_layers", "six"}, {"block_origin", {0, 1}}};
+  ot::test::expect_error([&] { ot::bundle_num_original_layers(cfg, 2, "b/config.json"); },
+                         {"b/config.json", "offsite.num_original_layers: expected a positive integer", "\"six\""});
 }
 
 TEST(ModelLoadErrors, WeightShapeNotMatchingConfig) {

@@ -45,6 +45,42 @@ std::string run_python(const std::string& code) {
   return out;
 }
 
+// Found by tests/fuzz/fuzz_adapter (seeds blocks_not_array, format_not_string.json):
+// adapter_config.json values of the wrong type escaped as nlohmann::json::type_error (at
+// load or at plug-in) instead of a message naming the file and key.
+TEST(AdapterConfig, WrongTypesAreRejectedWithTheKey) {
+  ot::test::TempDir tmp;
+  const std::string dir = tmp.file("adapter");
+  std::filesystem::create_directories(dir);
+  ot::test::write_file(dir + "/adapter.safetensors", "");
+  const nlohmann::json good = {{"format", "offsite-adapter"}, {"format_version", 1}, {"model_type", "opt"},
+                               {"num_original_layers", 6},    {"blocks", {0, 5}},   {"fingerprint", "0123abcd"}};
+  auto expect_rejected = [&](const nlohmann::json& cfg, const std::vector<std::string>& parts) {
+    ot::test::write_file(dir + "/adapter_config.json", cfg.dump());
+    std::vector<std::string> all = parts;
+    all.push_back(dir + "/adapter_config.json");
+    ot::test::expect_error([&] { ot::load_adapter(dir); }, all);
+  };
+  nlohmann::json c = good;
+  c["blocks"] = false;
+  expect_rejected(c, {"key 'blocks': expected an array of block indices, got false"});
+  c = good;
+  c["blocks"] = {0, 6};
+  expect_rejected(c, {"key 'blocks': expected block indices in [0, 6), got 6"});
+  c = good;
+  c["format"] = 1;
+  expect_rejected(c, {"expected \"format\": \"offsite-adapter\""});
+  c = good;
+  c["model_type"] = 3;
+  expect_rejected(c, {"key 'model_type': expected a string, got 3"});
+  c = good;
+  c["num_original_layers"] = "6";
+  expect_rejected(c, {"key 'num_original_layers': expected a positive integer, got \"6\""});
+  c = good;
+  c["peft"] = "lora";
+  expect_rejected(c, {"key 'peft': expected an object"});
+}
+
 TEST(LayerSelection, UniformMatchesThePapersFunctionUnderPythonRounding) {
   // The paper: stride = (m-1)/(k-1); idx_i = round(i*stride), Python 3 round (half to even).
   auto expected = nlohmann::json::parse(run_python(
