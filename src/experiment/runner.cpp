@@ -169,6 +169,9 @@ class Run {
     if (dist::is_writer() && dir_exists(partial)) fs::remove_all(partial);
     dist::host_communicator().barrier();
     fn(partial);
+    // The stage's records (efficiency, per-rank throughput) reach the run file before the
+    // stage counts as done: a later attempt skips the stage and keeps only what is on disk.
+    if (rec_) rec_->flush();
     if (dist::is_writer()) fs::rename(partial, out);
     dist::host_communicator().barrier();
   }

@@ -193,7 +193,7 @@ OffsiteLayout layout_from_section(const nlohmann::json& s, int64_t bundle_blocks
   for (int64_t b : L.block_origin)
     OT_REQUIRE(b >= 0 && b < L.num_original, source, ": offsite section: block index ", b,
                " outside the original ", L.num_original, " blocks");
-  OT_REQUIRE(o.bottom >= 0 && o.top >= 0 && o.bottom + o.top < L.num_original, source,
+  OT_REQUIRE(o.bottom >= 0 && o.top >= 0 && o.bottom < L.num_original && o.top < L.num_original - o.bottom, source,
              ": offsite section: adapter bottom ", o.bottom, " and top ", o.top, " do not fit ", L.num_original, " blocks");
   // The block map must be exactly what the recorded split and kept middle blocks give.
   std::vector<int64_t> middle;

@@ -15,6 +15,8 @@ export PRTE_MCA_rmaps_default_mapping_policy=:oversubscribe
 T=$(mktemp -d)
 trap 'kill -9 -- -$(cat "$T/pgid" 2>/dev/null) 2>/dev/null || true; rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# A check that failed without a word (errexit on; the expected failures run under set +e).
+trap 'rc=$?; [[ $- == *e* ]] && echo "FAIL: line $LINENO: $BASH_COMMAND (exit $rc)" >&2' ERR
 
 M=$SHARED/data/models/stories260K
 "$OT" convert llama2c --checkpoint "$M/stories260K.bin" --tokenizer "$M/tok512.bin" --out "$T/full" >/dev/null
