@@ -282,10 +282,12 @@ TEST_F(ExperimentRun, PreemptedRunContinuesToTheResultsOfAnUninterruptedOne) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
   while (std::chrono::steady_clock::now() < deadline) {
     if (::waitpid(pid, &status, WNOHANG) == pid) break;
+    // The run renames its stage folders as it goes: a listing may lose an entry mid-way.
     bool state = false;
-    if (fs::exists(p("work/runs/preempt")))
-      for (const auto& e : fs::recursive_directory_iterator(p("work/runs/preempt")))
-        state = state || e.path().filename() == "finetune.state";
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(p("work/runs/preempt"), ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+      state = state || it->path().filename() == "finetune.state";
     if (state && !signalled) {
       ::kill(pid, SIGUSR1);
       signalled = true;
