@@ -235,7 +235,8 @@ void check_and_assign(DecoderLM& model, const Adapter& a, const std::string& sou
                       AdapterTarget target) {
   torch::NoGradGuard ng;
   AdapterClaim claim = check_config(a, is, target, source);
-  check_tensors(a, is, claim, target, source, nullptr);  // before the model changes
+  // The tensors are checked once, after the bottleneck modules exist (their shapes are the
+  // model's); a refused adapter leaves a model that the caller discards with the error.
   const bool by_origin = target == AdapterTarget::kBundle;
   auto positions = add_bottleneck_modules(model, a, claim, source);
   if (target == AdapterTarget::kFullModel && !positions.empty()) {
