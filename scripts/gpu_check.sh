@@ -37,7 +37,7 @@ NCCL_HOME=${NCCL_HOME:-$("$PY" -c 'import nvidia.nccl as m; print(list(m.__path_
 if [ -n "$NCCL_HOME" ] && [ ! -e "$NCCL_HOME/lib/libnccl.so" ] && ls "$NCCL_HOME"/lib/libnccl.so.* >/dev/null 2>&1; then
   # The wheel ships only libnccl.so.2: give the linker its plain name in a folder of ours.
   mkdir -p "$BUILD/nccl/lib"
-  ln -sf "$(ls "$NCCL_HOME"/lib/libnccl.so.* | head -1)" "$BUILD/nccl/lib/libnccl.so"
+  ln -sf "$(ls "$NCCL_HOME"/lib/libnccl.so.* | sed -n 1p)" "$BUILD/nccl/lib/libnccl.so"
   ln -sfn "$NCCL_HOME/include" "$BUILD/nccl/include"
   NCCL_HOME=$BUILD/nccl
 fi
@@ -65,7 +65,7 @@ stamp "build (ot, ot_gpu_tests; $JOBS jobs)"
 cmake --build "$BUILD" -j "$JOBS" --target ot ot_gpu_tests || { echo "gpu_check: build failed"; exit 1; }
 # HDF5's own runtime needs (libcurl and its closure) from the carried fallback, only where
 # this machine lacks them.
-if ldd "$BUILD/ot" | grep -q "not found"; then
+if ldd "$BUILD/ot" | grep "not found" >/dev/null; then
   echo "gpu_check: using carried runtime libraries for: $(ldd "$BUILD/ot" | awk '/not found/ {print $1}' | tr '\n' ' ')"
   export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$DEPS/fallback
 fi

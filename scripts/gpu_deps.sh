@@ -32,7 +32,7 @@ while read -r so; do
   real=$(readlink -f "$so")
   pkg=
   for path in "$so" "$real" "${real#/usr}" "${so#/usr}"; do  # dpkg knows one spelling (merged /usr)
-    pkg=$(dpkg -S "$path" 2>/dev/null | head -1 | cut -d: -f1) && [ -n "$pkg" ] && break
+    pkg=$(dpkg -S "$path" 2>/dev/null | sed -n 1p | cut -d: -f1) && [ -n "$pkg" ] && break
   done
   [ -n "$pkg" ] || { echo "gpu_deps: no package owns $so" >&2; exit 1; }
   runtime+=("$pkg")

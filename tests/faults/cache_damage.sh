@@ -40,14 +40,14 @@ check() {  # check LOG PATTERN WHAT: the damage was said in one line, the run co
 }
 
 echo "== tokenizer cache"
-tok=$(ls -d "$W"/tokenizers/*/ | head -1)
+tok=$(ls -d "$W"/tokenizers/*/ | sed -n 1p)
 damage "$tok/merges.txt" 40
 run_once "$T/tok.log"
 check "$T/tok.log" "^tokenizer cache .*: damaged (merges.txt: checksum does not match); training it again$" "tokenizer cache"
 grep -q "byte-level BPE on data.owner" "$T/tok.log" || fail "the tokenizer should be trained again"
 
 echo "== foundation model cache"
-model=$(ls -d "$W"/models/*/ | grep -v '\.scores/$' | head -1)
+model=$(ls -d "$W"/models/*/ | grep -v '\.scores/$' | sed -n 1p)
 size=$(stat -c %s "$model/model.safetensors")
 damage "$model/model.safetensors" $((size - 7))
 run_once "$T/model.log"
@@ -55,7 +55,7 @@ check "$T/model.log" "^model cache .*: damaged (model.safetensors: checksum does
 grep -q "model: pretrained" "$T/model.log" || fail "the model should be pretrained again"
 
 echo "== token cache"
-tokens=$(ls "$W"/token-cache/*.tokens | head -1)
+tokens=$(ls "$W"/token-cache/*.tokens | sed -n 1p)
 size=$(stat -c %s "$tokens")
 damage "$tokens" $((size - 3))
 # Only pretraining reads the token file: the model entry is removed (a plain miss) to get there.
@@ -69,7 +69,7 @@ grep -q "model: pretrained" "$T/tokens2.log" || fail "the model should be pretra
 if grep -q "^token cache" "$T/tokens2.log"; then fail "the rebuilt token cache should be used as it is"; fi
 
 echo "== score cache"
-scores=$(ls "$W"/models/*.scores/*.json | head -1)
+scores=$(ls "$W"/models/*.scores/*.json | sed -n 1p)
 grep -q '"n": [0-9]' "$scores" || fail "$scores: no count to change"
 sed -i 's/"n": \([0-9]\)/"n": 1\1/' "$scores"
 run_once "$T/scores.log"

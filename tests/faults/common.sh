@@ -139,7 +139,7 @@ own_model_toml() {
 }
 
 # h5attr FILE NAME: a root attribute of a run file, as h5dump prints its value.
-h5attr() { h5dump -a "/$2" "$1" 2>/dev/null | sed -n 's/^ *(0): *//p' | head -1 | tr -d '"'; }
+h5attr() { h5dump -a "/$2" "$1" 2>/dev/null | sed -n 's/^ *(0): *//p' | sed -n 1p | tr -d '"'; }
 
 # status_of FILE: completed | running | failed | "" (no readable file).
 status_of() { [ -f "$1" ] && h5attr "$1" status || true; }

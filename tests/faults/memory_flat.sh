@@ -59,6 +59,6 @@ for rank in 0 1; do
     fail "rank $rank: resident memory grew from $early to $late MiB over the sweep (tolerance $TOLERANCE_MIB MiB)"
 done
 # The run files carry the same figure.
-f=$(ls "$T"/results/long/*.h5 | head -1)
+files=("$T"/results/long/*.h5); f=${files[0]}
 [ -n "$(h5attr "$f" rss_start_mib)" ] || fail "$f: no rss_start_mib attribute"
 echo "PASS: $RUNS runs on 2 ranks completed; resident memory flat within $TOLERANCE_MIB MiB"

@@ -13,7 +13,7 @@ set -e
 cat "$T/bad.log" | tail -3
 [ "$rc" -ne 0 ] || fail "a diverged run must exit non-zero"
 [ "$rc" -lt 128 ] || fail "ot crashed (exit $rc)"
-line=$(grep -o 'finetune: loss became [^ ]* at step [0-9]*[^;]*; the trainer state before that step is saved in [^ )]*' "$T/bad.log" | head -1)
+line=$(grep -o 'finetune: loss became [^ ]* at step [0-9]*[^;]*; the trainer state before that step is saved in [^ )]*' "$T/bad.log" | sed -n 1p)
 [ -n "$line" ] || { cat "$T/bad.log"; fail "the failure should name the stage (finetune), the step and the saved state"; }
 state=${line##* saved in }
 [ -f "$state" ] || fail "the trainer state $state was not saved"
