@@ -27,13 +27,9 @@ skip() { echo "SKIP: $*" >&2; exit 77; }
 
 M=$SHARED/data/models/stories260K
 [ -f "$M/stories260K.bin" ] || skip "$M/stories260K.bin not found (the shared reference data)"
-"$OT" convert llama2c --checkpoint "$M/stories260K.bin" --tokenizer "$M/tok512.bin" --out "$T/full" >/dev/null
-head -c 6000 "$SHARED/data/corpora/tinyshakespeare/input.txt" > "$T/train.txt"
-tail -c 2000 "$SHARED/data/corpora/tinyshakespeare/input.txt" > "$T/test.txt"
-head -c 6000 "$SHARED/data/corpora/tinystories/tinystories_train_head.txt" > "$T/owner.txt"
-# The experiments extend the tests' tiny offsite run, which reads its inputs from here.
-TINY_OFFSITE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tiny_offsite.toml
-export OT_TEST_DIR=$T
+# The inputs of the tests' tiny offsite run, which the experiments below extend.
+source "$(dirname "${BASH_SOURCE[0]}")/../tiny_offsite.sh"
+tiny_offsite_inputs "$OT" "$SHARED" "$T" 6000 2000
 
 # offsite_toml FILE NAME RESULTS WORK [extra TOML lines...]: the offsite recipe on stories260K,
 # 3 steps of each training stage, 2-block-tall bundle (1-1 adapter, 1 emulator block).

@@ -18,15 +18,11 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 # A check that failed without a word (errexit on; the expected failures run under set +e).
 trap 'rc=$?; [[ $- == *e* ]] && echo "FAIL: line $LINENO: $BASH_COMMAND (exit $rc)" >&2' ERR
 
-M=$SHARED/data/models/stories260K
-"$OT" convert llama2c --checkpoint "$M/stories260K.bin" --tokenizer "$M/tok512.bin" --out "$T/full" >/dev/null
-head -c 20000 "$SHARED/data/corpora/tinyshakespeare/input.txt" > "$T/train.txt"
-tail -c 4000 "$SHARED/data/corpora/tinyshakespeare/input.txt" > "$T/test.txt"
-head -c 20000 "$SHARED/data/corpora/tinystories/tinystories_train_head.txt" > "$T/owner.txt"
-# The tests' tiny offsite run (tests/tiny_offsite.toml, inputs under $OT_TEST_DIR), longer.
-export OT_TEST_DIR=$T
+# The tests' tiny offsite run (tests/tiny_offsite.toml), longer.
+source "$(dirname "$0")/../tiny_offsite.sh"
+tiny_offsite_inputs "$OT" "$SHARED" "$T" 20000 4000
 cat > "$T/sweep.toml" <<TOML
-extends = "$(cd "$(dirname "$0")/.." && pwd)/tiny_offsite.toml"
+extends = "$TINY_OFFSITE"
 [experiment]
 name = "teams"
 [distill]

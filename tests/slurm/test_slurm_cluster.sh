@@ -34,17 +34,13 @@ step "cluster up"
 bash "$REPO/slurm/local-cluster/up.sh"
 export SLURM_CONF=$SLURM_SANDBOX/etc/slurm.conf
 
-M=$SHARED/data/models/stories260K
-"$OT" convert llama2c --checkpoint "$M/stories260K.bin" --tokenizer "$M/tok512.bin" --out "$T/full" >/dev/null
-head -c 20000 "$SHARED/data/corpora/tinyshakespeare/input.txt" > "$T/train.txt"
-tail -c 4000 "$SHARED/data/corpora/tinyshakespeare/input.txt" > "$T/test.txt"
-head -c 20000 "$SHARED/data/corpora/tinystories/tinystories_train_head.txt" > "$T/owner.txt"
-# The tests' tiny offsite run (tests/tiny_offsite.toml, inputs under $OT_TEST_DIR), with a
-# fine-tuning long enough to be requeued mid-way.
-export OT_TEST_DIR=$T
+# The tests' tiny offsite run (tests/tiny_offsite.toml), with a fine-tuning long enough to be
+# requeued mid-way.
+source "$REPO/tests/tiny_offsite.sh"
+tiny_offsite_inputs "$OT" "$SHARED" "$T" 20000 4000
 sweep() {  # sweep NAME RESULTS WORK SEEDS
   cat <<TOML
-extends = "$REPO/tests/tiny_offsite.toml"
+extends = "$TINY_OFFSITE"
 [experiment]
 name = "$1"
 results_dir = "$2"
