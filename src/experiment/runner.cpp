@@ -478,7 +478,7 @@ class Run {
         }
       }
       std::unique_ptr<Tokenizer> tok = load_tokenizer(tokenizer_for(model));
-      results = evaluate_model(m, *tok, spec);
+      results = evaluate_model(m, *tok, spec, dist::host_communicator());
       if (!memo.empty() && dist::is_writer()) write_scores(memo, *results);
     }
     for (const TaskResult& r : *results) rows_.emplace_back(setting, r);
