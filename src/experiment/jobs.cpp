@@ -11,6 +11,7 @@
 #include "data/task_train.h"
 #include "data/tasks.h"
 #include "dist/context.h"
+#include "eval/vocabulary.h"
 #include "model/flops.h"
 #include "offsite/adapter.h"
 #include "offsite/cka.h"
@@ -235,7 +236,7 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
     to.label = "distill";
     if (eval_src) {
       to.best_metric = "emulator_ppl";
-      to.lower_is_better = true;
+      to.lower_is_better = lower_is_better(to.best_metric);
     } else {
       to.keep_best = false;
     }
@@ -366,6 +367,7 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
   to.label = job.label;
   if (!val_src) to.keep_best = false;
   to.best_metric = "loss";
+  to.lower_is_better = lower_is_better(to.best_metric);
   model->set_activation_checkpointing(to.checkpoint_activations);
   Trainer trainer(params, to);
   wire_data_parallel(trainer, model->device());
