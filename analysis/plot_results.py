@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Figures for `ot analyze`: reads the summary.json that `ot analyze` writes (tables,
-sweeps, efficiency, and the list of completed run files) and the training curves from
-the run files themselves (h5py), and writes PNG and SVG files:
+sweeps, efficiency, the list of completed run files, and the paper's vocabulary: settings
+and tasks in order with their labels, each metric's direction) and the training curves
+from the run files themselves (h5py), and writes PNG and SVG files:
 
   curve_<name>.{png,svg}              one per curve (/curves/<name>): loss vs step, one
                                       line per run (a curve without a loss column: each
@@ -38,18 +39,26 @@ except ImportError as e:  # the caller turns this status into advice (or --no-fi
           f"(this is {sys.executable})", file=sys.stderr)
     sys.exit(MISSING_MODULE)
 
+# How each of the paper's settings is drawn: (line style, marker). The settings themselves,
+# their order and labels come from the summary's "vocabulary" (eval/vocabulary.h).
 SETTING_STYLE = {
-    # setting: (label, line style, marker)
-    "plugin": ("OT Plug-in", "-", "o"),
-    "ft_emulator": ("OT Emulator", "-", "s"),
-    "zs_emulator": ("Emulator ZS", "--", "v"),
-    "zs_full": ("Full ZS", ":", None),
-    "ft_full": ("FT", "-.", None),
+    "plugin": ("-", "o"),
+    "ft_emulator": ("-", "s"),
+    "zs_emulator": ("--", "v"),
+    "zs_full": (":", None),
+    "ft_full": ("-.", None),
 }
 
 
-PAPER_TASKS = ["openbookqa", "piqa", "arc_easy", "arc_challenge", "hellaswag", "sciq", "webqs", "race",
-               "wikitext"]
+def setting_label(summary, setting):
+    for s in summary["vocabulary"]["settings"]:
+        if s["name"] == setting:
+            return s["label"]
+    return setting
+
+
+def paper_tasks(summary):
+    return [t["name"] for t in summary["vocabulary"]["tasks"]]
 
 
 def safe_name(text):
@@ -157,8 +166,9 @@ def sweep_columns(summary, sweep, settings):
                 values.setdefault(col["task"], set()).add(json.dumps(p["value"]))
     swept = [c for c in columns if len(values.get(c["task"], ())) >= 2]
     columns = swept or columns
-    rank = {t: i for i, t in enumerate(PAPER_TASKS)}
-    return sorted(columns, key=lambda c: rank.get(c["task"], len(PAPER_TASKS)))
+    tasks = paper_tasks(summary)
+    rank = {t: i for i, t in enumerate(tasks)}
+    return sorted(columns, key=lambda c: rank.get(c["task"], len(tasks)))
 
 
 def others_label(others):
@@ -173,7 +183,11 @@ def plot_sweep(summary, sweep, out_dir, written):
     for ax, col in zip(axes, columns):
         for others_key, pts in series.items():
             suffix = others_label(json.loads(others_key))
-            for setting, (label, style, marker) in SETTING_STYLE.items():
+            for setting in (s["name"] for s in summary["vocabulary"]["settings"]):
+                if setting not in SETTING_STYLE:
+                    continue
+                style, marker = SETTING_STYLE[setting]
+                label = setting_label(summary, setting)
                 xs, ys, es = [], [], []
                 for p in pts:
                     c = cell(summary["groups"][p["group"]], setting, col["task"])
@@ -200,7 +214,8 @@ def plot_sweep(summary, sweep, out_dir, written):
         ax.set_ylabel(col["metric"] + unit)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"OT Plug-in vs OT Emulator against {key}")
+    plugin, emulator = setting_label(summary, "plugin"), setting_label(summary, "ft_emulator")
+    fig.suptitle(f"{plugin} vs {emulator} against {key}")
     save(fig, out_dir, f"sweep_{safe_name(key)}", written)
 
 
@@ -233,10 +248,11 @@ def plot_privacy_utility(summary, sweep, out_dir, written):
         if lo < hi:
             ax.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8, linestyle=":")
         unit = f" ({col['unit']})" if col["unit"] else ""
-        better = "lower is better" if col["lower_is_better"] else "higher is better"
+        lower = summary["vocabulary"]["metrics"][col["metric"]]["lower_is_better"]
+        better = "lower is better" if lower else "higher is better"
         ax.set_title(f"{col['header']} ({better})")
-        ax.set_xlabel(f"OT Emulator {col['metric']}{unit}")
-        ax.set_ylabel(f"OT Plug-in {col['metric']}{unit}")
+        ax.set_xlabel(f"{setting_label(summary, 'ft_emulator')} {col['metric']}{unit}")
+        ax.set_ylabel(f"{setting_label(summary, 'plugin')} {col['metric']}{unit}")
         ax.grid(alpha=0.3)
     if not drawn:
         plt.close(fig)
@@ -290,7 +306,7 @@ def main():
     try:
         with open(args.summary, encoding="utf-8") as f:
             summary = json.load(f)
-        for key in ("groups", "runs", "sweeps", "efficiency"):
+        for key in ("groups", "runs", "sweeps", "efficiency", "vocabulary"):
             if key not in summary:
                 raise ValueError(f"no '{key}' entry")
     except (OSError, ValueError) as e:

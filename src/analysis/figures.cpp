@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -94,6 +95,16 @@ nlohmann::json figure_summary(const Analysis& a, const RunCollection& runs) {
     eff.push_back({{"group", r.group}, {"values", values}});
   }
   out["efficiency"] = eff;
+
+  // The paper's settings, tasks and checks, and the direction of every metric shown, so that
+  // the plot script need not repeat them.
+  std::vector<std::string> metrics;
+  for (const GroupTable& t : a.groups) {
+    for (const LongRow& r : t.long_rows) {
+      if (std::find(metrics.begin(), metrics.end(), r.metric) == metrics.end()) metrics.push_back(r.metric);
+    }
+  }
+  out["vocabulary"] = vocabulary_json(metrics);
   return out;
 }
 

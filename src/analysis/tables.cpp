@@ -43,7 +43,7 @@ std::string choose_metric(const std::vector<std::string>& metrics, const std::st
     if (contains(metrics, m)) return m;
   }
   for (const std::string& m : metrics) {
-    if (is_lower_better_metric(m)) return m;
+    if (lower_is_better(m)) return m;
   }
   return metrics.front();
 }
@@ -53,7 +53,7 @@ Column make_column(const std::string& task, const std::string& metric, const std
   c.task = task;
   c.metric = metric;
   c.percent = is_accuracy_metric(metric);
-  c.lower_is_better = is_lower_better_metric(metric);
+  c.lower_is_better = lower_is_better(metric);
   c.header = task_label(task);
   if (c.percent) {
     if (metric != preferred) c.header += " (" + metric + ")";
@@ -183,7 +183,7 @@ std::optional<PaperCells> paper_cells(const GroupTable& t, const PaperRef& ref,
     const Column* col = find_column(t, n.task);
     if (col == nullptr) continue;
     const bool same_kind = (is_accuracy_metric(n.metric) && col->percent) ||
-                           (is_lower_better_metric(n.metric) && col->lower_is_better);
+                           (lower_is_better(n.metric) && col->lower_is_better);
     if (!same_kind) continue;
     p.cells[{n.setting, n.task}] = is_accuracy_metric(n.metric) ? n.value / 100.0 : n.value;
   }
@@ -269,13 +269,9 @@ GroupTable build_group(const std::vector<const RunData*>& runs, const std::strin
   if (t.average.count("plugin") && t.average.count("ft_emulator")) {
     t.average_gap = t.average.at("plugin").mean - t.average.at("ft_emulator").mean;
   }
-  const std::vector<std::tuple<std::string, std::string, std::string>> checks = {
-      {"Emulator ZS below Full ZS", "zs_full", "zs_emulator"},
-      {"Plug-in above Full ZS", "plugin", "zs_full"},
-      {"Plug-in above OT Emulator", "plugin", "ft_emulator"},
-  };
-  for (const auto& [name, better, worse] : checks) {
-    Check check{name, better, worse, {}, std::nullopt, {}};
+  for (const PatternCheck& pattern : pattern_checks()) {
+    const std::string &better = pattern.better, &worse = pattern.worse;
+    Check check{pattern.name, better, worse, {}, std::nullopt, {}};
     bool any = false;
     for (const Column& c : t.columns) {
       const Stat* b = t.cell(better, c.task);
@@ -383,51 +379,6 @@ std::optional<EfficiencyRow> efficiency_of(const GroupTable& t, const std::vecto
 
 }  // namespace
 
-const std::vector<std::string>& paper_settings() {
-  static const std::vector<std::string> v{"zs_full", "zs_emulator", "ft_full", "ft_emulator", "plugin"};
-  return v;
-}
-
-const std::vector<std::string>& paper_tasks() {
-  static const std::vector<std::string> v{"openbookqa", "piqa", "arc_easy", "arc_challenge", "hellaswag",
-                                          "sciq",       "webqs", "race",    "wikitext"};
-  return v;
-}
-
-const std::vector<std::string>& average_tasks() {
-  static const std::vector<std::string> v(paper_tasks().begin(), paper_tasks().begin() + 8);
-  return v;
-}
-
-std::string setting_label(const std::string& setting) {
-  static const std::map<std::string, std::string> labels{{"zs_full", "Full ZS"},
-                                                         {"zs_emulator", "Emulator ZS"},
-                                                         {"ft_full", "FT"},
-                                                         {"ft_emulator", "OT Emulator"},
-                                                         {"plugin", "OT Plug-in"}};
-  auto it = labels.find(setting);
-  return it == labels.end() ? setting : it->second;
-}
-
-std::string task_label(const std::string& task) {
-  static const std::map<std::string, std::string> labels{
-      {"openbookqa", "OBQA"}, {"piqa", "PIQA"},   {"arc_easy", "ARC-E"}, {"arc_challenge", "ARC-C"},
-      {"hellaswag", "HellaSwag"}, {"sciq", "SciQ"}, {"webqs", "WebQs"},  {"race", "RACE"},
-      {"wikitext", "WikiText"}};
-  auto it = labels.find(task);
-  return it == labels.end() ? task : it->second;
-}
-
-bool is_accuracy_metric(const std::string& metric) { return metric == "acc" || metric == "acc_norm"; }
-
-bool is_lower_better_metric(const std::string& metric) {
-  auto ends_with = [&](const std::string& suffix) {
-    return metric.size() >= suffix.size() && metric.compare(metric.size() - suffix.size(), suffix.size(), suffix) == 0;
-  };
-  return metric == "ppl" || metric == "loss" || metric == "bits_per_byte" ||
-         metric.find("perplexity") != std::string::npos || ends_with("_ppl") || ends_with("_loss");
-}
-
 Stat aggregate(const std::vector<double>& values, const std::vector<double>& stderrs) {
   Stat s;
   s.n = static_cast<int>(values.size());
@@ -452,7 +403,7 @@ Stat aggregate(const std::vector<double>& values, const std::vector<double>& std
 }
 
 double margin(const Column& column, double better, double worse) {
-  return column.lower_is_better ? worse - better : better - worse;
+  return metric_margin(column.metric, better, worse);
 }
 
 const Stat* GroupTable::cell(const std::string& setting, const std::string& task) const {

@@ -1,9 +1,10 @@
-// analysis/tables.h: the paper's tables from a set of completed runs (`ot analyze`).
-// Defines the paper's row and column order (settings, tasks), how metrics are shown,
-// aggregation over seeds (Stat: mean and standard error of the mean), one table per group
-// of runs (GroupTable: rows = settings, columns = tasks, the privacy-gap row, the 8-task
-// average, the PAPER.md 2.5 checks, the published numbers), the efficiency table, the
-// sweeps that the figures plot, and analyze(), which builds all of them.
+// analysis/tables.h: the paper's tables from a set of completed runs (`ot analyze`). The
+// settings, tasks, metric directions and checks they are built from are the paper's
+// vocabulary (eval/vocabulary.h); defined here: how metrics are shown, aggregation over seeds
+// (Stat: mean and standard error of the mean), one table per group of runs (GroupTable:
+// rows = settings, columns = tasks, the privacy-gap row, the 8-task average, the PAPER.md 2.5
+// checks, the published numbers), the efficiency table, the sweeps that the figures plot,
+// and analyze(), which builds all of them.
 //
 // Every number here is in the metric's own scale (accuracies as fractions); rendering
 // (render.h) scales accuracies to %.
@@ -18,25 +19,9 @@
 
 #include "analysis/paper.h"
 #include "analysis/runs.h"
+#include "eval/vocabulary.h"
 
 namespace ot::analysis {
-
-// The paper's row order: zs_full, zs_emulator, ft_full, ft_emulator, plugin.
-const std::vector<std::string>& paper_settings();
-// The paper's column order: openbookqa, piqa, arc_easy, arc_challenge, hellaswag, sciq,
-// webqs, race, wikitext.
-const std::vector<std::string>& paper_tasks();
-// The first eight of paper_tasks(): the tasks of the "8-task average".
-const std::vector<std::string>& average_tasks();
-// Row label: "Full ZS", "Emulator ZS", "FT", "OT Emulator", "OT Plug-in"; others as given.
-std::string setting_label(const std::string& setting);
-// Column label: "OBQA", ..., "WikiText"; others as given.
-std::string task_label(const std::string& task);
-
-// acc and acc_norm: fractions, shown in % with one decimal.
-bool is_accuracy_metric(const std::string& metric);
-// Perplexities, bits per byte and losses: lower is better, shown with two decimals.
-bool is_lower_better_metric(const std::string& metric);
 
 // Mean over runs; `sem` is the standard error of the mean (sample standard deviation /
 // sqrt(n)) when n > 1, else the one run's harness stderr when it is non-zero.
@@ -60,7 +45,8 @@ struct Column {
 // How much `better` beats `worse` in a column: a - b, or b - a when lower is better.
 double margin(const Column& column, double better, double worse);
 
-// A PAPER.md 2.5 check: "<better row> beats <worse row>" with its margin per column.
+// A PAPER.md 2.5 check (pattern_checks()): "<better row> beats <worse row>" with its margin
+// per column.
 struct Check {
   std::string name;      // e.g. "Plug-in above Full ZS"
   std::string better, worse;  // settings

@@ -8,11 +8,12 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "eval/harness.h"
+#include "data/tasks.h"
+#include "dist/context.h"
+#include "eval/evaluate.h"
 #include "eval/perplexity.h"
 #include "eval/settings.h"
-#include "data/tasks.h"
-#include "experiment/jobs.h"
+#include "experiment/jobs.h"  // open_recorder, record_results
 #include "offsite/adapter.h"
 #include "model/load.h"
 #include "tokenizer/tokenizer.h"
@@ -103,7 +104,7 @@ void register_eval(CLI::App& app) {
     OT_REQUIRE(tok->vocab_size() <= model->config().vocab_size, tok_path, ": tokenizer has ", tok->vocab_size(),
                " tokens but the model's vocabulary has only ", model->config().vocab_size);
 
-    const std::vector<TaskResult> results = evaluate_model(model, *tok, spec);
+    const std::vector<TaskResult> results = evaluate_model(model, *tok, spec, dist::host_communicator());
     std::cout << make_table(results) << std::flush;
     if (!args->output.empty()) {
       nlohmann::json config = {{"model", args->model},     {"tokenizer", tok_path},

@@ -13,18 +13,9 @@
 
 #include "data/task.h"
 #include "eval/loglikelihood.h"
+#include "eval/task_result.h"
 
 namespace ot {
-
-// One row of the results table: a metric of a task.
-struct TaskResult {
-  std::string task;               // harness name: piqa, arc_easy, webqs, wikitext, ...
-  int version = 0;                // the harness task VERSION (race and wikitext: 1)
-  std::string metric;             // acc, acc_norm, word_perplexity, ...
-  double value = 0.0;
-  std::optional<double> std_error;  // absent for the perplexity metrics
-  int64_t n = 0;                  // documents scored
-};
 
 // Per-document outcome, kept for inspection and tests.
 struct DocScore {

@@ -5,7 +5,8 @@
 
 #include <algorithm>
 #include <numeric>
-#include <tuple>
+
+#include "eval/sharding.h"
 
 #include "util/error.h"
 #include "util/progress.h"
@@ -103,17 +104,13 @@ std::vector<LLResult> loglikelihood_tokens(DecoderLM& model, const std::vector<T
 
   torch::NoGradGuard no_grad;
   const c10::Device dev = model->device();
-  const int64_t n_batches = (static_cast<int64_t>(uniq.size()) + opts.batch_size - 1) / opts.batch_size;
+  const BatchShards shards(static_cast<int64_t>(uniq.size()), opts.batch_size, opts.comm);
   std::unique_ptr<ProgressBar> bar;
-  if (opts.progress && n_batches > 1) bar = std::make_unique<ProgressBar>(opts.label, n_batches);
-  int64_t b_lo = 0, b_hi = n_batches;
-  const bool sharded = opts.comm != nullptr && opts.comm->size() > 1;
-  if (sharded) std::tie(b_lo, b_hi) = dist::shard_range(n_batches, opts.comm->rank(), opts.comm->size());
+  if (opts.progress && shards.num_batches() > 1) bar = std::make_unique<ProgressBar>(opts.label, shards.num_batches());
 
-  for (int64_t b = b_lo; b < b_hi; ++b) {
-    const size_t lo = static_cast<size_t>(b * opts.batch_size);
-    const size_t hi = std::min(uniq.size(), lo + static_cast<size_t>(opts.batch_size));
-    const int64_t B = static_cast<int64_t>(hi - lo);
+  shards.for_each_own_batch([&](int64_t b, int64_t batch_begin, int64_t batch_end) {
+    const auto lo = static_cast<size_t>(batch_begin);
+    const int64_t B = batch_end - batch_begin;
     // Model input per row: the last max_len + 1 tokens without the final one.
     std::vector<int64_t> inplen(B);
     int64_t T = 0;
@@ -152,19 +149,18 @@ std::vector<LLResult> loglikelihood_tokens(DecoderLM& model, const std::vector<T
       u.result.is_greedy = logp.argmax(-1).eq(target).all().item<bool>();
     }
     if (bar) bar->update(b + 1, tokens);
-  }
+  });
   if (bar) bar->finish();
-  if (sharded) {
+  if (shards.sharded()) {
     // (loglikelihood, is_greedy) of every unique request; other ranks' entries are 0 here, and
     // x + 0 is x, so the sum hands every rank the owner's values exactly.
     std::vector<double> mine(2 * uniq.size(), 0.0);
-    const size_t lo = static_cast<size_t>(b_lo * opts.batch_size);
-    const size_t hi = std::min(uniq.size(), static_cast<size_t>(b_hi * opts.batch_size));
-    for (size_t k = lo; k < hi; ++k) {
+    const auto [own_begin, own_end] = shards.own_items();
+    for (auto k = static_cast<size_t>(own_begin); k < static_cast<size_t>(own_end); ++k) {
       mine[2 * k] = all[uniq[k]].result.loglikelihood;
       mine[2 * k + 1] = all[uniq[k]].result.is_greedy ? 1.0 : 0.0;
     }
-    const std::vector<double> every = opts.comm->all_reduce_sum(mine);
+    const std::vector<double> every = shards.sum_over_ranks(mine);
     for (size_t k = 0; k < uniq.size(); ++k) {
       all[uniq[k]].result.loglikelihood = every[2 * k];
       all[uniq[k]].result.is_greedy = every[2 * k + 1] > 0.5;

@@ -2,8 +2,6 @@
 // perplexity.h).
 #include "eval/perplexity.h"
 
-#include <tuple>
-
 #include <torch/torch.h>
 
 #include <cmath>
@@ -11,6 +9,7 @@
 
 #include "eval/harness.h"
 #include "data/python_str.h"
+#include "eval/sharding.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/progress.h"
@@ -132,18 +131,14 @@ ClmPerplexity clm_perplexity(DecoderLM& model, const std::vector<std::vector<int
   const c10::Device dev = model->device();
   const int64_t vocab = model->config().vocab_size;
   const auto n = static_cast<int64_t>(blocks.size());
-  const int64_t n_batches = (n + opts.batch_size - 1) / opts.batch_size;
+  const BatchShards shards(n, opts.batch_size, opts.comm);
   std::unique_ptr<ProgressBar> bar;
-  if (opts.progress && n_batches > 1) bar = std::make_unique<ProgressBar>("perplexity", n_batches);
+  if (opts.progress && shards.num_batches() > 1) bar = std::make_unique<ProgressBar>("perplexity", shards.num_batches());
 
   ClmPerplexity res;
   std::vector<double> losses;
   std::vector<int64_t> sizes;
-  int64_t b_lo = 0, b_hi = n_batches;
-  const bool sharded = opts.comm != nullptr && opts.comm->size() > 1;
-  if (sharded) std::tie(b_lo, b_hi) = dist::shard_range(n_batches, opts.comm->rank(), opts.comm->size());
-  for (int64_t b = b_lo; b < b_hi; ++b) {
-    const int64_t lo = b * opts.batch_size, hi = std::min(n, lo + opts.batch_size);
+  shards.for_each_own_batch([&](int64_t b, int64_t lo, int64_t hi) {
     const auto T = static_cast<int64_t>(blocks[static_cast<size_t>(lo)].size());
     OT_REQUIRE(T >= 1, "block ", lo, " is empty");
     auto ids = torch::empty({hi - lo, T}, torch::kLong);  // (B, T)
@@ -166,10 +161,10 @@ ClmPerplexity clm_perplexity(DecoderLM& model, const std::vector<std::vector<int
     sizes.push_back(hi - lo);
     res.predictions += (hi - lo) * (T - 1);
     if (bar) bar->update(b + 1, (hi - lo) * T, {{"loss", loss}});
-  }
+  });
   if (bar) bar->finish();
   res.blocks = n;
-  if (sharded) {
+  if (shards.sharded()) {
     // The same sum clm_eval_loss forms, over every rank's batches.
     std::vector<double> part = {0.0, 0.0, double(res.predictions)};
     for (size_t i = 0; i < losses.size(); ++i) {
@@ -177,7 +172,7 @@ ClmPerplexity clm_perplexity(DecoderLM& model, const std::vector<std::vector<int
       part[0] += losses[i] * double(sizes[i]);
       part[1] += double(sizes[i]);
     }
-    part = opts.comm->all_reduce_sum(part);
+    part = shards.sum_over_ranks(part);
     res.predictions = static_cast<int64_t>(part[2]);
     res.loss = part[1] > 0 ? part[0] / part[1] : std::numeric_limits<double>::quiet_NaN();
   } else {

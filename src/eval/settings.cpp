@@ -1,4 +1,4 @@
-// eval/settings.cpp: paper settings, privacy gap and result printing (see settings.h).
+// eval/settings.cpp: privacy gap and result printing (see settings.h).
 #include "eval/settings.h"
 
 #include <algorithm>
@@ -10,55 +10,12 @@
 
 namespace ot {
 
-const std::vector<Setting>& all_settings() {
-  static const std::vector<Setting> v{Setting::kZsFull, Setting::kZsEmulator, Setting::kFtEmulator,
-                                      Setting::kPlugin, Setting::kFtFull};
-  return v;
-}
-
-std::string setting_name(Setting s) {
-  switch (s) {
-    case Setting::kZsFull: return "zs_full";
-    case Setting::kZsEmulator: return "zs_emulator";
-    case Setting::kFtEmulator: return "ft_emulator";
-    case Setting::kPlugin: return "plugin";
-    case Setting::kFtFull: return "ft_full";
-  }
-  return "?";
-}
-
-std::string setting_description(Setting s) {
-  switch (s) {
-    case Setting::kZsFull: return "Full ZS";
-    case Setting::kZsEmulator: return "Emulator ZS";
-    case Setting::kFtEmulator: return "OT Emulator";
-    case Setting::kPlugin: return "OT Plug-in";
-    case Setting::kFtFull: return "FT";
-  }
-  return "?";
-}
-
-Setting parse_setting(const std::string& name) {
-  std::string valid;
-  for (Setting s : all_settings()) {
-    if (setting_name(s) == name) return s;
-    valid += (valid.empty() ? "" : ", ") + setting_name(s);
-  }
-  fail("unknown setting '", name, "' (expected one of: ", valid, ")");
-}
-
-bool lower_is_better(const std::string& metric) {
-  return metric.find("perplexity") != std::string::npos || metric == "bits_per_byte" || metric == "loss";
-}
-
 std::vector<PrivacyGap> privacy_gap(const std::vector<TaskResult>& plugin, const std::vector<TaskResult>& ft_emulator) {
   std::vector<PrivacyGap> out;
   for (const TaskResult& p : plugin) {
     for (const TaskResult& e : ft_emulator) {
       if (e.task != p.task || e.metric != p.metric) continue;
-      PrivacyGap g{p.task, p.metric, p.value, e.value, p.value - e.value};
-      if (lower_is_better(p.metric)) g.gap = -g.gap;
-      out.push_back(g);
+      out.push_back({p.task, p.metric, p.value, e.value, metric_margin(p.metric, p.value, e.value)});
       break;
     }
   }

@@ -11,9 +11,7 @@
 #include "data/task_train.h"
 #include "data/tasks.h"
 #include "dist/context.h"
-#include "eval/harness.h"
-#include "eval/loglikelihood.h"
-#include "eval/perplexity.h"
+#include "eval/vocabulary.h"
 #include "model/flops.h"
 #include "offsite/adapter.h"
 #include "offsite/cka.h"
@@ -147,87 +145,6 @@ std::shared_ptr<BatchSource> corpus_blocks(const CorpusSpec& spec, const Tokeniz
   return src;
 }
 
-double mean_loss(DecoderLM& model, const BatchSource& data, int64_t batch_size, int64_t max_examples) {
-  torch::NoGradGuard ng;
-  const bool was_training = model->is_training();
-  model->eval();
-  const int64_t n = max_examples > 0 ? std::min(max_examples, data.size()) : data.size();
-  double nll = 0.0;
-  int64_t count = 0;
-  // Sharded over the team's ranks by batches; the sums are reduced below.
-  const int64_t n_batches = (n + batch_size - 1) / batch_size;
-  const auto [b_lo, b_hi] = dist::shard_range(n_batches, dist::team().rank(), dist::team().size());
-  for (int64_t i = b_lo * batch_size; i < std::min(n, b_hi * batch_size); i += batch_size) {
-    std::vector<int64_t> idx;
-    for (int64_t j = i; j < std::min(n, i + batch_size); ++j) idx.push_back(j);
-    Batch b = to_device(data.batch(idx), model->device());
-    auto logits = model->forward(b.input_ids, b.attention_mask).logits;
-    auto labels = b.labels.narrow(1, 1, b.labels.size(1) - 1);
-    auto lp = torch::log_softmax(logits.narrow(1, 0, logits.size(1) - 1).to(torch::kFloat), -1);
-    auto valid = labels != -100;
-    auto picked = lp.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1);
-    nll -= picked.masked_select(valid).sum().item<double>();
-    count += valid.sum().item<int64_t>();
-  }
-  if (dist::team().size() > 1) {
-    const std::vector<double> sums = dist::host_communicator().all_reduce_sum({nll, double(count)});
-    nll = sums[0];
-    count = static_cast<int64_t>(sums[1]);
-  }
-  model->train(was_training);
-  OT_REQUIRE(count > 0, "evaluation data has no scored tokens");
-  return nll / double(count);
-}
-
-std::vector<TaskResult> evaluate_model(DecoderLM& model, const Tokenizer& tok, const EvalSpec& spec) {
-  AutocastGuard autocast(model->device(), spec.precision);
-  std::vector<TaskResult> results;
-  LLOptions llo;
-  llo.batch_size = spec.batch_size;
-  llo.max_length = spec.max_length > 0 ? spec.max_length : harness_max_length(model->config());
-  if (dist::team().size() > 1) llo.comm = &dist::host_communicator();  // tasks and WikiText sharded over the team
-  for (const auto& [name, docs] : spec.tasks) {
-    HarnessOptions ho;
-    ho.limit = spec.limit;
-    ho.ll = llo;
-    TaskEvaluation ev = evaluate_task(model, tok, docs, ho);
-    results.insert(results.end(), ev.results.begin(), ev.results.end());
-  }
-  for (const auto& [name, pages] : spec.wikitext) {
-    WikitextResult w = evaluate_wikitext(model, tok, pages, llo, spec.limit);
-    const int v = harness_task_version("wikitext");
-    results.push_back({name, v, "word_perplexity", w.word_perplexity, std::nullopt, w.pages});
-    results.push_back({name, v, "byte_perplexity", w.byte_perplexity, std::nullopt, w.pages});
-    results.push_back({name, v, "bits_per_byte", w.bits_per_byte, std::nullopt, w.pages});
-  }
-  for (const auto& [name, text] : spec.texts) {
-    int64_t bos = -1;
-    const Arch arch = model->config().arch;
-    if (spec.row_bos && (arch == Arch::kOPT || arch == Arch::kLlama)) {
-      auto b = tok.bos_id() ? tok.bos_id() : model->config().bos_token_id;
-      OT_REQUIRE(b.has_value(), name, ": this model's tokenizer puts BOS before each row, but neither the "
-                 "tokenizer nor config.json names one");
-      bos = *b;
-    }
-    const std::vector<std::string> rows = wikitext_rows(text);
-    auto tokens = tokenize_rows(tok, rows, bos);
-    int64_t n_tokens = 0, n_bytes = 0;
-    for (const auto& r : tokens) n_tokens += static_cast<int64_t>(r.size()) - (bos >= 0 ? 1 : 0);
-    for (const auto& r : rows) n_bytes += static_cast<int64_t>(r.size());
-    auto blocks = group_rows_into_blocks(tokens, spec.block_size);
-    OT_REQUIRE(!blocks.empty(), name, ": no text to score");
-    ClmPerplexityOptions po;
-    po.batch_size = spec.batch_size;
-    if (dist::team().size() > 1) po.comm = &dist::host_communicator();  // sharded over the team
-    ClmPerplexity p = clm_perplexity(model, blocks, po);
-    results.push_back({name, 0, "perplexity", p.perplexity, std::nullopt, p.blocks});
-    results.push_back({name, 0, "loss", p.loss, std::nullopt, p.blocks});
-    if (n_bytes > 0)
-      results.push_back({name, 0, "bits_per_byte", p.loss * double(n_tokens) / double(n_bytes) / std::log(2.0), std::nullopt, p.blocks});
-  }
-  return results;
-}
-
 void record_results(results::RunRecorder& rec, const std::string& setting, const std::vector<TaskResult>& results) {
   for (const TaskResult& r : results) {
     results::EvalRow row;
@@ -299,7 +216,7 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
   if (job.eval) eval_src = corpus_blocks(*job.eval, *tok, tok_path, job.cache_dir);
   auto ppl = [&](DecoderLM& mdl) {
     AutocastGuard autocast(mdl->device(), job.trainer.precision);
-    return std::exp(mean_loss(mdl, *eval_src, job.trainer.batch_size));
+    return std::exp(mean_loss(mdl, *eval_src, job.trainer.batch_size, dist::host_communicator()));
   };
   if (eval_src) {
     out.full_ppl = ppl(full);
@@ -319,7 +236,7 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
     to.label = "distill";
     if (eval_src) {
       to.best_metric = "emulator_ppl";
-      to.lower_is_better = true;
+      to.lower_is_better = lower_is_better(to.best_metric);
     } else {
       to.keep_best = false;
     }
@@ -450,6 +367,7 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
   to.label = job.label;
   if (!val_src) to.keep_best = false;
   to.best_metric = "loss";
+  to.lower_is_better = lower_is_better(to.best_metric);
   model->set_activation_checkpointing(to.checkpoint_activations);
   Trainer trainer(params, to);
   wire_data_parallel(trainer, model->device());
@@ -457,7 +375,7 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
   Trainer::EvalFn eval;
   if (val_src)
     eval = [&] {
-      double l = mean_loss(model, *val_src, job.trainer.batch_size, job.max_eval_examples);
+      double l = mean_loss(model, *val_src, job.trainer.batch_size, dist::host_communicator(), job.max_eval_examples);
       return Metrics{{"loss", l}, {"ppl", std::exp(l)}};
     };
   auto loss = [&](const Batch& b, Metrics&) {

@@ -3,7 +3,7 @@
 //   EmulatorJob  (model owner)  full model -> bundle: select, compress, optionally distill
 //   FinetuneJob  (data owner)   bundle or full model -> adapter (or fine-tuned full model)
 // Every job can record to an HDF5 run file (results/run_file.h): curves as they happen,
-// evaluations, efficiency and provenance.
+// evaluations, efficiency and provenance. Evaluation itself is eval/evaluate.h.
 #pragma once
 
 #include <memory>
@@ -11,7 +11,7 @@
 #include <string>
 
 #include "data/task.h"
-#include "eval/harness.h"
+#include "eval/evaluate.h"
 #include "model/load.h"
 #include "offsite/distill.h"
 #include "offsite/emulator.h"
@@ -81,28 +81,6 @@ struct FinetuneOutcome {
 };
 
 FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* rec);
-
-// What one evaluation scores: harness tasks (multiple choice, webqs), WikiText pages
-// (harness rolling perplexity) and texts scored by the paper's block perplexity.
-struct EvalSpec {
-  std::vector<std::pair<std::string, std::vector<TaskDoc>>> tasks;       // name, eval docs
-  std::vector<std::pair<std::string, std::vector<std::string>>> wikitext;  // name, pages
-  std::vector<std::pair<std::string, std::string>> texts;                 // name, text
-  int64_t block_size = 512;   // texts: tokens per block
-  int64_t batch_size = 8;     // requests or blocks per forward pass
-  int64_t limit = 0;          // tasks: score only N docs (the harness's seeded shuffle)
-  int64_t max_length = 0;     // harness window (0: the model's)
-  bool row_bos = true;        // texts: BOS before each row for OPT and LLaMA, like their HF tokenizers
-  Precision precision = Precision::kFp32;  // autocast of the forward passes
-};
-
-// Metrics of one model: per task the harness metrics; per text `perplexity`, `loss` (nats per
-// token) and `bits_per_byte` (the token loss spread over the text's UTF-8 bytes).
-std::vector<TaskResult> evaluate_model(DecoderLM& model, const Tokenizer& tok, const EvalSpec& spec);
-
-// Mean token loss of `model` over a BatchSource (batches of `batch_size`), for validation;
-// forward passes in the autocast state of the caller.
-double mean_loss(DecoderLM& model, const BatchSource& data, int64_t batch_size, int64_t max_examples = 0);
 
 // Token blocks of a corpus for `tok`, cached under cache_dir.
 std::shared_ptr<BatchSource> corpus_blocks(const CorpusSpec& spec, const Tokenizer& tok,

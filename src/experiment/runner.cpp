@@ -478,7 +478,7 @@ class Run {
         }
       }
       std::unique_ptr<Tokenizer> tok = load_tokenizer(tokenizer_for(model));
-      results = evaluate_model(m, *tok, spec);
+      results = evaluate_model(m, *tok, spec, dist::host_communicator());
       if (!memo.empty() && dist::is_writer()) write_scores(memo, *results);
     }
     for (const TaskResult& r : *results) rows_.emplace_back(setting, r);
@@ -803,31 +803,6 @@ void print_summary(const std::string& run_id, const std::vector<std::pair<std::s
 }
 
 }  // namespace
-
-std::vector<PatternMargins> pattern_margins(const std::vector<std::pair<std::string, TaskResult>>& rows) {
-  std::map<std::pair<std::string, std::string>, std::map<std::string, double>> by;
-  std::vector<std::pair<std::string, std::string>> order;
-  for (const auto& [s, r] : rows) {
-    auto k = std::make_pair(r.task, r.metric);
-    if (!by.count(k)) order.push_back(k);
-    by[k][s] = r.value;
-  }
-  std::vector<PatternMargins> out;
-  for (const auto& k : order) {
-    if (k.second == "loss" || k.second == "byte_perplexity") continue;
-    const auto& m = by[k];
-    if (!m.count("zs_full") || !m.count("zs_emulator") || !m.count("plugin") || !m.count("ft_emulator")) continue;
-    const double sign = lower_is_better(k.second) ? -1.0 : 1.0;  // positive margin = the ordering holds
-    PatternMargins p;
-    p.task = k.first;
-    p.metric = k.second;
-    p.emulator_below_full = sign * (m.at("zs_full") - m.at("zs_emulator"));
-    p.plugin_above_full = sign * (m.at("plugin") - m.at("zs_full"));
-    p.plugin_above_ft_emulator = sign * (m.at("plugin") - m.at("ft_emulator"));
-    out.push_back(p);
-  }
-  return out;
-}
 
 RunState execute_run(const PlannedRun& plan, const RunOptions& opts) {
   const Config& c = plan.config;

@@ -44,13 +44,4 @@ struct RunOptions {
 // again, under it, that the run is not completed; otherwise the run is left alone (kClaimed).
 RunState execute_run(const PlannedRun& run, const RunOptions& opts = {});
 
-// The pattern the paper reports, from one run's results on one task or text: margins (positive
-// = the ordering holds) of zs_emulator vs zs_full, plugin vs zs_full, plugin vs ft_emulator.
-struct PatternMargins {
-  std::string task, metric;
-  double emulator_below_full = 0.0, plugin_above_full = 0.0, plugin_above_ft_emulator = 0.0;
-  bool holds() const { return emulator_below_full > 0 && plugin_above_full > 0 && plugin_above_ft_emulator > 0; }
-};
-std::vector<PatternMargins> pattern_margins(const std::vector<std::pair<std::string, TaskResult>>& rows);
-
 }  // namespace ot::experiment

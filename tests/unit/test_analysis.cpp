@@ -377,6 +377,30 @@ TEST(Analyze, TablesFromAResultsDirectory) {
   EXPECT_EQ(summary["runs"].size(), 5u);
 }
 
+TEST(Analyze, SummaryCarriesThePapersVocabulary) {
+  TempDir tmp;
+  const std::string root = tmp.file("results");
+  build_results(root);
+  auto r = run_cli("analyze " + root + " --no-figures");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto summary = nlohmann::json::parse(slurp(root + "/analysis/summary.json"));
+  const nlohmann::json& v = summary["vocabulary"];
+  ASSERT_EQ(v["settings"].size(), 5u);
+  std::vector<std::string> settings;
+  for (const auto& s : v["settings"]) settings.push_back(s["name"].get<std::string>() + "=" + s["label"].get<std::string>());
+  EXPECT_EQ(settings, (std::vector<std::string>{"zs_full=Full ZS", "zs_emulator=Emulator ZS", "ft_full=FT",
+                                                "ft_emulator=OT Emulator", "plugin=OT Plug-in"}));
+  EXPECT_EQ(v["tasks"][0]["name"], "openbookqa");
+  EXPECT_EQ(v["checks"].size(), 3u);
+  // Every metric of the tables, with its direction; the columns agree.
+  EXPECT_EQ(v["metrics"]["acc"]["lower_is_better"], false);
+  EXPECT_EQ(v["metrics"]["perplexity"]["lower_is_better"], true);
+  EXPECT_EQ(v["metrics"]["loss"]["lower_is_better"], true);
+  for (const auto& g : summary["groups"])
+    for (const auto& c : g["columns"])
+      EXPECT_EQ(c["lower_is_better"], v["metrics"][c["metric"].get<std::string>()]["lower_is_better"]) << c;
+}
+
 TEST(Analyze, MetricChoosesTheAccuracyShown) {
   TempDir tmp;
   const std::string root = tmp.file("results");
