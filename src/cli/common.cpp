@@ -75,12 +75,12 @@ void run_recorded(results::RunRecorder* rec, const std::function<void()>& body) 
   try {
     body();
     if (rec) rec->complete();
+  } catch (const Preempted& e) {
+    if (rec) rec->fail(e.what());
+    std::cerr << "ot: " << e.what() << "\n";
+    std::exit(kExitPreempted);
   } catch (const std::exception& e) {
     if (rec) rec->fail(e.what());
-    if (stop_requested()) {
-      std::cerr << "ot: " << e.what() << "\n";
-      std::exit(kExitPreempted);
-    }
     throw;
   }
 }

@@ -39,7 +39,8 @@ LoadOptions apply_runtime_options(const RuntimeOptions& o);
 void apply_training_options(const RuntimeOptions& o, TrainerOptions& t);
 
 // Runs a command body, marks its run file (if any) completed or failed, and turns a
-// preemption (SIGUSR1/SIGTERM during training, state already written) into exit code 75.
+// preemption (ot::Preempted: SIGUSR1/SIGTERM during training, state already written) into
+// exit code 75.
 void run_recorded(results::RunRecorder* rec, const std::function<void()>& body);
 
 }  // namespace ot::cli

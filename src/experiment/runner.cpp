@@ -896,16 +896,15 @@ RunState execute_run(const PlannedRun& plan, const RunOptions& opts) {
   try {
     run.execute(resume);
     if (rec) rec->complete();
-  } catch (const std::exception& e) {
-    if (stop_requested()) {
-      // Left "running": the next attempt (a requeued job, the same command again) continues it.
-      if (rec) {
-        rec->set_attribute("interrupted", e.what());
-        rec->flush();
-      }
-      if (writer) std::cerr << "ot: run " << plan.run_id << " stopped by a signal; its state is saved and the next attempt continues it\n";
-      return RunState::kPreempted;
+  } catch (const Preempted& e) {
+    // Left "running": the next attempt (a requeued job, the same command again) continues it.
+    if (rec) {
+      rec->set_attribute("interrupted", e.what());
+      rec->flush();
     }
+    if (writer) std::cerr << "ot: run " << plan.run_id << " stopped by a signal; its state is saved and the next attempt continues it\n";
+    return RunState::kPreempted;
+  } catch (const std::exception& e) {
     if (rec) rec->fail(e.what());
     std::cerr << "ot: run " << plan.run_id << " failed: " << e.what() << "\n";
     // A failure every rank of the team saw (bad data, a bad value) leaves the team free to
