@@ -6,7 +6,8 @@
 // fp16 loss scaling); batches moved to the parameters' device (pinned, non-blocking on
 // CUDA); and a resumable state (weights, optimizer, schedule position, data position, CPU
 // and CUDA RNG, loss scale) written atomically so an interrupted run continues with
-// bit-identical results.
+// bit-identical results. The options and the table that declares them to the experiment
+// TOML and the CLI: train/trainer_options.h.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -22,36 +23,9 @@
 #include "dist/fusion_buffer.h"
 #include "model/precision.h"
 #include "train/loss_scaler.h"
+#include "train/trainer_options.h"
 
 namespace ot {
-
-struct TrainerOptions {
-  double lr = 1e-4;
-  double weight_decay = 0.0;
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  std::string schedule = "linear";  // constant | linear | cosine
-  int64_t warmup_steps = 0;
-  int64_t epochs = 1;
-  int64_t max_steps = 0;            // > 0 overrides epochs
-  int64_t batch_size = 4;           // per rank, per micro-batch
-  int64_t grad_accum = 1;           // micro-batches per optimizer step
-  double clip_norm = 1.0;           // <= 0: no clipping
-  int64_t eval_every = 0;           // optimizer steps; 0: only at the end
-  bool keep_best = true;            // restore the best-evaluated weights at the end
-  std::string best_metric = "loss";
-  bool lower_is_better = true;
-  uint64_t seed = 42;
-  std::string state_path;           // resumable state file; empty: no resume support
-  int64_t save_every = 0;           // write the state every N steps (0: only on stop)
-  std::string label = "train";      // progress bar and curve name
-  bool drop_last = false;
-  // Mixed precision of the forward passes (loss and evaluation) with fp32 master weights and
-  // optimizer state; fp16 adds dynamic loss scaling (train/loss_scaler.h).
-  Precision precision = Precision::kFp32;
-  LossScalerOptions loss_scaler;
-  // Per-block activation checkpointing; the job applies it to the model it trains.
-  bool checkpoint_activations = false;
-};
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 using Metrics = std::map<std::string, double>;
