@@ -14,6 +14,8 @@
 
 #include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +31,21 @@ namespace ot {
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 using Metrics = std::map<std::string, double>;
+
+// Where a fit stands between two optimizer steps. It is saved as a unit with the weights,
+// optimizer, RNG and loss scale in the resumable state file, so that a resumed fit continues
+// exactly where the interrupted one stopped.
+struct TrainState {
+  int64_t step = 0;            // optimizer steps done
+  int64_t micro_index = 0;     // micro-batches consumed: the position in the seeded data order
+  int64_t tokens = 0;          // tokens trained on by the whole team
+  double best_metric = 0.0;    // best evaluation of the options' best_metric (+-inf before any)
+  int64_t best_step = -1;      // the step of that evaluation (-1: none yet)
+  std::vector<Metrics> evals;  // every evaluation so far, with "step"
+
+  // The state before the first step of a fit that keeps the lowest (or highest) metric.
+  static TrainState start(bool lower_is_better);
+};
 
 struct TrainResult {
   int64_t steps = 0;           // optimizer steps completed (including before a resume)
@@ -67,16 +84,23 @@ class Trainer {
   // summed, a stop signal on any rank stops all of them at the same step, and only rank 0
   // writes the resumable state.
   void set_data_parallel(dist::Communicator& comm, dist::BucketOptions buckets = {});
-  // Called by eval to signal improvement etc.; on_train_mode toggles dropout on the model.
+  // Called with true before training steps and with false around each evaluation and at the
+  // end, so that the job can switch the model's dropout (model->train(t)).
   void set_mode_callback(std::function<void(bool training)> fn) { mode_fn_ = std::move(fn); }
 
+  // Trains until the options' step count; stopped early by a stop signal (util/signals.h),
+  // it writes the resumable state and returns with `interrupted` set.
   TrainResult fit(const BatchSource& data, const LossFn& loss, const EvalFn& eval = {}, const LogFn& log = {});
 
+  // The resumable state file (the options' state_path): the trainable weights, the best
+  // weights kept so far, the optimizer, the CPU (and CUDA) RNG, the loss scale and `state`.
+  // save_state writes it atomically (rank 0 only; nothing without a state_path); load_state
+  // restores all of it and returns `state`, or nullopt when there is no file to resume from.
+  void save_state(const TrainState& state);
+  std::optional<TrainState> load_state();
+
  private:
-  void save_state(int64_t step, int64_t micro_index, int64_t tokens, double best, int64_t best_step,
-                  const std::vector<Metrics>& evals);
-  bool load_state(int64_t& step, int64_t& micro_index, int64_t& tokens, double& best, int64_t& best_step,
-                  std::vector<Metrics>& evals);
+  class Fit;  // one call of fit(): the loop, as named steps
 
   NamedTensors params_;
   TrainerOptions o_;
