@@ -8,7 +8,9 @@
 #include <iostream>
 #include <optional>
 #include <sstream>
+#include <variant>
 
+#include "train/trainer_options.h"
 #include "util/device.h"
 #include "util/signals.h"
 
@@ -57,6 +59,17 @@ void add_checkpointing_option(CLI::App* cmd, RuntimeOptions& o) {
                 "recompute each block's activations in backward instead of keeping them (less memory)");
 }
 
+void add_trainer_options(CLI::App* cmd, TrainerOptions& t) {
+  for (const TrainerOptionSpec& spec : trainer_option_table()) {
+    if (spec.cli_flag.empty()) continue;
+    CLI::Option* opt = std::visit([&](auto member) { return cmd->add_option(spec.cli_flag, t.*member, spec.cli_help()); },
+                                  spec.member);
+    // A flag without a default (a path) shows none.
+    if (spec.type() != TrainerOptionSpec::Type::kString || !spec.in<std::string>(t).empty()) opt->capture_default_str();
+    if (spec.min) opt->check(at_least(*spec.min));
+  }
+}
+
 LoadOptions apply_runtime_options(const RuntimeOptions& o) {
   LoadOptions l;
   l.device = parse_device(o.device);
@@ -75,12 +88,12 @@ void run_recorded(results::RunRecorder* rec, const std::function<void()>& body) 
   try {
     body();
     if (rec) rec->complete();
+  } catch (const Preempted& e) {
+    if (rec) rec->fail(e.what());
+    std::cerr << "ot: " << e.what() << "\n";
+    std::exit(kExitPreempted);
   } catch (const std::exception& e) {
     if (rec) rec->fail(e.what());
-    if (stop_requested()) {
-      std::cerr << "ot: " << e.what() << "\n";
-      std::exit(kExitPreempted);
-    }
     throw;
   }
 }

@@ -1,5 +1,5 @@
-// cli/common.h: options several subcommands share (--device, --dtype, --threads) and the
-// one place they are turned into library settings.
+// cli/common.h: options several subcommands share (--device, --dtype, --threads, the
+// trainer's flags) and the one place they are turned into library settings.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -32,6 +32,9 @@ void add_runtime_options(CLI::App* cmd, RuntimeOptions& o);
 void add_precision_option(CLI::App* cmd, RuntimeOptions& o);
 // --checkpoint-activations, for training commands.
 void add_checkpointing_option(CLI::App* cmd, RuntimeOptions& o);
+// The trainer's flags (--lr, --epochs, ...: every option of train/trainer_options.h with a
+// flag), bound to `t`; their defaults are t's values now.
+void add_trainer_options(CLI::App* cmd, TrainerOptions& t);
 // Validates the options (precision against device and dtype included), applies --threads,
 // and returns load settings.
 LoadOptions apply_runtime_options(const RuntimeOptions& o);
@@ -39,7 +42,8 @@ LoadOptions apply_runtime_options(const RuntimeOptions& o);
 void apply_training_options(const RuntimeOptions& o, TrainerOptions& t);
 
 // Runs a command body, marks its run file (if any) completed or failed, and turns a
-// preemption (SIGUSR1/SIGTERM during training, state already written) into exit code 75.
+// preemption (ot::Preempted: SIGUSR1/SIGTERM during training, state already written) into
+// exit code 75.
 void run_recorded(results::RunRecorder* rec, const std::function<void()>& body);
 
 }  // namespace ot::cli

@@ -23,22 +23,6 @@ std::string joined_command_line(int argc, char** argv) {
   return s;
 }
 
-void add_trainer_options(CLI::App* cmd, TrainerOptions& t) {
-  cmd->add_option("--lr", t.lr, "peak learning rate")->capture_default_str()->check(at_least(0));
-  cmd->add_option("--weight-decay", t.weight_decay, "AdamW weight decay (not on biases and norms)")->capture_default_str()->check(at_least(0));
-  cmd->add_option("--schedule", t.schedule, "constant, linear or cosine")->capture_default_str();
-  cmd->add_option("--warmup-steps", t.warmup_steps, "linear warmup steps")->capture_default_str()->check(at_least(0));
-  cmd->add_option("--epochs", t.epochs, "passes over the data")->capture_default_str()->check(at_least(1));
-  cmd->add_option("--max-steps", t.max_steps, "optimizer steps (overrides --epochs)")->capture_default_str()->check(at_least(0));
-  cmd->add_option("--batch-size", t.batch_size, "examples per micro-batch")->capture_default_str()->check(at_least(1));
-  cmd->add_option("--grad-accum", t.grad_accum, "micro-batches per optimizer step")->capture_default_str()->check(at_least(1));
-  cmd->add_option("--clip-norm", t.clip_norm, "gradient clipping norm (0: off)")->capture_default_str()->check(at_least(0));
-  cmd->add_option("--eval-every", t.eval_every, "evaluate every N steps (0: at the end)")->capture_default_str()->check(at_least(0));
-  cmd->add_option("--seed", t.seed, "data order seed")->capture_default_str()->check(at_least(0));
-  cmd->add_option("--state", t.state_path, "resumable state file (resumes when present)");
-  cmd->add_option("--save-every", t.save_every, "write the state every N steps")->capture_default_str()->check(at_least(0));
-}
-
 std::pair<int64_t, int64_t> parse_adapter(const std::string& s) {
   auto comma = s.find(',');
   OT_REQUIRE(comma != std::string::npos, "--adapter: expected L,R (bottom,top blocks, e.g. 2,2), got '", s, "'");

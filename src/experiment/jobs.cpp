@@ -22,6 +22,7 @@
 #include "util/fs.h"
 #include "util/gpu.h"
 #include "util/memory.h"
+#include "util/signals.h"
 
 namespace ot {
 
@@ -249,8 +250,7 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
     if (eval_src) eval = [&] { return Metrics{{"emulator_ppl", ppl(bundle)}, {"plugin_ppl", *out.full_ppl}}; };
     out.train = trainer.fit(*train_src, [&](const Batch& b, Metrics& extra) { return d.loss(b, extra); }, eval,
                             recorder_log(rec));
-    OT_REQUIRE(!out.train.interrupted, "distillation interrupted; its state is in ", to.state_path,
-               " (run the same command again to resume)");
+    if (out.train.interrupted) throw Preempted("distillation", to.state_path);
     bundle->eval();
     if (eval_src) {
       out.distilled_emulator_ppl = ppl(bundle);
@@ -382,8 +382,7 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
     return causal_lm_loss(model->forward(b.input_ids, b.attention_mask).logits, b.labels);
   };
   out.train = trainer.fit(*train_src, loss, eval, recorder_log(rec));
-  OT_REQUIRE(!out.train.interrupted, "fine-tuning interrupted; its state is in ", to.state_path,
-             " (run the same command again to resume)");
+  if (out.train.interrupted) throw Preempted("fine-tuning", to.state_path);
   model->eval();
   if (rec) {
     const std::string pre = job.label == "finetune" ? "" : job.label + "_";

@@ -50,6 +50,7 @@ struct EmulatorOutcome {
   TrainResult train;
 };
 
+// Throws Preempted (util/signals.h) when a stop signal ends distillation, its state saved.
 EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* rec);
 
 struct FinetuneJob {
@@ -80,6 +81,7 @@ struct FinetuneOutcome {
   bool wrote_adapter = false;  // else a full model checkpoint
 };
 
+// Throws Preempted (util/signals.h) when a stop signal ends fine-tuning, its state saved.
 FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* rec);
 
 // Token blocks of a corpus for `tok`, cached under cache_dir.

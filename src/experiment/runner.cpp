@@ -26,6 +26,7 @@
 #include "dist/context.h"
 #include "eval/settings.h"
 #include "experiment/jobs.h"
+#include "experiment/schema.h"
 #include "model/load.h"
 #include "offsite/adapter.h"
 #include "offsite/efficiency.h"
@@ -290,18 +291,7 @@ class Run {
   }
 
   TrainerOptions trainer(const std::string& s) {
-    TrainerOptions t;
-    t.lr = c_.number(s + ".lr");
-    t.weight_decay = c_.number(s + ".weight_decay");
-    t.schedule = c_.str(s + ".schedule");
-    t.warmup_steps = c_.integer(s + ".warmup_steps");
-    t.epochs = c_.integer(s + ".epochs");
-    t.max_steps = c_.integer(s + ".max_steps");
-    t.batch_size = c_.integer(s + ".batch_size");
-    t.grad_accum = c_.integer(s + ".grad_accum");
-    t.clip_norm = c_.number(s + ".clip_norm");
-    t.eval_every = c_.integer(s + ".eval_every");
-    t.save_every = c_.integer(s + ".save_every");
+    TrainerOptions t = trainer_options_from(c_, s);
     t.seed = seed_;
     t.precision = precision_;
     t.checkpoint_activations = c_.flag("runtime.checkpoint_activations");
@@ -871,16 +861,15 @@ RunState execute_run(const PlannedRun& plan, const RunOptions& opts) {
   try {
     run.execute(resume);
     if (rec) rec->complete();
-  } catch (const std::exception& e) {
-    if (stop_requested()) {
-      // Left "running": the next attempt (a requeued job, the same command again) continues it.
-      if (rec) {
-        rec->set_attribute("interrupted", e.what());
-        rec->flush();
-      }
-      if (writer) std::cerr << "ot: run " << plan.run_id << " stopped by a signal; its state is saved and the next attempt continues it\n";
-      return RunState::kPreempted;
+  } catch (const Preempted& e) {
+    // Left "running": the next attempt (a requeued job, the same command again) continues it.
+    if (rec) {
+      rec->set_attribute("interrupted", e.what());
+      rec->flush();
     }
+    if (writer) std::cerr << "ot: run " << plan.run_id << " stopped by a signal; its state is saved and the next attempt continues it\n";
+    return RunState::kPreempted;
+  } catch (const std::exception& e) {
     if (rec) rec->fail(e.what());
     std::cerr << "ot: run " << plan.run_id << " failed: " << e.what() << "\n";
     // A failure every rank of the team saw (bad data, a bad value) leaves the team free to

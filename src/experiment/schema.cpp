@@ -8,7 +8,10 @@
 #include <cmath>
 #include <optional>
 #include <sstream>
+#include <type_traits>
+#include <variant>
 
+#include "train/trainer_options.h"
 #include "util/error.h"
 
 namespace ot::experiment {
@@ -33,23 +36,27 @@ struct Section {
   std::vector<Field> fields;
 };
 
-std::vector<Field> trainer_fields(const std::string& lr, const std::string& schedule, const std::string& epochs,
-                                  const std::string& batch) {
-  return {
-      {"lr", Kind::kFloat, lr, "peak learning rate", {}, 0.0},
-      {"weight_decay", Kind::kFloat, "0.0", "AdamW weight decay (not on biases and norms)", {}, 0.0},
-      {"schedule", Kind::kString, "\"" + schedule + "\"", "learning-rate schedule", {"constant", "linear", "cosine"}},
-      {"warmup_steps", Kind::kInt, "0", "linear warmup steps", {}, 0.0},
-      {"epochs", Kind::kInt, epochs, "passes over the data", {}, 1.0},
-      {"max_steps", Kind::kInt, "0", "optimizer steps; > 0 overrides epochs", {}, 0.0},
-      {"batch_size", Kind::kInt, batch, "examples per micro-batch", {}, 1.0},
-      {"grad_accum", Kind::kInt, "1", "micro-batches per optimizer step", {}, 1.0},
-      {"clip_norm", Kind::kFloat, "1.0", "gradient clipping norm (0: off)", {}, 0.0},
-      {"eval_every", Kind::kInt, "0", "evaluate every N steps (0: at the end)", {}, 0.0},
-      {"eval_blocks", Kind::kInt, "0", "use only the first N blocks of eval_data (0: all)", {}, 0.0},
-      {"save_every", Kind::kInt, "0", "write resumable state every N steps (0: only when stopped)", {}, 0.0},
-      {"block_size", Kind::kInt, "512", "tokens per sequence", {}, 2.0},
-  };
+Kind kind_of(TrainerOptionSpec::Type t) {
+  switch (t) {
+    case TrainerOptionSpec::Type::kFloat: return Kind::kFloat;
+    case TrainerOptionSpec::Type::kInt: return Kind::kInt;
+    case TrainerOptionSpec::Type::kString: return Kind::kString;
+  }
+  return Kind::kString;
+}
+
+// A training stage's keys: the trainer's (train/trainer_options.h, with the stage's
+// defaults) and the stage's data keys among them, in the order the reference lists them.
+std::vector<Field> trainer_fields(const std::string& stage) {
+  std::vector<Field> fields;
+  for (const TrainerOptionSpec& o : trainer_option_table()) {
+    if (o.toml_key.empty()) continue;
+    fields.push_back({o.toml_key, kind_of(o.type()), o.default_for(stage), o.doc, o.choices, o.min});
+    if (o.toml_key == "eval_every")
+      fields.push_back({"eval_blocks", Kind::kInt, "0", "use only the first N blocks of eval_data (0: all)", {}, 0.0});
+  }
+  fields.push_back({"block_size", Kind::kInt, "512", "tokens per sequence", {}, 2.0});
+  return fields;
 }
 
 std::vector<Field> concat(std::vector<Field> a, const std::vector<Field>& b) {
@@ -103,7 +110,7 @@ const std::vector<Section>& sections() {
        concat({{"data", Kind::kString, "\"\"", "training data source"},
                {"eval_data", Kind::kString, "\"\"", "validation data source"},
                {"seed", Kind::kInt, "0", "initialisation and data-order seed of the foundation model", {}, 0.0}},
-              trainer_fields("1e-3", "cosine", "1", "8"))},
+              trainer_fields("pretrain"))},
       {"emulator",
        "The model owner's adapter and emulator.",
        {{"adapter", Kind::kIntList, "[2, 2]", "bottom and top adapter blocks [L, R]"},
@@ -121,7 +128,7 @@ const std::vector<Section>& sections() {
                {"eval_data", Kind::kString, "\"\"", "perplexity data for choosing the best emulator"},
                {"kd_weight", Kind::kFloat, "30.0", "weight of the normalised-MSE KD loss", {}, 0.0},
                {"lm_weight", Kind::kFloat, "1.0", "weight of the LM loss", {}, 0.0}},
-              trainer_fields("1e-4", "cosine", "1", "8"))},
+              trainer_fields("distill"))},
       {"finetune",
        "Fine-tuning by the data owner: a task or a data source.",
        concat({{"task", Kind::kString, "\"\"", "piqa, openbookqa, arc_easy, arc_challenge, hellaswag, sciq, webqs, race"},
@@ -140,11 +147,11 @@ const std::vector<Section>& sections() {
                {"adapter_size", Kind::kInt, "64", "bottleneck adapter size", {}, 1.0},
                {"prefix_token", Kind::kInt, "-1", "id placed before every task example (-1: none; OPT uses 2)", {}, -1.0},
                {"max_eval_examples", Kind::kInt, "0", "cap on validation examples (0: all)", {}, 0.0}},
-              trainer_fields("1e-4", "linear", "1", "4"))},
+              trainer_fields("finetune"))},
       {"full_finetune",
        "The full fine-tuning baseline (setting ft_full) of recipe offsite, on the fine-tuning data.",
        concat({{"enabled", Kind::kBool, "true", "run the baseline when eval.settings lists ft_full"}},
-              trainer_fields("2e-5", "linear", "3", "4"))},
+              trainer_fields("full_finetune"))},
       {"eval",
        "Evaluation: harness tasks and block perplexity of data sources, per setting.",
        {{"settings", Kind::kStringList, "[\"zs_full\", \"zs_emulator\", \"ft_emulator\", \"plugin\", \"ft_full\"]",
@@ -454,6 +461,23 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
 }
 
 void apply_schema(toml::table& t, const SourceMap& sources, bool cross_checks) { Checker(t, sources).run(cross_checks); }
+
+TrainerOptions trainer_options_from(const Config& c, const std::string& stage) {
+  TrainerOptions t;
+  for (const TrainerOptionSpec& o : trainer_option_table()) {
+    if (o.toml_key.empty()) continue;
+    const std::string key = stage + "." + o.toml_key;
+    std::visit(
+        [&](auto member) {
+          using T = std::remove_reference_t<decltype(t.*member)>;
+          if constexpr (std::is_same_v<T, double>) t.*member = c.number(key);
+          else if constexpr (std::is_same_v<T, std::string>) t.*member = c.str(key);
+          else t.*member = static_cast<T>(c.integer(key));
+        },
+        o.member);
+  }
+  return t;
+}
 
 std::string schema_reference() {
   std::ostringstream os;

@@ -11,6 +11,10 @@
 
 #include "experiment/config.h"
 
+namespace ot {
+struct TrainerOptions;
+}
+
 namespace ot::experiment {
 
 // The recipes `ot run` knows.
@@ -20,6 +24,11 @@ const std::vector<std::string>& recipes();
 // `cross_checks` = false checks each key alone (a sweep's base, whose runs may set required
 // keys such as finetune.task); every run of it is checked in full.
 void apply_schema(toml::table& t, const SourceMap& sources, bool cross_checks = true);
+
+// The trainer options of training stage `stage` (a section: "pretrain", "distill",
+// "finetune", "full_finetune") of a resolved configuration: every option of
+// train/trainer_options.h with a TOML key; the others keep TrainerOptions' defaults.
+TrainerOptions trainer_options_from(const Config& c, const std::string& stage);
 
 // The schema as a Markdown reference.
 std::string schema_reference();

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -72,26 +73,51 @@ double number_from_json(const nlohmann::json& j) {
   fail("trainer state: expected a number, got ", j.dump());
 }
 
-nlohmann::json evals_to_json(const std::vector<Metrics>& evals) {
-  nlohmann::json j = nlohmann::json::array();
-  for (const auto& m : evals) {
+// A TrainState's fields in the state file's metadata (keys as in every earlier state file).
+void write_state_meta(const TrainState& s, nlohmann::json& meta) {
+  nlohmann::json evals = nlohmann::json::array();
+  for (const auto& m : s.evals) {
     nlohmann::json row = nlohmann::json::object();
     for (const auto& [k, v] : m) row[k] = number_to_json(v);
-    j.push_back(row);
+    evals.push_back(row);
   }
-  return j;
+  meta["step"] = s.step;
+  meta["micro"] = s.micro_index;
+  meta["tokens"] = s.tokens;
+  meta["best"] = number_to_json(s.best_metric);
+  meta["best_step"] = s.best_step;
+  meta["evals"] = evals;
+}
+
+TrainState read_state_meta(nlohmann::json& meta) {
+  TrainState s;
+  s.step = meta["step"].get<int64_t>();
+  s.micro_index = meta["micro"].get<int64_t>();
+  s.tokens = meta["tokens"].get<int64_t>();
+  s.best_metric = number_from_json(meta["best"]);
+  s.best_step = meta["best_step"].get<int64_t>();
+  for (const auto& e : meta["evals"]) {
+    Metrics m;
+    for (const auto& [k, v] : e.items()) m[k] = number_from_json(v);
+    s.evals.push_back(m);
+  }
+  return s;
 }
 }  // namespace
 
-void Trainer::save_state(int64_t step, int64_t micro, int64_t tokens, double best, int64_t best_step,
-                         const std::vector<Metrics>& evals) {
+TrainState TrainState::start(bool lower_is_better) {
+  TrainState s;
+  s.best_metric = lower_is_better ? INFINITY : -INFINITY;
+  return s;
+}
+
+void Trainer::save_state(const TrainState& state) {
   if (o_.state_path.empty() || rank_ != 0) return;
   torch::NoGradGuard ng;
   torch::serialize::OutputArchive ar;
-  nlohmann::json meta = {{"format", "offsite-trainer-state"}, {"version", 1}, {"step", step},
-                         {"micro", micro}, {"tokens", tokens}, {"best", number_to_json(best)}, {"best_step", best_step},
-                         {"evals", evals_to_json(evals)}, {"label", o_.label},
+  nlohmann::json meta = {{"format", "offsite-trainer-state"}, {"version", 1}, {"label", o_.label},
                          {"precision", precision_name(o_.precision)}};
+  write_state_meta(state, meta);
   if (scaler_) meta["loss_scaler"] = scaler_->state();
   std::vector<std::string> names;
   std::vector<at::Tensor> values, best_values;
@@ -145,9 +171,8 @@ void Trainer::save_state(int64_t step, int64_t micro, int64_t tokens, double bes
   });
 }
 
-bool Trainer::load_state(int64_t& step, int64_t& micro, int64_t& tokens, double& best, int64_t& best_step,
-                         std::vector<Metrics>& evals) {
-  if (o_.state_path.empty() || !file_exists(o_.state_path)) return false;
+std::optional<TrainState> Trainer::load_state() {
+  if (o_.state_path.empty() || !file_exists(o_.state_path)) return std::nullopt;
   torch::NoGradGuard ng;
   torch::serialize::InputArchive ar;
   try {
@@ -202,219 +227,315 @@ bool Trainer::load_state(int64_t& step, int64_t& micro, int64_t& tokens, double&
   torch::serialize::InputArchive opt_ar;
   ar.read("optimizer", opt_ar);
   opt_->adamw->load(opt_ar);
-  step = meta["step"].get<int64_t>();
-  micro = meta["micro"].get<int64_t>();
-  tokens = meta["tokens"].get<int64_t>();
-  best = number_from_json(meta["best"]);
-  best_step = meta["best_step"].get<int64_t>();
-  evals.clear();
-  for (const auto& e : meta["evals"]) {
-    Metrics m;
-    for (const auto& [k, v] : e.items()) m[k] = number_from_json(v);
-    evals.push_back(m);
-  }
-  return true;
+  return read_state_meta(meta);
 }
 
-TrainResult Trainer::fit(const BatchSource& data, const LossFn& loss_fn, const EvalFn& eval, const LogFn& log) {
+// One call of fit(): what it trains on, its plan (data order, step count, schedule), where it
+// stands (TrainState) and what it reports, with the loop's parts as named steps.
+class Trainer::Fit {
+ public:
+  Fit(Trainer& trainer, const BatchSource& data, const LossFn& loss, const EvalFn& eval, const LogFn& log);
+  TrainResult run();
+
+ private:
+  // One optimizer step's losses, tokens and extra metrics, summed over its micro-batches
+  // (and over the ranks once reduced).
+  struct StepSums {
+    double loss = 0.0;
+    int64_t tokens = 0;
+    Metrics extra;
+  };
+  struct GradientStep {
+    double grad_norm = 0.0;
+    bool skipped = false;  // fp16: inf/NaN gradients, no update
+  };
+
+  static SamplerOptions sampler_options(const Trainer& t, const BatchSource& data);
+  void restore();
+  void start_data_parallel();
+  bool stop_requested_on_any_rank() const;
+  void optimizer_step(ProgressBar& bar);
+  StepSums forward_backward(int64_t n_micro);
+  [[noreturn]] void fail_diverged(double loss_value, int64_t micro_batches_done);
+  void reduce_across_ranks(StepSums& sums);
+  GradientStep apply_gradients();
+  void evaluate(ProgressBar& bar);
+  void keep_if_best(const Metrics& m);
+  void finish(gpu::Timer& device_timer);
+  void set_mode(bool training) {
+    if (t_.mode_fn_) t_.mode_fn_(training);
+  }
+  double seconds_since_start() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+  Trainer& t_;
+  const TrainerOptions& o_;
+  const BatchSource& data_;
+  const LossFn& loss_fn_;
+  const EvalFn& eval_;
+  const LogFn& log_;
+  EpochSampler sampler_;
+  int64_t per_epoch_ = 0, total_micro_ = 0, total_steps_ = 0;
+  LrSchedule schedule_;
+  std::vector<at::Tensor> tensors_;
+  std::unique_ptr<dist::GradientAllReducer> reducer_;
+  TrainState state_;
+  TrainResult result_;
+  std::chrono::steady_clock::time_point start_;
+  int64_t tokens_this_process_ = 0, tokens_this_rank_ = 0;
+};
+
+SamplerOptions Trainer::Fit::sampler_options(const Trainer& t, const BatchSource& data) {
   SamplerOptions so;
   so.num_examples = data.size();
-  so.batch_size = o_.batch_size;
-  so.seed = o_.seed;
-  so.rank = rank_;
-  so.world_size = world_;
-  so.drop_last = o_.drop_last;
-  EpochSampler sampler(so);
-  const int64_t per_epoch = sampler.batches_per_epoch();
-  OT_REQUIRE(per_epoch > 0, o_.label, ": ", data.size(), " examples make no batch of ", o_.batch_size * world_);
-  const int64_t total_micro = o_.max_steps > 0 ? o_.max_steps * o_.grad_accum : o_.epochs * per_epoch;
-  const int64_t total_steps = (total_micro + o_.grad_accum - 1) / o_.grad_accum;
-  LrSchedule sched{o_.schedule, o_.lr, o_.warmup_steps, total_steps};
+  so.batch_size = t.o_.batch_size;
+  so.seed = t.o_.seed;
+  so.rank = t.rank_;
+  so.world_size = t.world_;
+  so.drop_last = t.o_.drop_last;
+  return so;
+}
 
-  TrainResult r;
-  r.total_steps = total_steps;
-  int64_t step = 0, micro = 0, tokens = 0, best_step = -1;
-  double best = o_.lower_is_better ? INFINITY : -INFINITY;
+Trainer::Fit::Fit(Trainer& trainer, const BatchSource& data, const LossFn& loss, const EvalFn& eval, const LogFn& log)
+    : t_(trainer),
+      o_(trainer.o_),
+      data_(data),
+      loss_fn_(loss),
+      eval_(eval),
+      log_(log),
+      sampler_(sampler_options(trainer, data)),
+      state_(TrainState::start(trainer.o_.lower_is_better)) {
+  per_epoch_ = sampler_.batches_per_epoch();
+  OT_REQUIRE(per_epoch_ > 0, o_.label, ": ", data.size(), " examples make no batch of ", o_.batch_size * t_.world_);
+  total_micro_ = o_.max_steps > 0 ? o_.max_steps * o_.grad_accum : o_.epochs * per_epoch_;
+  total_steps_ = (total_micro_ + o_.grad_accum - 1) / o_.grad_accum;
+  schedule_ = LrSchedule{o_.schedule, o_.lr, o_.warmup_steps, total_steps_};
+  result_.total_steps = total_steps_;
+  for (auto& p : t_.params_) tensors_.push_back(p.second);
+}
+
+TrainResult Trainer::Fit::run() {
+  restore();
+  start_data_parallel();
+  ProgressBar bar(o_.label, total_steps_);
+  if (result_.resumed)
+    bar.note(o_.label + ": resumed from " + o_.state_path + " at step " + std::to_string(state_.step));
+  set_mode(true);
+  gpu::reset_peak_memory(t_.device_);
+  gpu::Timer device_timer(t_.device_);
+  device_timer.start();
+  start_ = std::chrono::steady_clock::now();
+  while (state_.step < total_steps_) {
+    if (stop_requested_on_any_rank()) {
+      t_.save_state(state_);
+      result_.interrupted = true;
+      break;
+    }
+    optimizer_step(bar);
+    const bool last = state_.step == total_steps_;
+    if ((o_.eval_every > 0 && state_.step % o_.eval_every == 0) || last) evaluate(bar);
+    if (o_.save_every > 0 && state_.step % o_.save_every == 0 && !last) t_.save_state(state_);
+  }
+  bar.finish();
+  set_mode(false);
+  finish(device_timer);
+  return std::move(result_);
+}
+
+// Continues from the state file when there is one.
+void Trainer::Fit::restore() {
+  std::optional<TrainState> saved;
   try {
-    r.resumed = load_state(step, micro, tokens, best, best_step, r.evals);
+    saved = t_.load_state();
   } catch (const std::exception& e) {
     fail(o_.state_path, ": cannot resume from this trainer state (", e.what(),
          "); delete the file to start this training over");
   }
+  result_.resumed = saved.has_value();
+  if (saved) state_ = std::move(*saved);
+}
 
-  std::vector<at::Tensor> tensors;
-  for (auto& p : params_) tensors.push_back(p.second);
-  std::unique_ptr<dist::GradientAllReducer> reducer;
-  if (world_ > 1) {
-    torch::NoGradGuard ng;
-    for (auto& t : tensors) comm_->broadcast(t, 0);  // every rank starts from rank 0's weights
-    reducer = std::make_unique<dist::GradientAllReducer>(*comm_, tensors, buckets_);
+void Trainer::Fit::start_data_parallel() {
+  if (t_.world_ <= 1) return;
+  torch::NoGradGuard ng;
+  for (auto& t : tensors_) t_.comm_->broadcast(t, 0);  // every rank starts from rank 0's weights
+  reducer_ = std::make_unique<dist::GradientAllReducer>(*t_.comm_, tensors_, t_.buckets_);
+}
+
+bool Trainer::Fit::stop_requested_on_any_rank() const {
+  const bool stop = stop_requested();
+  if (t_.world_ <= 1) return stop;
+  return t_.comm_->all_reduce_max(stop ? 1.0 : 0.0) > 0;  // every rank stops at the same step
+}
+
+void Trainer::Fit::optimizer_step(ProgressBar& bar) {
+  const double lr = schedule_.lr(state_.step);
+  torch::optim::AdamW& adamw = *t_.opt_->adamw;
+  for (auto& g : adamw.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+  adamw.zero_grad();
+  const int64_t n_micro = std::min(o_.grad_accum, total_micro_ - state_.step * o_.grad_accum);
+  StepSums sums = forward_backward(n_micro);
+  tokens_this_rank_ += sums.tokens;
+  if (t_.world_ > 1) reduce_across_ranks(sums);
+  const GradientStep g = apply_gradients();
+  state_.tokens += sums.tokens;
+  tokens_this_process_ += sums.tokens;
+  ++state_.step;
+  const double elapsed = seconds_since_start();
+  Metrics row = {{"step", double(state_.step)},
+                 {"loss", sums.loss / double(n_micro * t_.world_)},
+                 {"lr", lr},
+                 {"grad_norm", g.grad_norm},
+                 {"tokens_per_s", elapsed > 0 ? double(tokens_this_process_) / elapsed : 0.0}};
+  for (const auto& e : sums.extra) row[e.first] = e.second / double(n_micro);
+  if (t_.scaler_) {
+    row["loss_scale"] = t_.scaler_->scale();
+    row["skipped"] = g.skipped ? 1.0 : 0.0;
   }
-  auto set_mode = [&](bool training) { if (mode_fn_) mode_fn_(training); };
+  if (log_) log_(o_.label, row);
+  bar.update(state_.step, sums.tokens, {{"loss", row["loss"]}, {"lr", lr}});
+}
 
-  auto run_eval = [&](int64_t at_step) {
-    if (!eval) return;
-    set_mode(false);
-    Metrics m;
+// Forward and backward over the step's micro-batches, gradients accumulating.
+Trainer::Fit::StepSums Trainer::Fit::forward_backward(int64_t n_micro) {
+  StepSums sums;
+  for (int64_t j = 0; j < n_micro; ++j, ++state_.micro_index) {
+    const int64_t epoch = state_.micro_index / per_epoch_, b = state_.micro_index % per_epoch_;
+    std::vector<int64_t> idx = sampler_.batch(epoch, b);
+    if (idx.empty()) continue;  // a rank with no share of a final partial batch
+    Batch batch = to_device(data_.batch(idx), t_.device_);
+    if (reducer_ && j + 1 == n_micro) reducer_->arm();  // buckets start while backward runs
+    Metrics extra;
+    at::Tensor loss;
     {
-      torch::NoGradGuard ng;
-      AutocastGuard autocast(device_, o_.precision);
-      m = eval();
+      AutocastGuard autocast(t_.device_, o_.precision);
+      loss = loss_fn_(batch, extra);
     }
-    set_mode(true);
-    m["step"] = double(at_step);
-    r.evals.push_back(m);
-    if (log) log(o_.label + "_eval", m);
-    auto it = m.find(o_.best_metric);
-    if (it != m.end()) {
-      bool better = o_.lower_is_better ? it->second < best : it->second > best;
-      if (better) {
-        best = it->second;
-        best_step = at_step;
-        if (o_.keep_best) {
-          best_.clear();
-          for (auto& p : params_) best_.emplace_back(p.first, p.second.detach().to(torch::kCPU).clone());
-        }
-      }
-    }
-  };
+    const double loss_value = loss.item<double>();  // the one host synchronisation of a micro-batch
+    // fp16: an overflow is the loss scaler's to handle (the step is skipped); elsewhere a
+    // non-finite loss is a diverged run.
+    if (!t_.scaler_ && !std::isfinite(loss_value)) fail_diverged(loss_value, j);
+    at::Tensor objective = loss / double(n_micro);
+    if (t_.scaler_) objective = t_.scaler_->scale_loss(objective);
+    objective.backward();
+    sums.loss += loss_value;
+    for (const auto& e : extra) sums.extra[e.first] += e.second;
+    sums.tokens += batch.tokens;
+  }
+  return sums;
+}
 
-  ProgressBar bar(o_.label, total_steps);
-  if (r.resumed) bar.note(o_.label + ": resumed from " + o_.state_path + " at step " + std::to_string(step));
-  set_mode(true);
-  gpu::reset_peak_memory(device_);
-  gpu::Timer device_timer(device_);
-  device_timer.start();
-  auto t0 = std::chrono::steady_clock::now();
-  int64_t tokens_this_process = 0, tokens_this_rank = 0;
-  for (; step < total_steps; ++step) {
-    bool stop = stop_requested();
-    if (world_ > 1) stop = comm_->all_reduce_max(stop ? 1.0 : 0.0) > 0;  // every rank stops at the same step
-    if (stop) {
-      save_state(step, micro, tokens, best, best_step, r.evals);
-      r.interrupted = true;
-      break;
+// The state of the last good step is kept for a look (weights, optimizer, data order);
+// resuming from it would diverge again, so the run ends here.
+void Trainer::Fit::fail_diverged(double loss_value, int64_t micro_batches_done) {
+  std::string kept;
+  if (!o_.state_path.empty() && t_.rank_ == 0) {
+    try {
+      TrainState before_step = state_;
+      before_step.micro_index -= micro_batches_done;
+      t_.save_state(before_step);
+      kept = "; the trainer state before that step is saved in " + o_.state_path;
+    } catch (const std::exception& e) {
+      kept = std::string("; the trainer state could not be saved (") + e.what() + ")";
     }
-    const double lr = sched.lr(step);
-    for (auto& g : opt_->adamw->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-    opt_->adamw->zero_grad();
-    const int64_t n_micro = std::min(o_.grad_accum, total_micro - step * o_.grad_accum);
-    double loss_sum = 0.0;
-    int64_t step_tokens = 0;
-    Metrics extra_sum;
-    for (int64_t j = 0; j < n_micro; ++j, ++micro) {
-      const int64_t epoch = micro / per_epoch, b = micro % per_epoch;
-      std::vector<int64_t> idx = sampler.batch(epoch, b);
-      if (idx.empty()) continue;  // a rank with no share of a final partial batch
-      Batch batch = to_device(data.batch(idx), device_);
-      if (reducer && j + 1 == n_micro) reducer->arm();  // buckets start while backward runs
-      Metrics extra;
-      at::Tensor loss;
-      {
-        AutocastGuard autocast(device_, o_.precision);
-        loss = loss_fn(batch, extra);
-      }
-      const double loss_value = loss.item<double>();  // the one host synchronisation of a micro-batch
-      // fp16: an overflow is the loss scaler's to handle (the step is skipped); elsewhere a
-      // non-finite loss is a diverged run.
-      if (!scaler_ && !std::isfinite(loss_value)) {
-        // The state of the last good step is kept for a look (weights, optimizer, data order);
-        // resuming from it would diverge again, so the run ends here.
-        std::string kept;
-        if (!o_.state_path.empty() && rank_ == 0) {
-          try {
-            save_state(step, micro - j, tokens, best, best_step, r.evals);
-            kept = "; the trainer state before that step is saved in " + o_.state_path;
-          } catch (const std::exception& e) {
-            kept = std::string("; the trainer state could not be saved (") + e.what() + ")";
-          }
-        }
-        fail(o_.label, ": loss became ", std::isnan(loss_value) ? "NaN" : loss_value > 0 ? "+Inf" : "-Inf", " at step ",
-             step + 1, " (lower the learning rate?)", kept);
-      }
-      at::Tensor objective = loss / double(n_micro);
-      if (scaler_) objective = scaler_->scale_loss(objective);
-      objective.backward();
-      loss_sum += loss_value;
-      for (const auto& e : extra) extra_sum[e.first] += e.second;
-      step_tokens += batch.tokens;
-    }
-    std::vector<double> scalars = {loss_sum, double(step_tokens)};
-    tokens_this_rank += step_tokens;
-    if (world_ > 1) {
-      reducer->finish();  // gradients averaged across ranks
-      for (const auto& e : extra_sum) scalars.push_back(e.second);
-      scalars = comm_->all_reduce_sum(scalars);
-      size_t k = 2;
-      for (auto& e : extra_sum) e.second = scalars[k++] / double(world_);
-    }
-    // fp16: gradients unscaled (after the all-reduce, so every rank sees the same inf/NaN
-    // and skips the same steps) before clipping; a step with inf/NaN is skipped.
-    const bool found_inf = scaler_ && scaler_->unscale_and_check(tensors);
-    double grad_norm = 0.0;
-    if (!found_inf) {
-      grad_norm = o_.clip_norm > 0 ? torch::nn::utils::clip_grad_norm_(tensors, o_.clip_norm) : 0.0;
-      opt_->adamw->step();
-    }
-    if (scaler_) {
-      scaler_->update(found_inf);
-      OT_REQUIRE(scaler_->scale() >= 1e-20, o_.label, ": fp16 loss scale fell to ", scaler_->scale(), " at step ",
-                 step + 1, " (every recent step overflowed: the run has diverged; lower the learning rate or use bf16)");
-    }
-    tokens += int64_t(scalars[1]);
-    tokens_this_process += int64_t(scalars[1]);
-    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    Metrics row = {{"step", double(step + 1)},
-                   {"loss", scalars[0] / double(n_micro * world_)},
-                   {"lr", lr},
-                   {"grad_norm", grad_norm},
-                   {"tokens_per_s", elapsed > 0 ? double(tokens_this_process) / elapsed : 0.0}};
-    for (const auto& e : extra_sum) row[e.first] = e.second / double(n_micro);
-    if (scaler_) {
-      row["loss_scale"] = scaler_->scale();
-      row["skipped"] = found_inf ? 1.0 : 0.0;
-    }
-    if (log) log(o_.label, row);
-    bar.update(step + 1, int64_t(scalars[1]), {{"loss", row["loss"]}, {"lr", lr}});
-    const bool last = step + 1 == total_steps;
-    if ((o_.eval_every > 0 && (step + 1) % o_.eval_every == 0) || last) {
-      run_eval(step + 1);
-      if (!r.evals.empty() && r.evals.back()["step"] == double(step + 1)) {
-        std::string msg = o_.label + " eval @" + std::to_string(step + 1) + ":";
-        for (const auto& kv : r.evals.back())
-          if (kv.first != "step") msg += " " + kv.first + " " + std::to_string(kv.second);
-        bar.note(msg);
-      }
-    }
-    if (o_.save_every > 0 && (step + 1) % o_.save_every == 0 && !last)
-      save_state(step + 1, micro, tokens, best, best_step, r.evals);
   }
-  bar.finish();
+  fail(o_.label, ": loss became ", std::isnan(loss_value) ? "NaN" : loss_value > 0 ? "+Inf" : "-Inf", " at step ",
+       state_.step + 1, " (lower the learning rate?)", kept);
+}
+
+// Gradients averaged across ranks; losses and tokens summed, extra metrics averaged.
+void Trainer::Fit::reduce_across_ranks(StepSums& sums) {
+  reducer_->finish();
+  std::vector<double> scalars = {sums.loss, double(sums.tokens)};
+  for (const auto& e : sums.extra) scalars.push_back(e.second);
+  scalars = t_.comm_->all_reduce_sum(scalars);
+  sums.loss = scalars[0];
+  sums.tokens = int64_t(scalars[1]);
+  size_t k = 2;
+  for (auto& e : sums.extra) e.second = scalars[k++] / double(t_.world_);
+}
+
+// fp16: gradients unscaled (after the all-reduce, so every rank sees the same inf/NaN and
+// skips the same steps) before clipping; a step with inf/NaN is skipped.
+Trainer::Fit::GradientStep Trainer::Fit::apply_gradients() {
+  GradientStep g;
+  g.skipped = t_.scaler_ && t_.scaler_->unscale_and_check(tensors_);
+  if (!g.skipped) {
+    g.grad_norm = o_.clip_norm > 0 ? torch::nn::utils::clip_grad_norm_(tensors_, o_.clip_norm) : 0.0;
+    t_.opt_->adamw->step();
+  }
+  if (t_.scaler_) {
+    t_.scaler_->update(g.skipped);
+    OT_REQUIRE(t_.scaler_->scale() >= 1e-20, o_.label, ": fp16 loss scale fell to ", t_.scaler_->scale(), " at step ",
+               state_.step + 1,
+               " (every recent step overflowed: the run has diverged; lower the learning rate or use bf16)");
+  }
+  return g;
+}
+
+void Trainer::Fit::evaluate(ProgressBar& bar) {
+  if (!eval_) return;
   set_mode(false);
+  Metrics m;
+  {
+    torch::NoGradGuard ng;
+    AutocastGuard autocast(t_.device_, o_.precision);
+    m = eval_();
+  }
+  set_mode(true);
+  m["step"] = double(state_.step);
+  state_.evals.push_back(m);
+  if (log_) log_(o_.label + "_eval", m);
+  keep_if_best(m);
+  std::string msg = o_.label + " eval @" + std::to_string(state_.step) + ":";
+  for (const auto& kv : m)
+    if (kv.first != "step") msg += " " + kv.first + " " + std::to_string(kv.second);
+  bar.note(msg);
+}
+
+void Trainer::Fit::keep_if_best(const Metrics& m) {
+  auto it = m.find(o_.best_metric);
+  if (it == m.end()) return;
+  const bool better = o_.lower_is_better ? it->second < state_.best_metric : it->second > state_.best_metric;
+  if (!better) return;
+  state_.best_metric = it->second;
+  state_.best_step = state_.step;
+  if (o_.keep_best) {
+    t_.best_.clear();
+    for (auto& p : t_.params_) t_.best_.emplace_back(p.first, p.second.detach().to(torch::kCPU).clone());
+  }
+}
+
+// The result; a fit that ran to the end restores the best weights and removes its state file.
+void Trainer::Fit::finish(gpu::Timer& device_timer) {
   device_timer.stop();
-  r.device_seconds = device_timer.seconds();  // waits for the last kernels
-  r.peak_device_memory_mib = gpu::peak_memory_mib(device_);
-  if (scaler_) {
-    r.loss_scale = scaler_->scale();
-    r.skipped_steps = scaler_->skipped_steps();
+  result_.device_seconds = device_timer.seconds();  // waits for the last kernels
+  result_.peak_device_memory_mib = gpu::peak_memory_mib(t_.device_);
+  if (t_.scaler_) {
+    result_.loss_scale = t_.scaler_->scale();
+    result_.skipped_steps = t_.scaler_->skipped_steps();
   }
-  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  r.steps = step;
-  r.tokens = tokens;
-  r.tokens_per_second = elapsed > 0 ? double(tokens_this_process) / elapsed : 0.0;
-  r.rank_tokens_per_second = elapsed > 0 ? double(tokens_this_rank) / elapsed : 0.0;
-  r.train_seconds = elapsed;
-  if (reducer) r.exposed_comm_seconds = reducer->exposed_comm_seconds();
-  r.best_metric = best;
-  r.best_step = best_step;
-  if (!r.interrupted) {
-    if (o_.keep_best && !best_.empty()) {
-      torch::NoGradGuard ng;
-      for (size_t i = 0; i < params_.size(); ++i) params_[i].second.copy_(best_[i].second);
-    }
-    if (!o_.state_path.empty() && rank_ == 0 && file_exists(o_.state_path)) std::remove(o_.state_path.c_str());
+  const double elapsed = seconds_since_start();
+  result_.steps = state_.step;
+  result_.tokens = state_.tokens;
+  result_.tokens_per_second = elapsed > 0 ? double(tokens_this_process_) / elapsed : 0.0;
+  result_.rank_tokens_per_second = elapsed > 0 ? double(tokens_this_rank_) / elapsed : 0.0;
+  result_.train_seconds = elapsed;
+  if (reducer_) result_.exposed_comm_seconds = reducer_->exposed_comm_seconds();
+  result_.best_metric = state_.best_metric;
+  result_.best_step = state_.best_step;
+  result_.evals = state_.evals;
+  if (result_.interrupted) return;
+  if (o_.keep_best && !t_.best_.empty()) {
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < t_.params_.size(); ++i) t_.params_[i].second.copy_(t_.best_[i].second);
   }
-  return r;
+  if (!o_.state_path.empty() && t_.rank_ == 0 && file_exists(o_.state_path)) std::remove(o_.state_path.c_str());
+}
+
+TrainResult Trainer::fit(const BatchSource& data, const LossFn& loss, const EvalFn& eval, const LogFn& log) {
+  return Fit(*this, data, loss, eval, log).run();
 }
 
 }  // namespace ot

@@ -6,13 +6,16 @@
 // fp16 loss scaling); batches moved to the parameters' device (pinned, non-blocking on
 // CUDA); and a resumable state (weights, optimizer, schedule position, data position, CPU
 // and CUDA RNG, loss scale) written atomically so an interrupted run continues with
-// bit-identical results.
+// bit-identical results. The options and the table that declares them to the experiment
+// TOML and the CLI: train/trainer_options.h.
 #pragma once
 
 #include <ATen/ATen.h>
 
 #include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,39 +25,27 @@
 #include "dist/fusion_buffer.h"
 #include "model/precision.h"
 #include "train/loss_scaler.h"
+#include "train/trainer_options.h"
 
 namespace ot {
 
-struct TrainerOptions {
-  double lr = 1e-4;
-  double weight_decay = 0.0;
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  std::string schedule = "linear";  // constant | linear | cosine
-  int64_t warmup_steps = 0;
-  int64_t epochs = 1;
-  int64_t max_steps = 0;            // > 0 overrides epochs
-  int64_t batch_size = 4;           // per rank, per micro-batch
-  int64_t grad_accum = 1;           // micro-batches per optimizer step
-  double clip_norm = 1.0;           // <= 0: no clipping
-  int64_t eval_every = 0;           // optimizer steps; 0: only at the end
-  bool keep_best = true;            // restore the best-evaluated weights at the end
-  std::string best_metric = "loss";
-  bool lower_is_better = true;
-  uint64_t seed = 42;
-  std::string state_path;           // resumable state file; empty: no resume support
-  int64_t save_every = 0;           // write the state every N steps (0: only on stop)
-  std::string label = "train";      // progress bar and curve name
-  bool drop_last = false;
-  // Mixed precision of the forward passes (loss and evaluation) with fp32 master weights and
-  // optimizer state; fp16 adds dynamic loss scaling (train/loss_scaler.h).
-  Precision precision = Precision::kFp32;
-  LossScalerOptions loss_scaler;
-  // Per-block activation checkpointing; the job applies it to the model it trains.
-  bool checkpoint_activations = false;
-};
-
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 using Metrics = std::map<std::string, double>;
+
+// Where a fit stands between two optimizer steps. It is saved as a unit with the weights,
+// optimizer, RNG and loss scale in the resumable state file, so that a resumed fit continues
+// exactly where the interrupted one stopped.
+struct TrainState {
+  int64_t step = 0;            // optimizer steps done
+  int64_t micro_index = 0;     // micro-batches consumed: the position in the seeded data order
+  int64_t tokens = 0;          // tokens trained on by the whole team
+  double best_metric = 0.0;    // best evaluation of the options' best_metric (+-inf before any)
+  int64_t best_step = -1;      // the step of that evaluation (-1: none yet)
+  std::vector<Metrics> evals;  // every evaluation so far, with "step"
+
+  // The state before the first step of a fit that keeps the lowest (or highest) metric.
+  static TrainState start(bool lower_is_better);
+};
 
 struct TrainResult {
   int64_t steps = 0;           // optimizer steps completed (including before a resume)
@@ -93,16 +84,23 @@ class Trainer {
   // summed, a stop signal on any rank stops all of them at the same step, and only rank 0
   // writes the resumable state.
   void set_data_parallel(dist::Communicator& comm, dist::BucketOptions buckets = {});
-  // Called by eval to signal improvement etc.; on_train_mode toggles dropout on the model.
+  // Called with true before training steps and with false around each evaluation and at the
+  // end, so that the job can switch the model's dropout (model->train(t)).
   void set_mode_callback(std::function<void(bool training)> fn) { mode_fn_ = std::move(fn); }
 
+  // Trains until the options' step count; stopped early by a stop signal (util/signals.h),
+  // it writes the resumable state and returns with `interrupted` set.
   TrainResult fit(const BatchSource& data, const LossFn& loss, const EvalFn& eval = {}, const LogFn& log = {});
 
+  // The resumable state file (the options' state_path): the trainable weights, the best
+  // weights kept so far, the optimizer, the CPU (and CUDA) RNG, the loss scale and `state`.
+  // save_state writes it atomically (rank 0 only; nothing without a state_path); load_state
+  // restores all of it and returns `state`, or nullopt when there is no file to resume from.
+  void save_state(const TrainState& state);
+  std::optional<TrainState> load_state();
+
  private:
-  void save_state(int64_t step, int64_t micro_index, int64_t tokens, double best, int64_t best_step,
-                  const std::vector<Metrics>& evals);
-  bool load_state(int64_t& step, int64_t& micro_index, int64_t& tokens, double& best, int64_t& best_step,
-                  std::vector<Metrics>& evals);
+  class Fit;  // one call of fit(): the loop, as named steps
 
   NamedTensors params_;
   TrainerOptions o_;

@@ -2,6 +2,7 @@
 #include "util/signals.h"
 
 #include <csignal>
+#include <utility>
 
 namespace ot {
 
@@ -22,5 +23,10 @@ void install_stop_signals() {
 bool stop_requested() { return g_stop != 0; }
 void request_stop() { g_stop = 1; }
 void clear_stop_request() { g_stop = 0; }
+
+Preempted::Preempted(std::string what_stopped, std::string state_path)
+    : Error(what_stopped + " interrupted; its state is in " + state_path + " (run the same command again to resume)"),
+      what_stopped_(std::move(what_stopped)),
+      state_path_(std::move(state_path)) {}
 
 }  // namespace ot
