@@ -213,4 +213,10 @@ nlohmann::json model_config_to_json(const ModelConfig& c) {
   return j;
 }
 
+bool is_offsite_bundle(const nlohmann::json& config_json) {
+  return config_json.is_object() && config_json.contains("offsite");
+}
+
+bool is_offsite_bundle(const ModelConfig& config) { return is_offsite_bundle(config.raw); }
+
 }  // namespace ot
