@@ -2,7 +2,9 @@
 // machine. Runs full fine-tuning, full + LoRA, offsite (l-k-r) and offsite + LoRA on one
 // model shape, each in a fresh child process (so peak memory is its own), and prints
 // throughput and memory ratios to full fine-tuning next to the paper's, with the GEMM rate
-// measured before and after the runs. `ot bench gemm`: that rate alone.
+// measured before and after the runs. Each child is handed its method as a JSON request
+// (--request FILE, offsite/efficiency.h); --only runs one method in this process.
+// `ot bench gemm`: that rate alone.
 
 #include <ATen/Parallel.h>
 
@@ -61,7 +63,7 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--warmup", args->eo.warmup_steps, "untimed steps first")->capture_default_str()->check(at_least(0));
   cmd->add_option("--methods", args->methods, "subset of ft ft_lora ot ot_lora")->delimiter(',');
   cmd->add_option("--json", args->json_out, "also write the results as JSON");
-  cmd->add_option("--only", args->only, "run one method in this process and print JSON (internal)");
+  cmd->add_option("--only", args->only, "run one method in this process and print JSON");
   // How a parent hands one method to its child process (offsite/efficiency.h).
   cmd->add_option("--request", args->request, "run the method of this efficiency request (JSON) and print JSON")
       ->group("");
