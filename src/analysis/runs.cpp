@@ -5,16 +5,13 @@
 #include <filesystem>
 
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace ot::analysis {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // The temporaries of an atomic write: ".<name>.tmp.<pid>" (util/fs.h, results/SCHEMA.md).
 bool is_leftover_temporary(const std::string& name) {

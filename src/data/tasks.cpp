@@ -11,6 +11,7 @@
 
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/strings.h"
 
 namespace ot {
 namespace {
@@ -193,10 +194,6 @@ int64_t race_answer_index(const std::string& letter, size_t n_options) {
   OT_REQUIRE(i != std::string::npos && i < n_options, "answer '", letter,
              "': expected one of A, B, C, D naming one of the ", n_options, " options");
   return static_cast<int64_t>(i);
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // One harness doc per article (only the last question scored, LM_EVAL 3.7) and one
@@ -739,34 +736,6 @@ void read_one(const std::string& task, const std::string& path, Reader& rd) {
   read_records(task, path, rd);
 }
 
-// Python str.isspace for one code point.
-bool is_python_space(uint32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
-         c == 0x3000;
-}
-
-// Decodes the code point starting at s[i]; returns its byte length (1 for invalid bytes).
-size_t decode_at(const std::string& s, size_t i, uint32_t* cp) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-  if (n == 0 || i + n > s.size()) {
-    *cp = 0xFFFD;
-    return 1;
-  }
-  uint32_t v = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xC0) != 0x80) {
-      *cp = 0xFFFD;
-      return 1;
-    }
-    v = (v << 6) | (b(i + k) & 0x3F);
-  }
-  *cp = v;
-  return n;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- public helpers
@@ -807,36 +776,6 @@ std::string hellaswag_preprocess(const std::string& text) {
     }
   }
   return v;
-}
-
-std::string python_capitalize_ascii(const std::string& text) {
-  std::string s = text;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (i == 0) s[i] = (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
-    else s[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  }
-  return s;
-}
-
-std::string python_strip(const std::string& text) {
-  size_t begin = 0, end = text.size();
-  while (begin < end) {
-    uint32_t cp;
-    const size_t n = decode_at(text, begin, &cp);
-    if (!is_python_space(cp)) break;
-    begin += n;
-  }
-  while (end > begin) {
-    // Step back to the start of the last code point.
-    size_t start = end - 1;
-    while (start > begin && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80 && end - start < 4) --start;
-    uint32_t cp;
-    const size_t n = decode_at(text, start, &cp);
-    if (start + n != end || !is_python_space(cp)) break;
-    end = start;
-  }
-  return text.substr(begin, end - begin);
 }
 
 std::vector<std::string> webqs_prune_aliases(std::vector<std::string> answers) {

@@ -51,6 +51,7 @@
 #include <string>
 #include <vector>
 
+#include "data/python_str.h"
 #include "data/task.h"
 
 namespace ot {
@@ -112,8 +113,6 @@ TrainValidationSplit split_validation(const std::vector<TaskDoc>& docs, int perc
 
 // Template helpers, exposed for tests and for the evaluation harness.
 std::string hellaswag_preprocess(const std::string& text);  // LM_EVAL 3.4
-std::string python_capitalize_ascii(const std::string& text);
-std::string python_strip(const std::string& text);          // str.strip() (Unicode spaces)
 std::vector<std::string> webqs_prune_aliases(std::vector<std::string> answers);  // LM_EVAL 3.6
 
 }  // namespace ot

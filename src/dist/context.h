@@ -1,7 +1,7 @@
 // dist/context.h: the team of ranks the current run trains on, process-wide. A process
 // started without an MPI launcher is a team of one (LocalCommunicator, nothing to set up).
 // `ot run`/`ot finetune`/... under mpirun make the whole MPI world one team; `ot sweep
-// --ranks-per-run G` gives each run its team (dist/team_sweep is the driver). Code that
+// --ranks-per-run G` gives each run its team (experiment/team_sweep is the driver). Code that
 // trains asks for the communicator of its device: MPI for CPU tensors, NCCL for CUDA.
 // Only the team's rank 0 writes files (is_writer()).
 #pragma once

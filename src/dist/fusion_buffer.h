@@ -22,7 +22,7 @@
 namespace ot::dist {
 
 struct BucketOptions {
-  int64_t bucket_bytes = 25 << 20;  // 25 MiB, as PyTorch DDP and Horovod's fusion threshold default to
+  int64_t bucket_bytes = 25 << 20;  // 25 MiB: PyTorch DDP's bucket_cap_mb (Horovod fuses up to 64 MiB)
   bool overlap = true;              // start buckets during backward
 };
 

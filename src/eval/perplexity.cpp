@@ -10,7 +10,7 @@
 #include <limits>
 
 #include "eval/harness.h"
-#include "tokenizer/utf8.h"
+#include "data/python_str.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/progress.h"
@@ -18,43 +18,6 @@
 namespace ot {
 
 namespace {
-
-// Python's str.isspace() set, which re's \s and str.strip() use for str patterns.
-bool is_py_space(uint32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
-         c == 0x3000;
-}
-
-// Code points of UTF-8 text; an invalid byte b becomes 0xDC00 + b so that it survives the
-// round trip through to_utf8 unchanged (like Python's surrogateescape).
-std::u32string to_code_points(const std::string& s) {
-  std::u32string out;
-  out.reserve(s.size());
-  utf8::for_each_code_point(s, [&](uint32_t cp, const char* p, std::size_t) {
-    out.push_back(cp == 0xFFFFFFFFu ? 0xDC00u + static_cast<unsigned char>(*p) : cp);
-  });
-  return out;
-}
-
-std::string to_utf8(const std::u32string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char32_t c : s) {
-    if (c >= 0xDC80 && c <= 0xDCFF) out.push_back(static_cast<char>(c - 0xDC00));
-    else out += utf8::encode(static_cast<uint32_t>(c));
-  }
-  return out;
-}
-
-std::u32string py_strip(const std::u32string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && is_py_space(s[b])) ++b;
-  while (e > b && is_py_space(s[e - 1])) --e;
-  return s.substr(b, e - b);
-}
-
-bool is_blank(const std::string& s) { return py_strip(to_code_points(s)).empty(); }
 
 // str.replace: non-overlapping, left to right.
 std::string replace_all(const std::string& s, const std::string& from, const std::string& to) {
@@ -83,7 +46,7 @@ std::u32string tighten_pairs(const std::u32string& s, char32_t open, char32_t cl
       const size_t j = s.find(close, i + 1);
       if (j != std::u32string::npos) {
         out.push_back(open);
-        out += py_strip(s.substr(i + 1, j - i - 1));
+        out += python_strip(s.substr(i + 1, j - i - 1));
         out.push_back(close);
         i = j + 1;
         continue;
@@ -106,7 +69,7 @@ std::vector<std::string> wikitext_rows(const std::string& raw_text) {
     size_t nl = text.find('\n', pos);
     const bool has_nl = nl != std::string::npos;
     std::string line = text.substr(pos, has_nl ? nl - pos : std::string::npos);
-    rows.push_back(is_blank(line) ? std::string() : line + (has_nl ? "\n" : ""));
+    rows.push_back(is_python_blank(line) ? std::string() : line + (has_nl ? "\n" : ""));
     pos = has_nl ? nl + 1 : text.size();
   }
   return rows;
@@ -242,11 +205,11 @@ std::vector<std::string> wikitext_pages(const std::string& text) {
     const size_t nl = text.find('\n', pos);
     std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
     std::string test = replace_all(replace_all(line, "= = =", "==="), "= =", "==");
-    const std::string t = to_utf8(py_strip(to_code_points(test)));
+    const std::string t = to_utf8(python_strip(to_code_points(test)));
     const bool heading = t.rfind("= ", 0) == 0 && t.size() >= 2 && t.compare(t.size() - 2, 2, " =") == 0;
     if (heading) {
       std::string page = join();
-      if (!is_blank(page)) pages.push_back(page);
+      if (!is_python_blank(page)) pages.push_back(page);
       lines.clear();
     }
     lines.push_back(std::move(line));
@@ -316,7 +279,7 @@ int64_t harness_word_count(const std::string& s) {
   int64_t runs = 0;
   bool in_space = false;
   for (char32_t c : to_code_points(s)) {
-    const bool sp = is_py_space(c);
+    const bool sp = is_python_space(c);
     if (sp && !in_space) ++runs;
     in_space = sp;
   }

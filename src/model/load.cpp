@@ -5,7 +5,7 @@
 
 #include "checkpoint/hf_checkpoint.h"
 #include "model/peft.h"
-#include "offsite/bundle_config.h"
+#include "model/offsite_section.h"
 #include "util/error.h"
 #include "util/fs.h"
 

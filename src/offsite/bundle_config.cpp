@@ -40,47 +40,4 @@ nlohmann::json parse_adapter_config(const std::string& text, const std::string& 
   return c;
 }
 
-namespace {
-// The `offsite` section, or null when the config has none; anything but an object, or a
-// fingerprint that is not a string, is an error.
-const nlohmann::json* offsite_section(const nlohmann::json& config, const std::string& source) {
-  if (!config.is_object() || !config.contains("offsite")) return nullptr;
-  const nlohmann::json& s = config["offsite"];
-  OT_REQUIRE(s.is_object(), source, ": key 'offsite': expected an object (the bundle's offsite section), got ",
-             s.dump());
-  // Read without further checks when the data owner's adapter is extracted (experiment/jobs.cpp).
-  OT_REQUIRE(!s.contains("fingerprint") || s["fingerprint"].is_string(), source,
-             ": offsite.fingerprint: expected a string, got ", s["fingerprint"].dump());
-  return &s;
-}
-}  // namespace
-
-std::vector<int64_t> bundle_block_origin(const nlohmann::json& config, int64_t num_blocks,
-                                         const std::string& source) {
-  std::vector<int64_t> o;
-  const nlohmann::json* s = offsite_section(config, source);
-  if (s == nullptr || !s->contains("block_origin")) return o;
-  const nlohmann::json& origin = (*s)["block_origin"];
-  OT_REQUIRE(origin.is_array(), source, ": offsite.block_origin: expected an array of non-negative integers, got ",
-             origin.dump());
-  for (const auto& v : origin) {
-    OT_REQUIRE(v.is_number_integer() && v.get<int64_t>() >= 0, source,
-               ": offsite.block_origin: expected non-negative integers, got ", v.dump());
-    o.push_back(v.get<int64_t>());
-  }
-  OT_REQUIRE(static_cast<int64_t>(o.size()) == num_blocks, source, ": offsite.block_origin has ",
-             o.size(), " entries but the model has ", num_blocks, " blocks");
-  return o;
-}
-
-int64_t bundle_num_original_layers(const nlohmann::json& config, int64_t fallback,
-                                   const std::string& source) {
-  const nlohmann::json* s = offsite_section(config, source);
-  if (s == nullptr || !s->contains("num_original_layers")) return fallback;
-  const nlohmann::json& n = (*s)["num_original_layers"];
-  OT_REQUIRE(n.is_number_integer() && n.get<int64_t>() > 0, source,
-             ": offsite.num_original_layers: expected a positive integer, got ", n.dump());
-  return n.get<int64_t>();
-}
-
 }  // namespace ot

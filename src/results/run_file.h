@@ -50,7 +50,7 @@ using CurveRow = std::vector<std::pair<std::string, double>>;
 
 // One evaluation result ("stderr" is a macro in <cstdio>, hence stderr_value).
 struct EvalRow {
-  std::string setting;  // e.g. "emulator_zeroshot", "plugin_finetuned"
+  std::string setting;  // one of the paper's settings, e.g. "zs_full", "plugin"
   std::string task;     // e.g. "piqa"
   std::string metric;   // e.g. "acc", "acc_norm"
   double value = 0;
@@ -59,9 +59,9 @@ struct EvalRow {
 };
 
 struct EfficiencyEntry {
-  std::string name;  // e.g. "tokens_per_s", "peak_memory_mb", "trainable_params"
+  std::string name;  // e.g. "tokens_per_s", "distill_peak_memory_mib", "trainable_params"
   double value = 0;
-  std::string unit;  // e.g. "tokens/s", "MB", "count"
+  std::string unit;  // e.g. "tokens/s", "MiB", "parameters"
 };
 
 struct RankThroughput {

@@ -9,6 +9,7 @@
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/strings.h"
 
 namespace ot {
 namespace {
@@ -18,10 +19,6 @@ namespace fs = std::filesystem;
 constexpr const char* kLookedFor =
     "tokenizer.json, vocab.json + merges.txt, encoder.json + vocab.bpe, tokenizer.model, "
     "tokenizer.bin or tok*.bin";
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 std::unique_ptr<Tokenizer> bpe_pair(const std::string& vocab, const std::string& merges) {
   OT_REQUIRE(file_exists(vocab), vocab, ": no such file (needed together with ", merges, ")");

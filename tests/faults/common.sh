@@ -31,6 +31,9 @@ M=$SHARED/data/models/stories260K
 head -c 6000 "$SHARED/data/corpora/tinyshakespeare/input.txt" > "$T/train.txt"
 tail -c 2000 "$SHARED/data/corpora/tinyshakespeare/input.txt" > "$T/test.txt"
 head -c 6000 "$SHARED/data/corpora/tinystories/tinystories_train_head.txt" > "$T/owner.txt"
+# The experiments extend the tests' tiny offsite run, which reads its inputs from here.
+TINY_OFFSITE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tiny_offsite.toml
+export OT_TEST_DIR=$T
 
 # offsite_toml FILE NAME RESULTS WORK [extra TOML lines...]: the offsite recipe on stories260K,
 # 3 steps of each training stage, 2-block-tall bundle (1-1 adapter, 1 emulator block).
@@ -38,47 +41,20 @@ offsite_toml() {
   local file=$1 name=$2 results=$3 work=$4
   shift 4
   cat > "$file" <<TOML
+extends = "$TINY_OFFSITE"
 [experiment]
 name = "$name"
-recipe = "offsite"
 results_dir = "$results"
 work_dir = "$work"
-[runtime]
-threads = 1
-[model]
-path = "$T/full"
-[data.owner]
-path = "$T/owner.txt"
-[data.train]
-path = "$T/train.txt"
-[data.heldout]
-path = "$T/test.txt"
-[emulator]
-adapter = [1, 1]
-layers = 1
 [distill]
-data = "owner"
-block_size = 32
-batch_size = 2
 max_steps = 3
-lr = 2e-3
 save_every = 1
 [finetune]
-data = "train"
-block_size = 32
-batch_size = 2
 max_steps = 3
-lr = 3e-3
 save_every = 1
 [full_finetune]
-block_size = 32
-batch_size = 2
 max_steps = 2
-lr = 1e-3
 save_every = 1
-[eval]
-data = ["heldout"]
-block_size = 32
 TOML
   local line
   for line in "$@"; do echo "$line" >> "$file"; done

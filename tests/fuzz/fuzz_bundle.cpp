@@ -17,7 +17,7 @@
 #include "checkpoint/safetensors_header.h"
 #include "fuzz_common.h"
 #include "model/config.h"
-#include "offsite/bundle_config.h"
+#include "model/offsite_section.h"
 #include "util/error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

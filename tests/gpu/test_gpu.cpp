@@ -42,7 +42,7 @@ ot::NamedTensors trainable(ot::DecoderLM& m) {
 ot::DecoderLM on_gpu(const std::string& arch) {
   ot::LoadOptions lo;
   lo.device = kCuda;
-  return ot::load_model(model_dir(arch), lo);
+  return ot::load_model(fixture_dir(arch), lo);
 }
 
 class GpuParity : public ::testing::TestWithParam<std::string> {};

@@ -23,46 +23,24 @@ M=$SHARED/data/models/stories260K
 head -c 20000 "$SHARED/data/corpora/tinyshakespeare/input.txt" > "$T/train.txt"
 tail -c 4000 "$SHARED/data/corpora/tinyshakespeare/input.txt" > "$T/test.txt"
 head -c 20000 "$SHARED/data/corpora/tinystories/tinystories_train_head.txt" > "$T/owner.txt"
+# The tests' tiny offsite run (tests/tiny_offsite.toml, inputs under $OT_TEST_DIR), longer.
+export OT_TEST_DIR=$T
 cat > "$T/sweep.toml" <<TOML
+extends = "$(cd "$(dirname "$0")/.." && pwd)/tiny_offsite.toml"
 [experiment]
 name = "teams"
-recipe = "offsite"
-results_dir = "$T/results"
-work_dir = "$T/work"
-[runtime]
-threads = 1
-[model]
-path = "$T/full"
-[data.owner]
-path = "$T/owner.txt"
-[data.train]
-path = "$T/train.txt"
-[data.heldout]
-path = "$T/test.txt"
-[emulator]
-adapter = [1, 1]
-layers = 1
 [distill]
-data = "owner"
 block_size = 64
-batch_size = 2
 max_steps = 40
-lr = 2e-3
 save_every = 5
 [finetune]
-data = "train"
 block_size = 64
-batch_size = 2
 max_steps = 40
-lr = 3e-3
 save_every = 5
 [full_finetune]
 block_size = 64
-batch_size = 2
 max_steps = 10
-lr = 1e-3
 [eval]
-data = ["heldout"]
 block_size = 64
 [sweep]
 seeds = [0, 1, 2, 3, 4]

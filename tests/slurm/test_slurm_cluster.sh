@@ -37,37 +37,24 @@ export SLURM_CONF=$SLURM_SANDBOX/etc/slurm.conf
 M=$SHARED/data/models/stories260K
 "$OT" convert llama2c --checkpoint "$M/stories260K.bin" --tokenizer "$M/tok512.bin" --out "$T/full" >/dev/null
 head -c 20000 "$SHARED/data/corpora/tinyshakespeare/input.txt" > "$T/train.txt"
-tail -c 4000 "$SHARED/data/corpora/tinyshakespeare/input.txt" > "$T/valid.txt"
+tail -c 4000 "$SHARED/data/corpora/tinyshakespeare/input.txt" > "$T/test.txt"
 head -c 20000 "$SHARED/data/corpora/tinystories/tinystories_train_head.txt" > "$T/owner.txt"
+# The tests' tiny offsite run (tests/tiny_offsite.toml, inputs under $OT_TEST_DIR), with a
+# fine-tuning long enough to be requeued mid-way.
+export OT_TEST_DIR=$T
 sweep() {  # sweep NAME RESULTS WORK SEEDS
   cat <<TOML
+extends = "$REPO/tests/tiny_offsite.toml"
 [experiment]
 name = "$1"
-recipe = "offsite"
 results_dir = "$2"
 work_dir = "$3"
-[runtime]
-threads = 1
-[model]
-path = "$T/full"
-[data.owner]
-path = "$T/owner.txt"
-[data.train]
-path = "$T/train.txt"
-[data.valid]
-path = "$T/valid.txt"
-[emulator]
-adapter = [1, 1]
-layers = 1
 [distill]
-data = "owner"
 block_size = 64
 batch_size = 4
 max_steps = 6
-lr = 2e-3
 [finetune]
-data = "train"
-eval_data = "valid"
+eval_data = "heldout"
 block_size = 64
 batch_size = 4
 max_steps = 400
@@ -78,9 +65,7 @@ save_every = 1
 block_size = 64
 batch_size = 4
 max_steps = 4
-lr = 1e-3
 [eval]
-data = ["valid"]
 block_size = 64
 [sweep]
 seeds = [$4]

@@ -38,11 +38,9 @@ inline const nlohmann::json& fixture(const std::string& arch) {
   static std::map<std::string, nlohmann::json> cache;
   auto it = cache.find(arch);
   if (it == cache.end())
-    it = cache.emplace(arch, nlohmann::json::parse(ot::read_text_file(ot::test::shared_path("fixtures/hf-parity/" + arch + ".json")))).first;
+    it = cache.emplace(arch, nlohmann::json::parse(ot::read_text_file(fixture_dir(arch) + ".json"))).first;
   return it->second;
 }
-
-inline std::string model_dir(const std::string& arch) { return ot::test::shared_path("fixtures/hf-parity/" + arch); }
 
 inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();

@@ -26,12 +26,7 @@ using ot::test::expect_error;
 using ot::test::run_cli;
 using ot::test::TempDir;
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
+using ot::test::slurp;
 
 // The attributes `ot run` writes, and how the run ends.
 struct RunSpec {

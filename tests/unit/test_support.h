@@ -1,10 +1,11 @@
 // tests/unit/test_support.h: helpers shared by the test files: where ../shared lives,
-// temporary directories, running the `ot` CLI, and reading fixture JSON.
+// temporary directories, reading files, running the `ot` CLI, and checking errors.
 #pragma once
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,17 @@ inline std::string shared_dir() {
   return std::string(OT_REPO_ROOT) + "/../shared";
 }
 inline std::string shared_path(const std::string& rel) { return shared_dir() + "/" + rel; }
+// A model of the Hugging Face reference fixtures: ../shared/fixtures/hf-parity/<arch>/ (its
+// reference outputs are <arch>.json beside it, tests/unit/hf_fixtures.h).
+inline std::string fixture_dir(const std::string& arch) { return shared_path("fixtures/hf-parity/" + arch); }
+
+// The bytes of a file as stored; "" when it cannot be read (tests compare the result).
+inline std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
 
 // A fresh directory under the system temp dir, removed when the object dies.
 class TempDir {

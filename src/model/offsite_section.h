@@ -1,0 +1,28 @@
+// model/offsite_section.h: the readers of the `offsite` section of a model's config.json,
+// which a bundle (an emulator issued by the model owner) carries: the original index of each
+// stored block (block_origin) and the depth of the model it came from (num_original_layers).
+// Every model loader calls them, so they live with the model; torch-free, so that fuzz targets
+// (tests/fuzz/) compile them alone with clang and sanitizers.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace ot {
+
+// The `offsite.block_origin` list of a bundle's config.json: empty when the config has no
+// `offsite` section or the section no block_origin; otherwise `num_blocks` non-negative
+// integers. `source` names config.json in messages. Also checks that the section is an
+// object and its fingerprint, if any, a string (load_model calls this for every model).
+std::vector<int64_t> bundle_block_origin(const nlohmann::json& config, int64_t num_blocks,
+                                         const std::string& source);
+
+// `offsite.num_original_layers` of a bundle's config.json, or `fallback` when the config
+// has no `offsite` section or the section lacks the key; a present value must be a
+// positive integer.
+int64_t bundle_num_original_layers(const nlohmann::json& config, int64_t fallback,
+                                   const std::string& source);
+
+}  // namespace ot
