@@ -64,9 +64,7 @@ struct ModelConfig {
 // "DIR/config.json: key 'n_embd': expected a positive integer, got \"x\"".
 ModelConfig parse_model_config(const nlohmann::json& j, const std::string& source);
 
-// Whether a config.json (or the model made from it) is an offsite bundle: an emulator with its
-// adapter, marked by the "offsite" section the model owner writes (offsite/bundle_config.h).
-bool is_offsite_bundle(const nlohmann::json& config_json);
+// Whether the model is an offsite bundle (model/offsite_section.h).
 bool is_offsite_bundle(const ModelConfig& config);
 
 // The JSON to write back: `raw` with the fields this struct owns refreshed.

@@ -9,6 +9,7 @@
 #include "checkpoint/hf_checkpoint.h"
 #include "checkpoint/safetensors.h"
 #include "model/config.h"
+#include "model/offsite_section.h"
 #include "model/peft.h"
 #include "offsite/bundle_config.h"
 #include "offsite/emulator.h"

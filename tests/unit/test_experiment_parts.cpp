@@ -10,6 +10,7 @@
 #include "experiment/schema.h"
 #include "experiment/spec.h"
 #include "model/config.h"
+#include "model/offsite_section.h"
 #include "offsite/efficiency.h"
 #include "results/run_file.h"
 #include "results/run_state.h"

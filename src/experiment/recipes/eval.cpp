@@ -4,6 +4,7 @@
 #include "checkpoint/hf_checkpoint.h"
 #include "experiment/recipes/recipe.h"
 #include "model/config.h"
+#include "model/offsite_section.h"
 #include "util/error.h"
 #include "util/fs.h"
 
