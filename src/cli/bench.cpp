@@ -2,9 +2,11 @@
 // machine. Runs full fine-tuning, full + LoRA, offsite (l-k-r) and offsite + LoRA on one
 // model shape, each in a fresh child process (so peak memory is its own), and prints
 // throughput and memory ratios to full fine-tuning next to the paper's, with the GEMM rate
-// measured before and after the runs. `ot bench gemm`: that rate alone.
-#include <sys/wait.h>
-#include <unistd.h>
+// measured before and after the runs. Each child is handed its method as a JSON request
+// (--request FILE, offsite/efficiency.h); --only runs one method in this process.
+// `ot bench gemm`: that rate alone.
+
+#include <ATen/Parallel.h>
 
 #include <cstdio>
 #include <iomanip>
@@ -24,7 +26,7 @@ namespace ot::cli {
 
 void register_bench(CLI::App& app) {
   struct Args {
-    std::string shape = "opt-125m", config, only, json_out;
+    std::string shape = "opt-125m", config, only, request, json_out;
     std::string adapter = "2,2";
     int64_t emulator_layers = 0;
     EfficiencyOptions eo;
@@ -61,7 +63,10 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--warmup", args->eo.warmup_steps, "untimed steps first")->capture_default_str()->check(at_least(0));
   cmd->add_option("--methods", args->methods, "subset of ft ft_lora ot ot_lora")->delimiter(',');
   cmd->add_option("--json", args->json_out, "also write the results as JSON");
-  cmd->add_option("--only", args->only, "run one method in this process and print JSON (internal)");
+  cmd->add_option("--only", args->only, "run one method in this process and print JSON");
+  // How a parent hands one method to its child process (offsite/efficiency.h).
+  cmd->add_option("--request", args->request, "run the method of this efficiency request (JSON) and print JSON")
+      ->group("");
   add_runtime_options(cmd, args->rt);
   add_precision_option(cmd, args->rt);
   add_checkpointing_option(cmd, args->rt);
@@ -69,39 +74,40 @@ void register_bench(CLI::App& app) {
     const LoadOptions lo = apply_runtime_options(args->rt);
     OT_REQUIRE(lo.dtype == c10::kFloat, "bench offsite: weights are fp32 (the paper's setting); for 16-bit compute use "
                "--precision bf16 or fp16, not --dtype");
-    nlohmann::json cfg;
-    if (!args->config.empty()) {
+    if (!args->request.empty()) {
+      nlohmann::json j;
       try {
-        cfg = nlohmann::json::parse(read_text_file(args->config));
-      } catch (const nlohmann::json::exception& e) {  // also out_of_range: a number too large
-        fail(args->config, ": not valid JSON (", e.what(), ")");
+        j = nlohmann::json::parse(read_text_file(args->request));
+      } catch (const nlohmann::json::exception& e) {
+        fail(args->request, ": not valid JSON (", e.what(), ")");
       }
-    } else {
-      cfg = named_shape(args->shape);
+      const EfficiencyRequest request = efficiency_request_from_json(j, args->request);
+      if (request.threads > 0) at::set_num_threads(static_cast<int>(request.threads));
+      std::cout << run_efficiency_method(request.method, efficiency_options_of(request)).to_json().dump() << std::endl;
+      return;
     }
-    EfficiencyOptions eo = args->eo;
-    eo.device = lo.device;
-    eo.precision = parse_precision(args->rt.precision);
-    eo.checkpoint_activations = args->rt.checkpoint_activations;
-    eo.config = parse_model_config(cfg, args->config.empty() ? "--shape " + args->shape : args->config);
+    EfficiencyRequest request;
+    request.shape = args->shape;
+    request.config_path = args->config;
     auto comma = args->adapter.find(',');
     OT_REQUIRE(comma != std::string::npos, "--adapter: expected L,R (e.g. 2,2), got '", args->adapter, "'");
-    eo.bottom = std::stoll(args->adapter.substr(0, comma));
-    eo.top = std::stoll(args->adapter.substr(comma + 1));
-    const int64_t m = eo.config.num_layers - eo.bottom - eo.top;
-    eo.emulator_layers = args->emulator_layers > 0 ? args->emulator_layers : std::max<int64_t>(1, (m * 2 + 2) / 5);
+    request.bottom = std::stoll(args->adapter.substr(0, comma));
+    request.top = std::stoll(args->adapter.substr(comma + 1));
+    request.emulator_layers = args->emulator_layers;
+    request.seq_len = args->eo.seq_len;
+    request.batch = args->eo.batch;
+    request.warmup_steps = args->eo.warmup_steps;
+    request.steps = args->eo.steps;
+    request.device = args->rt.device;
+    request.precision = args->rt.precision;
+    request.threads = args->rt.threads;
+    request.checkpoint_activations = args->rt.checkpoint_activations;
+    const EfficiencyOptions eo = efficiency_options_of(request);
+    request.emulator_layers = eo.emulator_layers;
     if (!args->only.empty()) {
       std::cout << run_efficiency_method(args->only, eo).to_json().dump() << std::endl;
       return;
     }
-    std::vector<std::string> pass = {"--seq-len", std::to_string(eo.seq_len), "--batch", std::to_string(eo.batch),
-                                     "--steps", std::to_string(eo.steps), "--warmup", std::to_string(eo.warmup_steps),
-                                     "--adapter", args->adapter, "--emulator-layers", std::to_string(eo.emulator_layers),
-                                     "--threads", std::to_string(args->rt.threads), "--device", args->rt.device,
-                                     "--precision", args->rt.precision};
-    if (args->rt.checkpoint_activations) pass.push_back("--checkpoint-activations");
-    if (!args->config.empty()) pass.insert(pass.end(), {"--config", args->config});
-    else pass.insert(pass.end(), {"--shape", args->shape});
     std::cerr << "bench offsite: " << (args->config.empty() ? args->shape : args->config) << ", "
               << eo.bottom << "-" << eo.emulator_layers << "-" << eo.top << ", batch " << eo.batch << " x "
               << eo.seq_len << " tokens, " << eo.steps << " timed steps per method, " << gpu::device_name(eo.device)
@@ -114,7 +120,8 @@ void register_bench(CLI::App& app) {
     std::vector<EfficiencyResult> results;
     for (const auto& method : args->methods) {
       std::cerr << "  running " << method << " ...\n";
-      results.push_back(run_efficiency_method_in_child(method, pass));
+      request.method = method;
+      results.push_back(run_efficiency_method_in_child(request));
     }
     const EfficiencyResult* ft = nullptr;
     for (const auto& r : results)

@@ -91,16 +91,10 @@ void register_eval(CLI::App& app) {
     const std::string tok_path = args->tokenizer.empty() ? args->model : args->tokenizer;
     std::unique_ptr<Tokenizer> tok = load_tokenizer(tok_path);
     DecoderLM model = load_model(args->model, lo);
-    if (!args->adapter.empty()) {
-      Adapter a = load_adapter(args->adapter);
-      if (model->config().raw.contains("offsite")) {
-        load_adapter_into(model, a, args->adapter, read_issued_adapter(args->model, model));
-      } else {
-        OT_REQUIRE(!args->bundle.empty(), "--adapter into a full model: give --bundle, the bundle the adapter was "
-                   "trained on (the adapter is checked against it)");
-        plug_in(model, a, args->adapter, read_issued_adapter(args->bundle, model));
-      }
-    }
+    if (!args->adapter.empty())
+      attach_adapter(model, args->model, args->adapter, args->bundle,
+                     "--adapter into a full model: give --bundle, the bundle the adapter was trained on (the adapter "
+                     "is checked against it)");
     OT_REQUIRE(tok->vocab_size() <= model->config().vocab_size, tok_path, ": tokenizer has ", tok->vocab_size(),
                " tokens but the model's vocabulary has only ", model->config().vocab_size);
 

@@ -24,6 +24,7 @@
 #include "experiment/sweep.h"
 #include "experiment/team_sweep.h"
 #include "results/run_file.h"
+#include "results/run_state.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/signals.h"
@@ -34,20 +35,6 @@ namespace {
 
 using experiment::PlannedRun;
 using experiment::RunState;
-
-std::string state_of(const std::string& path) {
-  if (!file_exists(path)) return "pending";
-  try {
-    results::RunReader r = results::RunReader::open(path);
-    switch (r.status()) {
-      case results::RunStatus::Completed: return "completed";
-      case results::RunStatus::Failed: return "failed";
-      case results::RunStatus::Running: return "running";
-    }
-  } catch (const std::exception&) {
-  }
-  return "unreadable";
-}
 
 std::string describe(const PlannedRun& r) {
   std::string s;
@@ -115,7 +102,7 @@ std::string joined(int argc, char** argv) {
 void print_plan(const std::vector<PlannedRun>& runs) {
   std::cout << "| # | run id | state | parameters |\n|---|---|---|---|\n";
   for (size_t i = 0; i < runs.size(); ++i)
-    std::cout << "| " << i << " | " << runs[i].run_id << " | " << state_of(runs[i].result_path) << " | "
+    std::cout << "| " << i << " | " << runs[i].run_id << " | " << results::run_state_of(runs[i].result_path) << " | "
               << describe(runs[i]) << " |\n";
   std::cout << runs.size() << " run(s); results in "
             << (runs.empty() ? "" : runs.front().result_path.substr(0, runs.front().result_path.find_last_of('/')))

@@ -19,6 +19,7 @@
 #include "experiment/config.h"
 #include "experiment/sweep.h"
 #include "results/run_file.h"
+#include "results/run_state.h"
 #include "slurm/batch_script.h"
 #include "slurm/slurm_client.h"
 #include "util/error.h"
@@ -41,18 +42,6 @@ std::string self_executable() {
 std::string results_dir_of(const std::vector<experiment::PlannedRun>& runs) {
   const std::string& f = runs.front().result_path;
   return f.substr(0, f.find_last_of('/'));
-}
-
-std::string run_state(const std::string& path) {
-  if (!file_exists(path)) return "pending";
-  try {
-    const results::RunReader r = results::RunReader::open(path);
-    if (r.status() == results::RunStatus::Completed) return "completed";
-    if (r.status() == results::RunStatus::Failed) return "failed";
-    return r.has_attribute("interrupted") ? "interrupted" : "running";
-  } catch (const std::exception&) {
-    return "unreadable";
-  }
 }
 
 }  // namespace
@@ -164,7 +153,7 @@ void register_submit(CLI::App& app) {
       std::map<std::string, int> tally;
       std::cout << "| # | run id | state | slurm job | slurm state | parameters |\n|---|---|---|---|---|---|\n";
       for (size_t i = 0; i < runs.size(); ++i) {
-        std::string state = run_state(runs[i].result_path);
+        std::string state = results::run_state_of(runs[i].result_path);
         auto it = slurm_of.find(runs[i].run_id);
         const bool listed = it != slurm_of.end();  // squeue --states=all still lists ended jobs a while
         const bool queued = listed && slurm::job_is_live(it->second.second);

@@ -282,8 +282,7 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
   FinetuneOutcome out;
   reset_peak_rss();  // this stage's peak_memory_mib, not the process's so far
   DecoderLM model = load_model(job.model_dir, job.load);
-  const auto& raw = model->config().raw;
-  const bool bundle = raw.contains("offsite");
+  const bool bundle = is_offsite_bundle(model->config());
   // A bundle is checked against itself before it is trained on: block map, stored blocks and
   // fingerprint (a damaged or altered bundle is an error, not a different model).
   std::optional<IssuedAdapter> issued;

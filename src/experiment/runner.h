@@ -1,19 +1,13 @@
 // experiment/runner.h: runs one planned run of an experiment (experiment/sweep.h) from its
-// resolved configuration to its HDF5 result file. The recipes:
-//   pretrain  the model owner's foundation model from [model.init] (cached by configuration)
-//   distill   emulator (+ distillation) of the foundation model: an offsite bundle
-//   finetune  fine-tuning of a bundle's adapter or of a full model
-//   eval      harness tasks and block perplexity of one model (optionally with an adapter)
-//   offsite   the paper's comparison: emulator, adapter fine-tuning on it, the full
-//             fine-tuning baseline and the five settings zs_full, zs_emulator, ft_emulator,
-//             plugin and ft_full, with the privacy margins printed
-// Artifacts go under experiment.work_dir: data/ (materialised texts), tokenizers/ and models/
-// (cached by the configuration that made them, shared by runs), runs/<experiment>/<run-id>/
-// (bundle, adapter, fine-tuned model, trainer states). Each stage's output appears whole
-// (written under a temporary name, then renamed), so a run interrupted by a signal or killed
-// is continued by its next attempt: finished stages are skipped, the interrupted one resumes
-// from its trainer state, and the result file keeps its records (status stays "running" until
-// the run completes). A run whose file says failed, or has none, starts clean.
+// resolved configuration to its HDF5 result file: takes the run's claim, executes its recipe
+// (experiment/recipes/recipe.h: pretrain, distill, finetune, eval, efficiency, offsite) in its
+// workspace (experiment/workspace.h: the run's directory and the caches runs share), records
+// status and results, and prints the summary (experiment/summary.h).
+// Each stage's output appears whole (written under a temporary name, then renamed), so a run
+// interrupted by a signal or killed is continued by its next attempt: finished stages are
+// skipped, the interrupted one resumes from its trainer state, and the result file keeps its
+// records (status stays "running" until the run completes). A run whose file says failed, or
+// has none, starts clean.
 // Under data parallelism (dist/context.h) every rank of the team runs the same steps; only
 // rank 0 writes files.
 #pragma once

@@ -1,5 +1,6 @@
 // model/config.cpp: config.json -> ModelConfig, with one clear error per bad key.
 #include "model/config.h"
+#include "model/offsite_section.h"
 
 #include "util/error.h"
 
@@ -212,5 +213,7 @@ nlohmann::json model_config_to_json(const ModelConfig& c) {
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   return j;
 }
+
+bool is_offsite_bundle(const ModelConfig& config) { return is_offsite_bundle(config.raw); }
 
 }  // namespace ot

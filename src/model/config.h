@@ -64,6 +64,9 @@ struct ModelConfig {
 // "DIR/config.json: key 'n_embd': expected a positive integer, got \"x\"".
 ModelConfig parse_model_config(const nlohmann::json& j, const std::string& source);
 
+// Whether the model is an offsite bundle (model/offsite_section.h).
+bool is_offsite_bundle(const ModelConfig& config);
+
 // The JSON to write back: `raw` with the fields this struct owns refreshed.
 nlohmann::json model_config_to_json(const ModelConfig& c);
 

@@ -5,11 +5,15 @@
 
 namespace ot {
 
+bool is_offsite_bundle(const nlohmann::json& config_json) {
+  return config_json.is_object() && config_json.contains("offsite");
+}
+
 namespace {
 // The `offsite` section, or null when the config has none; anything but an object, or a
 // fingerprint that is not a string, is an error.
 const nlohmann::json* offsite_section(const nlohmann::json& config, const std::string& source) {
-  if (!config.is_object() || !config.contains("offsite")) return nullptr;
+  if (!is_offsite_bundle(config)) return nullptr;
   const nlohmann::json& s = config["offsite"];
   OT_REQUIRE(s.is_object(), source, ": key 'offsite': expected an object (the bundle's offsite section), got ",
              s.dump());

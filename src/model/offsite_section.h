@@ -12,6 +12,10 @@
 
 namespace ot {
 
+// Whether a config.json is an offsite bundle's: it carries the `offsite` section the model
+// owner writes.
+bool is_offsite_bundle(const nlohmann::json& config_json);
+
 // The `offsite.block_origin` list of a bundle's config.json: empty when the config has no
 // `offsite` section or the section no block_origin; otherwise `num_blocks` non-negative
 // integers. `source` names config.json in messages. Also checks that the section is an

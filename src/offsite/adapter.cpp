@@ -9,6 +9,7 @@
 #include "checkpoint/hf_checkpoint.h"
 #include "checkpoint/safetensors.h"
 #include "model/config.h"
+#include "model/offsite_section.h"
 #include "model/peft.h"
 #include "offsite/bundle_config.h"
 #include "offsite/emulator.h"
@@ -269,7 +270,7 @@ void check_and_assign(DecoderLM& model, const Adapter& a, const std::string& sou
 IssuedAdapter read_issued_adapter(const std::string& dir, DecoderLM& namer) {
   const std::string cfg_path = path_join(dir, "config.json");
   const nlohmann::json cfg = load_hf_config(dir);
-  OT_REQUIRE(cfg.contains("offsite"), cfg_path, ": not an offsite bundle (no \"offsite\" section; make one with `ot emulator`)");
+  OT_REQUIRE(is_offsite_bundle(cfg), cfg_path, ": not an offsite bundle (no \"offsite\" section; make one with `ot emulator`)");
   const ModelConfig bc = parse_model_config(cfg, cfg_path);
   IssuedAdapter is;
   is.source = dir;
@@ -363,6 +364,17 @@ void conform_to_issued(Adapter& a, const IssuedAdapter& issued) {
       auto b = block_dtype.find(issued.block_of(kv.first));
       if (b != block_dtype.end()) kv.second = kv.second.to(b->second);
     }
+  }
+}
+
+void attach_adapter(DecoderLM& model, const std::string& model_dir, const std::string& adapter_dir,
+                    const std::string& bundle_dir, const std::string& missing_bundle) {
+  Adapter a = load_adapter(adapter_dir);
+  if (is_offsite_bundle(model->config())) {
+    load_adapter_into(model, a, adapter_dir, read_issued_adapter(model_dir, model));
+  } else {
+    OT_REQUIRE(!bundle_dir.empty(), missing_bundle);
+    plug_in(model, a, adapter_dir, read_issued_adapter(bundle_dir, model));
   }
 }
 

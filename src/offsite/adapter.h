@@ -81,6 +81,13 @@ void plug_in(DecoderLM& full, const Adapter& a, const std::string& source, const
 // check_adapter, then loads the adapter into the bundle it was trained in.
 void load_adapter_into(DecoderLM& bundle, const Adapter& a, const std::string& source, const IssuedAdapter& issued);
 
+// Attaches the adapter in `adapter_dir` to `model`, loaded from `model_dir`: into a bundle it
+// is loaded and checked against the bundle itself; into a full model it is plugged in and
+// checked against `bundle_dir`, the bundle it was trained on. Without `bundle_dir` a full
+// model is an error saying `missing_bundle` (the caller names its own option).
+void attach_adapter(DecoderLM& model, const std::string& model_dir, const std::string& adapter_dir,
+                    const std::string& bundle_dir, const std::string& missing_bundle);
+
 // Casts the tensors of a freshly extracted adapter to the dtypes the bundle issued them in
 // (a bundle stored in fp32 and fine-tuned in bf16 returns fp32); bottleneck modules take
 // their block's dtype.

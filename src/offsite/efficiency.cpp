@@ -4,7 +4,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 
 #include <torch/torch.h>
 
@@ -12,11 +16,14 @@
 
 #include "model/flops.h"
 #include "model/load.h"
+#include "model/shapes.h"
 #include "offsite/emulator.h"
 #include "model/peft.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
+#include "util/device.h"
 #include "util/error.h"
+#include "util/fs.h"
 #include "train/loss_scaler.h"
 #include "util/gpu.h"
 #include "util/memory.h"
@@ -159,9 +166,91 @@ std::string shell_quote(const std::string& s) {
 
 }  // namespace
 
-EfficiencyResult run_efficiency_method_in_child(const std::string& method, const std::vector<std::string>& bench_args) {
-  std::string cmd = shell_quote(self_exe()) + " bench offsite --only " + shell_quote(method);
-  for (const auto& a : bench_args) cmd += " " + shell_quote(a);
+nlohmann::json efficiency_request_to_json(const EfficiencyRequest& r) {
+  return {{"method", r.method},
+          {"shape", r.shape},
+          {"config_path", r.config_path},
+          {"bottom", r.bottom},
+          {"top", r.top},
+          {"emulator_layers", r.emulator_layers},
+          {"seq_len", r.seq_len},
+          {"batch", r.batch},
+          {"warmup_steps", r.warmup_steps},
+          {"steps", r.steps},
+          {"device", r.device},
+          {"precision", r.precision},
+          {"threads", r.threads},
+          {"checkpoint_activations", r.checkpoint_activations}};
+}
+
+EfficiencyRequest efficiency_request_from_json(const nlohmann::json& j, const std::string& source) {
+  OT_REQUIRE(j.is_object(), source, ": an efficiency request must be a JSON object");
+  auto field = [&](const char* key, auto& out) {
+    OT_REQUIRE(j.contains(key), source, ": the efficiency request has no '", key, "'");
+    try {
+      j.at(key).get_to(out);
+    } catch (const nlohmann::json::exception&) {
+      fail(source, ": efficiency request key '", key, "' has the wrong type (", j.at(key).dump(), ")");
+    }
+  };
+  EfficiencyRequest r;
+  field("method", r.method);
+  field("shape", r.shape);
+  field("config_path", r.config_path);
+  field("bottom", r.bottom);
+  field("top", r.top);
+  field("emulator_layers", r.emulator_layers);
+  field("seq_len", r.seq_len);
+  field("batch", r.batch);
+  field("warmup_steps", r.warmup_steps);
+  field("steps", r.steps);
+  field("device", r.device);
+  field("precision", r.precision);
+  field("threads", r.threads);
+  field("checkpoint_activations", r.checkpoint_activations);
+  return r;
+}
+
+EfficiencyOptions efficiency_options_of(const EfficiencyRequest& r) {
+  nlohmann::json cfg;
+  if (!r.config_path.empty()) {
+    try {
+      cfg = nlohmann::json::parse(read_text_file(r.config_path));
+    } catch (const nlohmann::json::exception& e) {  // also out_of_range: a number too large
+      fail(r.config_path, ": not valid JSON (", e.what(), ")");
+    }
+  } else {
+    cfg = named_shape(r.shape);
+  }
+  EfficiencyOptions eo;
+  eo.config = parse_model_config(cfg, r.config_path.empty() ? "--shape " + r.shape : r.config_path);
+  eo.device = parse_device(r.device);
+  eo.precision = parse_precision(r.precision);
+  eo.checkpoint_activations = r.checkpoint_activations;
+  eo.seq_len = r.seq_len;
+  eo.batch = r.batch;
+  eo.warmup_steps = r.warmup_steps;
+  eo.steps = r.steps;
+  eo.bottom = r.bottom;
+  eo.top = r.top;
+  const int64_t m = eo.config.num_layers - eo.bottom - eo.top;
+  eo.emulator_layers = r.emulator_layers > 0 ? r.emulator_layers : std::max<int64_t>(1, (m * 2 + 2) / 5);
+  return eo;
+}
+
+EfficiencyResult run_efficiency_method_in_child(const EfficiencyRequest& r) {
+  // The request goes in a file of its own: the child's command line stays the same for every method.
+  std::string request_path = (std::filesystem::temp_directory_path() / "ot-efficiency-XXXXXX").string();
+  const int fd = ::mkstemp(request_path.data());
+  OT_REQUIRE(fd >= 0, "bench: cannot create a request file in ", std::filesystem::temp_directory_path().string(), " (",
+             std::strerror(errno), ")");
+  ::close(fd);
+  struct RemoveOnExit {
+    std::string path;
+    ~RemoveOnExit() { std::remove(path.c_str()); }
+  } remove_request{request_path};
+  write_text_file_atomically(request_path, efficiency_request_to_json(r).dump() + "\n");
+  const std::string cmd = shell_quote(self_exe()) + " bench offsite --request " + shell_quote(request_path);
   FILE* p = ::popen(cmd.c_str(), "r");
   OT_REQUIRE(p != nullptr, "bench: cannot start ", cmd);
   std::string out;
@@ -170,10 +259,10 @@ EfficiencyResult run_efficiency_method_in_child(const std::string& method, const
   while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
   const int status = ::pclose(p);
   const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  OT_REQUIRE(code == 0, "bench: method ", method, " failed (exit code ", code,
+  OT_REQUIRE(code == 0, "bench: method ", r.method, " failed (exit code ", code,
              code == 137 ? ": killed, most likely out of memory; try a smaller model shape or leave this method out)" : ")");
   const size_t brace = out.rfind('{');
-  OT_REQUIRE(brace != std::string::npos, "bench: method ", method, " printed no result");
+  OT_REQUIRE(brace != std::string::npos, "bench: method ", r.method, " printed no result");
   return EfficiencyResult::from_json(nlohmann::json::parse(out.substr(brace)));
 }
 

@@ -49,10 +49,34 @@ struct EfficiencyResult {
 // part, and times AdamW steps of forward + backward + update on random tokens.
 EfficiencyResult run_efficiency_method(const std::string& method, const EfficiencyOptions& o);
 
-// The same in a fresh `ot bench offsite --only METHOD <bench_args>` process (this executable),
-// so that its peak memory is its own; throws ot::Error when the child fails (exit code 137:
-// most likely killed for memory).
-EfficiencyResult run_efficiency_method_in_child(const std::string& method, const std::vector<std::string>& bench_args);
+// What one efficiency measurement needs, as a parent process hands it to the child that runs
+// it: `ot bench offsite --request FILE` reads it from a JSON file (efficiency_request_to_json;
+// efficiency_request_from_json is its inverse).
+struct EfficiencyRequest {
+  std::string method;                 // ft, ft_lora, ot, ot_lora
+  std::string shape = "opt-125m";     // a named shape (model/shapes.h) ...
+  std::string config_path;            // ... or the config.json giving it (used when set)
+  int64_t bottom = 2, top = 2;        // adapter blocks
+  int64_t emulator_layers = 0;        // 0: 40% of the middle blocks (at least 1), as OPT-1.3B 2-8-2
+  int64_t seq_len = 512, batch = 1;
+  int64_t warmup_steps = 2, steps = 5;
+  std::string device = "cpu", precision = "fp32";
+  int64_t threads = 0;                // intra-op threads (0: LibTorch's default)
+  bool checkpoint_activations = false;
+};
+
+nlohmann::json efficiency_request_to_json(const EfficiencyRequest& r);
+// Throws ot::Error naming `source` and the key that is missing or of the wrong type.
+EfficiencyRequest efficiency_request_from_json(const nlohmann::json& j, const std::string& source);
+
+// The options a request measures with: the model shape read, device and precision parsed,
+// the emulator depth resolved.
+EfficiencyOptions efficiency_options_of(const EfficiencyRequest& r);
+
+// run_efficiency_method for `r` in a fresh `ot bench offsite --request FILE` process (this
+// executable), so that its peak memory is its own; throws ot::Error when the child fails
+// (exit code 137: most likely killed for memory).
+EfficiencyResult run_efficiency_method_in_child(const EfficiencyRequest& r);
 
 // The paper's figures (throughput, memory) for OPT-1.3B and GPT2-XL per method, to print
 // the ratios side by side.
