@@ -310,6 +310,9 @@ std::string Workspace::foundation_scores_path(const std::string& model, const st
 }
 
 std::optional<std::vector<TaskResult>> Workspace::read_scores(const std::string& path) {
+  // A writer killed mid-write leaves its temporary; a later run that finds the scores made
+  // meanwhile never writes them again, so it clears it here.
+  if (dist::is_writer()) remove_atomic_write_leftovers(path);
   if (!file_exists(path)) return std::nullopt;
   try {
     std::vector<TaskResult> out;

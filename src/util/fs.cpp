@@ -188,6 +188,11 @@ void remove_atomic_write_leftovers(const std::string& path) {
     // Only "<prefix><pid>": the directory variant's "<pid>.old" and others stay.
     bool digits = name.find_first_not_of("0123456789", prefix.size()) == std::string::npos;
     if (!digits || name == own || !entry.is_regular_file(ec)) continue;
+    const std::string pid_text = name.substr(prefix.size());
+    if (pid_text.size() <= 9) {  // a pid that fits pid_t: skip a writer still alive here
+      const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+      if (pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM)) continue;
+    }
     fs::remove(entry.path(), ec);
   }
 }

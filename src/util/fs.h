@@ -53,7 +53,8 @@ void write_text_file_atomically(const std::string& path, const std::string& cont
 void write_text_files_together(const std::vector<std::pair<std::string, std::string>>& path_and_contents);
 
 // Removes temporaries that write_file_atomically(path, ...) left behind in processes that
-// were killed mid-write (other processes' only: this one's own temporary is kept).
+// were killed mid-write: those of processes no longer alive on this machine (this one's own
+// temporary, and a concurrent writer's, are kept).
 void remove_atomic_write_leftovers(const std::string& path);
 
 // Same idea for a directory: `fill` populates a temporary sibling directory which then
