@@ -10,6 +10,7 @@
 #include <sstream>
 #include <variant>
 
+#include "train/schedule.h"
 #include "train/trainer_options.h"
 #include "util/device.h"
 #include "util/signals.h"
@@ -82,6 +83,20 @@ LoadOptions apply_runtime_options(const RuntimeOptions& o) {
 void apply_training_options(const RuntimeOptions& o, TrainerOptions& t) {
   t.precision = parse_precision(o.precision);
   t.checkpoint_activations = o.checkpoint_activations;
+}
+
+void add_training_command_options(CLI::App* cmd, TrainerOptions& t, RuntimeOptions& o) {
+  add_trainer_options(cmd, t);
+  add_runtime_options(cmd, o);
+  add_precision_option(cmd, o);
+  add_checkpointing_option(cmd, o);
+}
+
+LoadOptions apply_training_command_options(const RuntimeOptions& o, TrainerOptions& t) {
+  const LoadOptions load = apply_runtime_options(o);
+  apply_training_options(o, t);
+  check_schedule_kind(t.schedule, "--schedule");
+  return load;
 }
 
 void run_recorded(results::RunRecorder* rec, const std::function<void()>& body) {

@@ -41,6 +41,12 @@ LoadOptions apply_runtime_options(const RuntimeOptions& o);
 // The options' precision and activation checkpointing, into a trainer's options.
 void apply_training_options(const RuntimeOptions& o, TrainerOptions& t);
 
+// What every training command (ot emulator, ot finetune) has: the trainer's flags, the runtime
+// options, --precision and --checkpoint-activations; and, in the command's callback, all of
+// them applied (apply_runtime_options, apply_training_options, the schedule's name checked).
+void add_training_command_options(CLI::App* cmd, TrainerOptions& t, RuntimeOptions& o);
+LoadOptions apply_training_command_options(const RuntimeOptions& o, TrainerOptions& t);
+
 // Runs a command body, marks its run file (if any) completed or failed, and turns a
 // preemption (ot::Preempted: SIGUSR1/SIGTERM during training, state already written) into
 // exit code 75.

@@ -9,7 +9,6 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "experiment/jobs.h"
-#include "train/schedule.h"
 #include "util/error.h"
 #include "util/signals.h"
 
@@ -73,15 +72,10 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
     cmd->add_option("--record", a->record, "record the run to this HDF5 file");
     cmd->add_flag("--hash-files", a->job.hash_files, "record the SHA-256 digest of the bundle written (with --record)");
     cmd->add_option("--out", a->job.out_dir, "bundle directory to write")->required();
-    add_trainer_options(cmd, a->job.trainer);
-    add_runtime_options(cmd, a->rt);
-    add_precision_option(cmd, a->rt);
-    add_checkpointing_option(cmd, a->rt);
+    add_training_command_options(cmd, a->job.trainer, a->rt);
     cmd->callback([a, cmdline] {
-      a->job.load = apply_runtime_options(a->rt);
-      apply_training_options(a->rt, a->job.trainer);
+      a->job.load = apply_training_command_options(a->rt, a->job.trainer);
       std::tie(a->job.emulator.bottom, a->job.emulator.top) = parse_adapter(a->adapter);
-      check_schedule_kind(a->job.trainer.schedule, "--schedule");
       auto spec = [&](const std::string& p, int64_t max_blocks) {
         return std::optional<CorpusSpec>(CorpusSpec{p, a->text_field, a->block_size, max_blocks});
       };
@@ -138,14 +132,9 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
     cmd->add_flag("--hash-files", a->job.hash_files,
                   "record the SHA-256 digests of the bundle received and the adapter written (with --record)");
     cmd->add_option("--out", a->job.out_dir, "adapter directory (bundle) or model directory (full model)")->required();
-    add_trainer_options(cmd, a->job.trainer);
-    add_runtime_options(cmd, a->rt);
-    add_precision_option(cmd, a->rt);
-    add_checkpointing_option(cmd, a->rt);
+    add_training_command_options(cmd, a->job.trainer, a->rt);
     cmd->callback([a, cmdline] {
-      a->job.load = apply_runtime_options(a->rt);
-      apply_training_options(a->rt, a->job.trainer);
-      check_schedule_kind(a->job.trainer.schedule, "--schedule");
+      a->job.load = apply_training_command_options(a->rt, a->job.trainer);
       if (a->prefix >= 0) a->job.prefix_token = a->prefix;
       if (!a->corpus.empty()) a->job.corpus = CorpusSpec{a->corpus, a->text_field, a->job.block_size, 0};
       if (!a->eval_corpus.empty()) a->job.eval_corpus = CorpusSpec{a->eval_corpus, a->text_field, a->job.block_size, 0};

@@ -11,14 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-namespace ot {
+#include "train/trainer_options.h"  // LossScalerOptions
 
-struct LossScalerOptions {
-  double init_scale = 65536.0;  // 2^16
-  double growth_factor = 2.0;
-  double backoff_factor = 0.5;
-  int64_t growth_interval = 2000;
-};
+namespace ot {
 
 class DynamicLossScaler {
  public:

@@ -5,7 +5,8 @@
 // experiment schema (experiment/schema.cpp), the flags of the training commands
 // (cli/common.cpp) and the reading of a stage's section into TrainerOptions are generated
 // from it, so an option is added here and nowhere else. The table is plain data: it knows
-// neither TOML nor the command-line parser.
+// neither TOML nor the command-line parser, nor LibTorch beyond c10's type headers (so the
+// torch-free fuzz targets of the schema compile it).
 #pragma once
 
 #include <cstdint>
@@ -16,9 +17,16 @@
 #include <vector>
 
 #include "model/precision.h"
-#include "train/loss_scaler.h"
 
 namespace ot {
+
+// Dynamic loss scaling of fp16 training (train/loss_scaler.h), as torch.amp.GradScaler.
+struct LossScalerOptions {
+  double init_scale = 65536.0;  // 2^16
+  double growth_factor = 2.0;
+  double backoff_factor = 0.5;
+  int64_t growth_interval = 2000;
+};
 
 struct TrainerOptions {
   double lr = 1e-4;
