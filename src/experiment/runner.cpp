@@ -60,7 +60,8 @@ class RunClaim {
 std::vector<SettingResult> run_recipe(const PlannedRun& plan, const RuntimeSpec& runtime, results::RunRecorder* rec,
                                       bool resume) {
   const ExperimentSpec spec = spec_of(plan.config, runtime);
-  const Recipe& recipe = recipe_named(spec.recipe, plan.config.where("experiment.recipe"));
+  const std::string where = plan.config.where("experiment.recipe");
+  const Recipe& recipe = recipe_named(spec.recipe, where);  // an entry of the registry, not of `where`
   Workspace workspace(spec, plan.run_id, rec);
   workspace.prepare_run_dir(resume);
   workspace.prepare_shared_inputs();
