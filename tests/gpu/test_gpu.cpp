@@ -92,7 +92,9 @@ TEST_P(GpuTraining, AdapterFineTuningLowersTheLoss) {
   EXPECT_LT(losses.back(), 0.7 * losses.front()) << losses.front() << " -> " << losses.back();
   EXPECT_GT(r.peak_device_memory_mib, 0.0);
   EXPECT_GT(r.device_seconds, 0.0);
-  if (GetParam() == ot::Precision::kFp16) EXPECT_GT(r.loss_scale, 0.0);
+  if (GetParam() == ot::Precision::kFp16) {
+    EXPECT_GT(r.loss_scale, 0.0);
+  }
 }
 
 TEST_P(GpuTraining, DistillationLowersTheLoss) {
