@@ -17,20 +17,7 @@ using ot::test::expect_error;
 using ot::test::TempDir;
 using ot::test::write_file;
 
-const char* kMinimal = R"(
-[experiment]
-name = "t"
-recipe = "offsite"
-
-[data.train]
-path = "train.txt"
-
-[model]
-path = "m"
-
-[finetune]
-data = "train"
-)";
+const char* const kMinimal = ot::test::kMinimalExperiment;
 
 std::string write_toml(const TempDir& d, const std::string& name, const std::string& text) {
   const std::string p = d.path() + "/" + name;

@@ -34,6 +34,22 @@ inline std::string slurp(const std::string& path) {
   return os.str();
 }
 
+// The smallest valid experiment file (paths are not checked until a run starts).
+inline constexpr const char* kMinimalExperiment = R"(
+[experiment]
+name = "t"
+recipe = "offsite"
+
+[data.train]
+path = "train.txt"
+
+[model]
+path = "m"
+
+[finetune]
+data = "train"
+)";
+
 // A fresh directory under the system temp dir, removed when the object dies.
 class TempDir {
  public:

@@ -140,20 +140,7 @@ TEST(TrainerOptionTable, DefaultsWithoutAStageAreTrainerOptionsDefaults) {
   EXPECT_EQ(find_trainer_option("--epochs")->cli_help(), "passes over the data");
 }
 
-const char* kMinimal = R"(
-[experiment]
-name = "t"
-recipe = "offsite"
-
-[data.train]
-path = "train.txt"
-
-[model]
-path = "m"
-
-[finetune]
-data = "train"
-)";
+const char* const kMinimal = ot::test::kMinimalExperiment;
 
 // Every stage's section holds every trainer key with the stage's default, and
 // trainer_options_from reads them back into the members.
