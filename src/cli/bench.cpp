@@ -15,6 +15,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "dist/context.h"
 #include "model/shapes.h"
 #include "offsite/efficiency.h"
 #include "util/error.h"
@@ -31,6 +32,7 @@ void register_bench(CLI::App& app) {
     int64_t emulator_layers = 0;
     EfficiencyOptions eo;
     std::vector<std::string> methods = {"ft", "ft_lora", "ot", "ot_lora"};
+    int64_t ranks = 1;
     RuntimeOptions rt;
   };
   auto args = std::make_shared<Args>();
@@ -62,6 +64,10 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--steps", args->eo.steps, "timed optimizer steps")->capture_default_str()->check(at_least(1));
   cmd->add_option("--warmup", args->eo.warmup_steps, "untimed steps first")->capture_default_str()->check(at_least(0));
   cmd->add_option("--methods", args->methods, "subset of ft ft_lora ot ot_lora")->delimiter(',');
+  cmd->add_option("--ranks", args->ranks,
+                  "data-parallel ranks per method, started with mpirun -np N ($OT_MPIRUN); --batch is theirs together")
+      ->capture_default_str()
+      ->check(at_least(1));
   cmd->add_option("--json", args->json_out, "also write the results as JSON");
   cmd->add_option("--only", args->only, "run one method in this process and print JSON");
   // How a parent hands one method to its child process (offsite/efficiency.h).
@@ -83,7 +89,8 @@ void register_bench(CLI::App& app) {
       }
       const EfficiencyRequest request = efficiency_request_from_json(j, args->request);
       if (request.threads > 0) at::set_num_threads(static_cast<int>(request.threads));
-      std::cout << run_efficiency_method(request.method, efficiency_options_of(request)).to_json().dump() << std::endl;
+      const EfficiencyResult r = run_efficiency_method(request.method, efficiency_options_of(request));
+      if (dist::is_writer()) std::cout << r.to_json().dump() << std::endl;  // the team's result, once
       return;
     }
     EfficiencyRequest request;
@@ -102,6 +109,9 @@ void register_bench(CLI::App& app) {
     request.precision = args->rt.precision;
     request.threads = args->rt.threads;
     request.checkpoint_activations = args->rt.checkpoint_activations;
+    request.ranks = args->ranks;
+    OT_REQUIRE(request.batch % request.ranks == 0, "bench offsite: --batch ", request.batch, " does not split over --ranks ",
+               request.ranks);
     const EfficiencyOptions eo = efficiency_options_of(request);
     request.emulator_layers = eo.emulator_layers;
     if (!args->only.empty()) {
@@ -110,7 +120,9 @@ void register_bench(CLI::App& app) {
     }
     std::cerr << "bench offsite: " << (args->config.empty() ? args->shape : args->config) << ", "
               << eo.bottom << "-" << eo.emulator_layers << "-" << eo.top << ", batch " << eo.batch << " x "
-              << eo.seq_len << " tokens, " << eo.steps << " timed steps per method, " << gpu::device_name(eo.device)
+              << eo.seq_len << " tokens"
+              << (request.ranks > 1 ? " over " + std::to_string(request.ranks) + " data-parallel ranks" : std::string())
+              << ", " << eo.steps << " timed steps per method, " << gpu::device_name(eo.device)
               << ", precision " << precision_name(eo.precision)
               << (eo.checkpoint_activations ? ", activation checkpointing" : "") << "\n";
     // The machine's speed now and after the runs: a ratio of two runs means little when the

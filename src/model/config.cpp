@@ -113,7 +113,10 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
     c.remove_final_layer_norm = r.bool_or("_remove_final_layer_norm", false);
     c.activation = r.string_or("activation_function", "relu");
     c.norm_eps = 1e-5;
-    c.embedding_dropout = c.residual_dropout = r.number_or("dropout", 0.1);
+    // `dropout` is on the two residual branches only: HF's OPTDecoder adds the position
+    // embeddings to the token embeddings without dropout.
+    c.residual_dropout = r.number_or("dropout", 0.1);
+    c.embedding_dropout = 0.0;
     c.attention_dropout = r.number_or("attention_dropout", 0.0);
     c.activation_dropout = r.number_or("activation_dropout", 0.0);
   } else if (type == "gpt2") {

@@ -31,7 +31,7 @@ struct ModelConfig {
   std::optional<int64_t> pad_token_id, bos_token_id, eos_token_id;
 
   // Dropout probabilities (training only), named by role across families:
-  double embedding_dropout = 0.0;   // after the embeddings (OPT dropout, GPT-2 embd_pdrop)
+  double embedding_dropout = 0.0;   // after the embeddings (GPT-2 embd_pdrop; OPT has none)
   double residual_dropout = 0.0;    // on each sub-layer output (OPT dropout, resid_pdrop, hidden_dropout)
   double attention_dropout = 0.0;   // on attention probabilities
   double activation_dropout = 0.0;  // after the FFN activation (OPT)

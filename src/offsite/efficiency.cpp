@@ -14,6 +14,7 @@
 
 #include <chrono>
 
+#include "dist/context.h"
 #include "model/flops.h"
 #include "model/load.h"
 #include "model/shapes.h"
@@ -33,7 +34,7 @@ namespace ot {
 nlohmann::json EfficiencyResult::to_json() const {
   return {{"method", method}, {"tokens_per_s", tokens_per_s}, {"peak_memory_mib", peak_memory_mib},
           {"peak_gpu_memory_mib", peak_gpu_memory_mib}, {"trainable_params", trainable_params},
-          {"total_params", total_params}, {"step_seconds", step_seconds}, {"flops_per_token", flops_per_token},
+          {"total_params", total_params}, {"ranks", ranks}, {"step_seconds", step_seconds}, {"flops_per_token", flops_per_token},
           {"mfu", mfu}, {"device", device}};
 }
 
@@ -45,6 +46,7 @@ EfficiencyResult EfficiencyResult::from_json(const nlohmann::json& j) {
   r.trainable_params = j.at("trainable_params").get<int64_t>();
   r.total_params = j.at("total_params").get<int64_t>();
   r.step_seconds = j.at("step_seconds").get<double>();
+  r.ranks = j.at("ranks").get<int64_t>();
   r.peak_gpu_memory_mib = j.value("peak_gpu_memory_mib", 0.0);
   r.flops_per_token = j.value("flops_per_token", 0.0);
   r.mfu = j.value("mfu", 0.0);
@@ -57,6 +59,10 @@ EfficiencyResult run_efficiency_method(const std::string& method, const Efficien
   const bool lora = method == "ft_lora" || method == "ot_lora";
   OT_REQUIRE(offsite || method == "ft" || lora, "bench offsite: unknown method '", method,
              "' (expected ft, ft_lora, ot, ot_lora)");
+  const int64_t ranks = dist::team().size();
+  OT_REQUIRE(o.batch % ranks == 0, "bench offsite: a batch of ", o.batch, " sequences does not split over ", ranks,
+             " ranks");
+  const int64_t rank_batch = o.batch / ranks;
   torch::manual_seed(o.seed);
   LoadOptions lo;
   lo.device = o.device;
@@ -107,10 +113,15 @@ EfficiencyResult run_efficiency_method(const std::string& method, const Efficien
   model->set_activation_checkpointing(o.checkpoint_activations);
   r.flops_per_token = training_flops_per_token(model, o.seq_len);
   r.device = gpu::device_name(o.device);
-  auto ids = torch::randint(0, o.config.vocab_size, {o.batch, o.seq_len}, torch::kLong).to(o.device);
+  // Each rank its own sequences (random tokens: speed does not depend on them).
+  torch::manual_seed(o.seed + 1 + uint64_t(dist::team().rank()));
+  auto ids = torch::randint(0, o.config.vocab_size, {rank_batch, o.seq_len}, torch::kLong).to(o.device);
   std::unique_ptr<DynamicLossScaler> scaler;
   if (o.precision == Precision::kFp16) scaler = std::make_unique<DynamicLossScaler>();
-  // One training step as the trainer takes it (train/trainer.cpp), without data loading.
+  std::unique_ptr<dist::GradientAllReducer> reducer;
+  if (ranks > 1) reducer = std::make_unique<dist::GradientAllReducer>(dist::communicator_for(o.device), params);
+  // One training step as the trainer takes it (train/trainer.cpp: gradients averaged over the team,
+  // clipped at the default norm, AdamW), without data loading.
   auto step = [&] {
     opt->zero_grad();
     at::Tensor loss;
@@ -118,8 +129,11 @@ EfficiencyResult run_efficiency_method(const std::string& method, const Efficien
       AutocastGuard autocast(o.device, o.precision);
       loss = causal_lm_loss(model->forward(ids).logits, ids);
     }
+    if (reducer) reducer->arm();  // gradient buckets are averaged while backward runs
     (scaler ? scaler->scale_loss(loss) : loss).backward();
+    if (reducer) reducer->finish();
     const bool skip = scaler && scaler->unscale_and_check(params);
+    if (!skip && to.clip_norm > 0) torch::nn::utils::clip_grad_norm_(params, to.clip_norm);  // as the trainer does
     if (!skip) opt->step();
     if (scaler) scaler->update(skip);
   };
@@ -132,7 +146,8 @@ EfficiencyResult run_efficiency_method(const std::string& method, const Efficien
   timer.stop();
   const double secs = timer.seconds();
   r.step_seconds = secs / double(o.steps);
-  r.tokens_per_s = double(o.batch * o.seq_len * o.steps) / secs;
+  r.tokens_per_s = double(rank_batch * ranks * o.seq_len * o.steps) / secs;
+  r.ranks = ranks;
   r.peak_memory_mib = peak_rss_mib();
   r.peak_gpu_memory_mib = gpu::peak_memory_mib(o.device);
   const double peak = gpu::peak_flops(o.device, precision_dtype(o.precision));
@@ -164,6 +179,15 @@ std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
+// `mpirun -np N ` (or $OT_MPIRUN's launcher). Open MPI refuses root without its two consent
+// variables; they mean nothing to other launchers.
+std::string mpi_launch_prefix(int64_t ranks) {
+  const char* launcher = std::getenv("OT_MPIRUN");
+  std::string prefix = launcher && *launcher ? launcher : "mpirun";
+  if (::geteuid() == 0) prefix = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " + prefix;
+  return prefix + " -np " + std::to_string(ranks) + " ";
+}
+
 }  // namespace
 
 nlohmann::json efficiency_request_to_json(const EfficiencyRequest& r) {
@@ -180,7 +204,8 @@ nlohmann::json efficiency_request_to_json(const EfficiencyRequest& r) {
           {"device", r.device},
           {"precision", r.precision},
           {"threads", r.threads},
-          {"checkpoint_activations", r.checkpoint_activations}};
+          {"checkpoint_activations", r.checkpoint_activations},
+          {"ranks", r.ranks}};
 }
 
 EfficiencyRequest efficiency_request_from_json(const nlohmann::json& j, const std::string& source) {
@@ -208,6 +233,8 @@ EfficiencyRequest efficiency_request_from_json(const nlohmann::json& j, const st
   field("precision", r.precision);
   field("threads", r.threads);
   field("checkpoint_activations", r.checkpoint_activations);
+  field("ranks", r.ranks);
+  OT_REQUIRE(r.ranks >= 1, source, ": efficiency request key 'ranks' must be at least 1, got ", r.ranks);
   return r;
 }
 
@@ -250,7 +277,8 @@ EfficiencyResult run_efficiency_method_in_child(const EfficiencyRequest& r) {
     ~RemoveOnExit() { std::remove(path.c_str()); }
   } remove_request{request_path};
   write_text_file_atomically(request_path, efficiency_request_to_json(r).dump() + "\n");
-  const std::string cmd = shell_quote(self_exe()) + " bench offsite --request " + shell_quote(request_path);
+  std::string cmd = shell_quote(self_exe()) + " bench offsite --request " + shell_quote(request_path);
+  if (r.ranks > 1) cmd = mpi_launch_prefix(r.ranks) + cmd;
   FILE* p = ::popen(cmd.c_str(), "r");
   OT_REQUIRE(p != nullptr, "bench: cannot start ", cmd);
   std::string out;

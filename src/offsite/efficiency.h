@@ -27,11 +27,14 @@ struct EfficiencyOptions {
   c10::Device device = c10::Device(c10::kCPU);
   Precision precision = Precision::kFp32;  // autocast over fp32 weights; fp16 with loss scaling
   bool checkpoint_activations = false;
+  // `batch` is the team's: under an MPI launcher each of the team's ranks takes batch / ranks
+  // sequences and gradients are averaged as the trainer does (dist/fusion_buffer.h).
 };
 
 struct EfficiencyResult {
   std::string method;            // ft, ft_lora, ot, ot_lora
-  double tokens_per_s = 0.0;
+  double tokens_per_s = 0.0;      // the team's
+  int64_t ranks = 1;              // data-parallel ranks that shared the batch
   double peak_memory_mib = 0.0;  // peak RSS of the process during training
   double peak_gpu_memory_mib = 0.0;  // CUDA caching allocator's peak (0 on the CPU)
   int64_t trainable_params = 0, total_params = 0;
@@ -63,6 +66,7 @@ struct EfficiencyRequest {
   std::string device = "cpu", precision = "fp32";
   int64_t threads = 0;                // intra-op threads (0: LibTorch's default)
   bool checkpoint_activations = false;
+  int64_t ranks = 1;                  // data-parallel ranks the child runs as (mpirun -np ranks)
 };
 
 nlohmann::json efficiency_request_to_json(const EfficiencyRequest& r);
@@ -74,8 +78,9 @@ EfficiencyRequest efficiency_request_from_json(const nlohmann::json& j, const st
 EfficiencyOptions efficiency_options_of(const EfficiencyRequest& r);
 
 // run_efficiency_method for `r` in a fresh `ot bench offsite --request FILE` process (this
-// executable), so that its peak memory is its own; throws ot::Error when the child fails
-// (exit code 137: most likely killed for memory).
+// executable), so that its peak memory is its own; with r.ranks > 1, a team of that many
+// processes started by the MPI launcher ($OT_MPIRUN, default mpirun). Throws ot::Error when
+// the child fails (exit code 137: most likely killed for memory).
 EfficiencyResult run_efficiency_method_in_child(const EfficiencyRequest& r);
 
 // The paper's figures (throughput, memory) for OPT-1.3B and GPT2-XL per method, to print

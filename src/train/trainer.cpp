@@ -289,7 +289,7 @@ class Trainer::Fit {
 SamplerOptions Trainer::Fit::sampler_options(const Trainer& t, const BatchSource& data) {
   SamplerOptions so;
   so.num_examples = data.size();
-  so.batch_size = t.o_.batch_size;
+  so.batch_size = micro_batch_size(t.o_, t.world_, t.o_.label);
   so.seed = t.o_.seed;
   so.rank = t.rank_;
   so.world_size = t.world_;
@@ -307,7 +307,8 @@ Trainer::Fit::Fit(Trainer& trainer, const BatchSource& data, const LossFn& loss,
       sampler_(sampler_options(trainer, data)),
       state_(TrainState::start(trainer.o_.lower_is_better)) {
   per_epoch_ = sampler_.batches_per_epoch();
-  OT_REQUIRE(per_epoch_ > 0, o_.label, ": ", data.size(), " examples make no batch of ", o_.batch_size * t_.world_);
+  OT_REQUIRE(per_epoch_ > 0, o_.label, ": ", data.size(), " examples make no batch of ",
+             micro_batch_size(o_, t_.world_, o_.label) * t_.world_);
   total_micro_ = o_.max_steps > 0 ? o_.max_steps * o_.grad_accum : o_.epochs * per_epoch_;
   total_steps_ = (total_micro_ + o_.grad_accum - 1) / o_.grad_accum;
   schedule_ = LrSchedule{o_.schedule, o_.lr, o_.warmup_steps, total_steps_};

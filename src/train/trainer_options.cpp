@@ -1,6 +1,8 @@
 // train/trainer_options.cpp: see trainer_options.h.
 #include "train/trainer_options.h"
 
+#include "util/error.h"
+
 namespace ot {
 
 TrainerOptionSpec::Type TrainerOptionSpec::type() const {
@@ -35,6 +37,10 @@ const std::vector<TrainerOptionSpec>& trainer_option_table() {
       {"batch_size", "--batch-size", &O::batch_size, "examples per micro-batch", "", 1.0, {}, "4",
        {{"pretrain", "8"}, {"distill", "8"}}},
       {"grad_accum", "--grad-accum", &O::grad_accum, "micro-batches per optimizer step", "", 1.0, {}, "1"},
+      {"global_batch_size", "--global-batch-size", &O::global_batch_size,
+       "examples per optimizer step over all ranks (0: batch_size x grad_accum x ranks); when set, each rank's "
+       "micro-batch is global_batch_size / (ranks x grad_accum), so a team of any size trains the same way",
+       "", 0.0, {}, "0"},
       {"clip_norm", "--clip-norm", &O::clip_norm, "gradient clipping norm (0: off)", "", 0.0, {}, "1.0"},
       {"eval_every", "--eval-every", &O::eval_every, "evaluate every N steps (0: at the end)", "", 0.0, {}, "0"},
       // An experiment's data order follows experiment.seed (pretraining: pretrain.seed).
@@ -51,6 +57,15 @@ const TrainerOptionSpec* find_trainer_option(const std::string& toml_key_or_flag
     if ((!o.toml_key.empty() && o.toml_key == toml_key_or_flag) || (!o.cli_flag.empty() && o.cli_flag == toml_key_or_flag))
       return &o;
   return nullptr;
+}
+
+int64_t micro_batch_size(const TrainerOptions& o, int64_t ranks, const std::string& where) {
+  if (o.global_batch_size <= 0) return o.batch_size;
+  const int64_t per_micro = ranks * o.grad_accum;
+  OT_REQUIRE(o.global_batch_size % per_micro == 0, where, ": global_batch_size ", o.global_batch_size,
+             " does not split evenly over ", ranks, " rank(s) x grad_accum ", o.grad_accum,
+             " (expected a multiple of ", per_micro, ")");
+  return o.global_batch_size / per_micro;
 }
 
 }  // namespace ot

@@ -38,6 +38,9 @@ struct TrainerOptions {
   int64_t max_steps = 0;            // > 0 overrides epochs
   int64_t batch_size = 4;           // per rank, per micro-batch
   int64_t grad_accum = 1;           // micro-batches per optimizer step
+  // > 0: examples per optimizer step over the whole team, which then sets the micro-batch
+  // (micro_batch_size): the same training on 1, 2 or 4 ranks, up to round-off.
+  int64_t global_batch_size = 0;
   double clip_norm = 1.0;           // <= 0: no clipping
   int64_t eval_every = 0;           // optimizer steps; 0: only at the end
   bool keep_best = true;            // restore the best-evaluated weights at the end
@@ -97,5 +100,10 @@ const std::vector<TrainerOptionSpec>& trainer_option_table();
 
 // The entry with this TOML key or flag; null if there is none.
 const TrainerOptionSpec* find_trainer_option(const std::string& toml_key_or_flag);
+
+// Examples per rank per micro-batch on a team of `ranks`: batch_size, or, when
+// global_batch_size is set, global_batch_size / (ranks x grad_accum). Throws ot::Error
+// naming `where` when that division leaves a remainder.
+int64_t micro_batch_size(const TrainerOptions& o, int64_t ranks, const std::string& where);
 
 }  // namespace ot

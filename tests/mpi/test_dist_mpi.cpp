@@ -138,12 +138,15 @@ ot::NamedTensors trainable(ot::DecoderLM& m) {
   return out;
 }
 
+// batch: examples per rank per micro-batch, or, when global is set, per optimizer step over
+// the team (global_batch_size; batch_size is then set to a value that must be ignored).
 ot::TrainResult train(ot::DecoderLM& m, const ot::BatchSource& data, int64_t batch, ot::dist::Communicator* comm,
-                      bool overlap, int64_t steps) {
+                      bool overlap, int64_t steps, bool global = false) {
   for (auto& p : m->parameters()) p.set_requires_grad(true);
   ot::TrainerOptions o;
   o.lr = 2e-3;
-  o.batch_size = batch;
+  o.batch_size = global ? 7 : batch;
+  if (global) o.global_batch_size = batch;
   o.grad_accum = 2;
   o.max_steps = steps;
   o.schedule = "cosine";
@@ -170,7 +173,8 @@ ot::TrainResult train(ot::DecoderLM& m, const ot::BatchSource& data, int64_t bat
 // grad_accum 2, AdamW, cosine schedule with warmup, clipping. In float32 the two differ by
 // round-off, which training amplifies step by step (a ReLU whose input is near 0 may go
 // either way); in float64 round-off is 1e-16 and the weights must agree to 1e-10.
-void check_equivalence(bool overlap, at::ScalarType dtype, int64_t steps, double atol) {
+// With `global`, both sides are given global_batch_size 8 instead of their per-rank batches.
+void check_equivalence(bool overlap, at::ScalarType dtype, int64_t steps, double atol, bool global = false) {
   auto& c = world();
   at::set_num_threads(1);
   const std::string fixture = ot::test::shared_path("fixtures/hf-parity/opt");
@@ -185,7 +189,7 @@ void check_equivalence(bool overlap, at::ScalarType dtype, int64_t steps, double
     torch::NoGradGuard ng;
     for (auto& p : dp->parameters()) p.add_(0.5);
   }
-  const ot::TrainResult r = train(dp, data, 2, &c, overlap, steps);
+  const ot::TrainResult r = global ? train(dp, data, 8, &c, overlap, steps, true) : train(dp, data, 2, &c, overlap, steps);
   EXPECT_EQ(r.steps, steps);
   // Every rank ends with the same weights...
   for (auto& p : dp->named_parameters()) {
@@ -196,7 +200,8 @@ void check_equivalence(bool overlap, at::ScalarType dtype, int64_t steps, double
   if (c.rank() != 0 || c.size() != 2) return;
   // ...and they are those of one process with twice the batch.
   ot::DecoderLM single = load();
-  train(single, data, 4, nullptr, overlap, steps);
+  if (global) train(single, data, 8, nullptr, overlap, steps, true);
+  else train(single, data, 4, nullptr, overlap, steps);
   ot::DecoderLM start = load();
   auto a = dp->named_parameters(), b = single->named_parameters(), s = start->named_parameters();
   double worst = 0, moved = 0;
@@ -214,6 +219,10 @@ void check_equivalence(bool overlap, at::ScalarType dtype, int64_t steps, double
 TEST(DataParallel, TwoRanksEqualOneRankWithTwiceTheBatchFloat32) { check_equivalence(true, at::kFloat, 4, 1e-5); }
 TEST(DataParallel, TwoRanksEqualOneRankWithoutOverlapFloat32) { check_equivalence(false, at::kFloat, 4, 1e-5); }
 TEST(DataParallel, TwoRanksEqualOneRankWithTwiceTheBatchFloat64) { check_equivalence(true, at::kDouble, 12, 1e-10); }
+// global_batch_size 8 with grad_accum 2: micro-batches of 2 on each of 2 ranks, of 4 alone.
+TEST(DataParallel, GlobalBatchSizeTrainsTheSameOnAnyTeamFloat64) {
+  check_equivalence(true, at::kDouble, 12, 1e-10, true);
+}
 
 // Requests of ragged lengths (some repeated, some longer than the window) in batches of 3,
 // sharded by batches over the ranks: each rank returns all results, equal to the unsharded ones.

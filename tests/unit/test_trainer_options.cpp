@@ -73,6 +73,7 @@ TEST(TrainerOptionTable, EveryUserSettableMemberIsReachedByExactlyOneEntry) {
   EXPECT_NE(o.max_steps, d.max_steps);
   EXPECT_NE(o.batch_size, d.batch_size);
   EXPECT_NE(o.grad_accum, d.grad_accum);
+  EXPECT_NE(o.global_batch_size, d.global_batch_size);
   EXPECT_NE(o.clip_norm, d.clip_norm);
   EXPECT_NE(o.eval_every, d.eval_every);
   EXPECT_NE(o.seed, d.seed);
@@ -83,7 +84,29 @@ TEST(TrainerOptionTable, EveryUserSettableMemberIsReachedByExactlyOneEntry) {
   EXPECT_EQ(o.label, d.label);
   EXPECT_EQ(o.precision, d.precision);
   EXPECT_EQ(o.checkpoint_activations, d.checkpoint_activations);
-  EXPECT_EQ(table.size(), 13u) << "a new option: add it to the checks above";
+  EXPECT_EQ(table.size(), 14u) << "a new option: add it to the checks above";
+}
+
+TEST(TrainerOptions, GlobalBatchSetsTheMicroBatchOfAnyTeam) {
+  TrainerOptions o;
+  o.batch_size = 8;
+  EXPECT_EQ(micro_batch_size(o, 1, "pretrain"), 8);  // unset: batch_size, per rank
+  EXPECT_EQ(micro_batch_size(o, 2, "pretrain"), 8);
+  o.global_batch_size = 8;
+  EXPECT_EQ(micro_batch_size(o, 1, "pretrain"), 8);
+  EXPECT_EQ(micro_batch_size(o, 2, "pretrain"), 4);
+  EXPECT_EQ(micro_batch_size(o, 8, "pretrain"), 1);
+  o.grad_accum = 2;
+  EXPECT_EQ(micro_batch_size(o, 2, "pretrain"), 2);
+  try {
+    micro_batch_size(o, 3, "pretrain");
+    ADD_FAILURE() << "8 examples split over 3 ranks x 2 micro-batches";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("pretrain"), std::string::npos) << m;
+    EXPECT_NE(m.find("global_batch_size 8"), std::string::npos) << m;
+    EXPECT_NE(m.find("multiple of 6"), std::string::npos) << m;
+  }
 }
 
 TEST(TrainerOptionTable, FlagsAndKeysFollowOneNamingRule) {
