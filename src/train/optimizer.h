@@ -2,6 +2,13 @@
 // fine-tunings), in one place so the trainer and the benchmarks build the same one: AdamW in
 // two parameter groups as in the paper's scripts, weight decay on matrices only (biases and
 // norm weights, the tensors of one dimension, get none).
+//
+// Its step is torch::optim::AdamW's update, formula for formula (decoupled decay, bias-
+// corrected moments, eps added after the square root), fused: a contiguous fp32 CPU parameter
+// is updated in one pass over its parameter, gradient and two moments (at::parallel_for over
+// chunks) instead of the ten or so whole-tensor passes the tensor-op update makes. Other
+// parameters (GPU, 16-bit, strided, amsgrad) take the tensor-op update. State lives where
+// torch::optim::AdamW keeps it, so save/load and the trainer's state files are unchanged.
 #pragma once
 
 #include <torch/optim/adamw.h>
@@ -12,6 +19,12 @@
 namespace ot {
 
 struct TrainerOptions;
+
+class FusedAdamW : public torch::optim::AdamW {
+ public:
+  using torch::optim::AdamW::AdamW;
+  torch::Tensor step(LossClosure closure = nullptr) override;
+};
 
 std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<at::Tensor>& params, const TrainerOptions& o);
 

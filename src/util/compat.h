@@ -6,7 +6,10 @@
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
+#include <c10/util/C++17.h>
+
 #include <optional>
+#include <string>
 
 namespace ot::compat {
 
@@ -55,5 +58,13 @@ inline const char* torch_version() { return TORCH_VERSION; }
 
 inline constexpr int kTorchMajor = TORCH_VERSION_MAJOR;
 inline constexpr int kTorchMinor = TORCH_VERSION_MINOR;
+
+// The key under which torch::optim keeps a parameter's state: 1.13, the address of its
+// TensorImpl as a string; 2.x, the address itself.
+#if TORCH_VERSION_MAJOR >= 2
+inline void* optimizer_state_key(const at::Tensor& p) { return p.unsafeGetTensorImpl(); }
+#else
+inline std::string optimizer_state_key(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+#endif
 
 }  // namespace ot::compat
