@@ -8,6 +8,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iomanip>
 #include <iostream>
@@ -127,6 +128,8 @@ void register_bench(CLI::App& app) {
               << (eo.checkpoint_activations ? ", activation checkpointing" : "") << "\n";
     // The machine's speed now and after the runs: a ratio of two runs means little when the
     // GEMM rates beside them differ.
+    // A team's rate is that of all its cores: the GEMM runs with as many threads as the team has.
+    if (request.ranks > 1) at::set_num_threads(static_cast<int>(request.ranks * std::max<int64_t>(1, request.threads)));
     const GemmRate gemm_start = measure_gemm_rate(eo.device);
     std::cerr << "  " << describe(gemm_start) << " (before)\n";
     std::vector<EfficiencyResult> results;
@@ -146,11 +149,16 @@ void register_bench(CLI::App& app) {
     std::ostringstream os;
     os << std::fixed;
     const bool gpu_run = eo.device.is_cuda();
-    os << "| method | tokens/s | peak host MiB | " << (gpu_run ? "peak GPU MiB | MFU | " : "")
+    // Beside each throughput, the model FLOP rate it means and its share of the GEMM rate
+    // measured before the runs: a slow hour lowers both, a slow change only the share.
+    os << "| method | tokens/s | GFLOP/s (x GEMM) | peak host MiB | " << (gpu_run ? "peak GPU MiB | MFU | " : "")
        << "trainable | speedup | memory / FT | paper OPT-1.3B speedup, memory | paper GPT2-XL speedup, memory |\n";
-    os << "|---|---|---|" << (gpu_run ? "---|---|" : "") << "---|---|---|---|---|\n";
+    os << "|---|---|---|---|" << (gpu_run ? "---|---|" : "") << "---|---|---|---|---|\n";
     for (const auto& r : results) {
-      os << "| " << r.method << " | " << std::setprecision(0) << r.tokens_per_s << " | " << r.peak_memory_mib << " | ";
+      const double gflops = r.tokens_per_s * r.flops_per_token * 1e-9;
+      os << "| " << r.method << " | " << std::setprecision(0) << r.tokens_per_s << " | " << std::setprecision(1)
+         << gflops << " (" << std::setprecision(2) << gflops / gemm_start.gflops << ") | " << std::setprecision(0)
+         << r.peak_memory_mib << " | ";
       if (gpu_run) {
         os << r.peak_gpu_memory_mib << " | ";
         if (r.mfu > 0) os << std::setprecision(1) << 100.0 * r.mfu << "% | ";
