@@ -72,9 +72,19 @@ inline float exp_nonpositive(float x) {
 
 constexpr int kLanes = 8;  // independent accumulators, so reductions vectorise without reordering flags
 
+// The row loops below are built for AVX-512, AVX2 and the x86-64 baseline (SSE2), chosen
+// at load time. The AVX clones fuse multiply-adds, so their last bits can differ from the
+// baseline's (as OpenBLAS's GEMM kernels differ between CPUs); on one machine a run
+// repeats bit for bit.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define OT_ROW_LOOP __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define OT_ROW_LOOP
+#endif
+
 // Scores s[0, n) of one query row -> softmax probabilities in place; s[n, width) (keys after
 // the query) -> 0.
-void softmax_row(float* s, int64_t n, int64_t width) {
+OT_ROW_LOOP void softmax_row(float* s, int64_t n, int64_t width) {
   float lane[kLanes];
   std::fill(lane, lane + kLanes, s[0]);
   int64_t i = 0;
@@ -100,7 +110,7 @@ void softmax_row(float* s, int64_t n, int64_t width) {
 
 // One row of the softmax backward: d holds dP on entry and dS = P * (dP - sum(dP * P)) on
 // exit, over [0, n); d[n, width) -> 0.
-void softmax_backward_row(float* d, const float* p, int64_t n, int64_t width) {
+OT_ROW_LOOP void softmax_backward_row(float* d, const float* p, int64_t n, int64_t width) {
   float lane[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
