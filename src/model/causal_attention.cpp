@@ -39,8 +39,9 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const 
 // exp(x) for x <= 0, written so that GCC vectorises a loop of it: x = n ln2 + r with
 // |r| <= ln2 / 2 (ln2 in two parts, so n ln2 loses nothing), exp(r) by its Taylor
 // polynomial of degree 7 (relative error about 1e-7), 2^n built in the exponent bits.
-// Below -87 (2^n would leave the normal range) the result is 0; NaN stays NaN. Masks, not
-// branches, select the result: GCC does not speculate float arithmetic into a branch.
+// Below -87 (2^n would leave the normal range) the result is 0; NaN stays NaN. A bit mask,
+// not a branch, selects the result: GCC keeps a branch around float arithmetic (which
+// might trap), and a branch stops the loop from vectorising.
 inline float exp_nonpositive(float x) {
   const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   const float t = x * 1.44269504088896341f + shifter;
@@ -70,7 +71,8 @@ inline float exp_nonpositive(float x) {
   return out;
 }
 
-constexpr int kLanes = 8;  // independent accumulators, so reductions vectorise without reordering flags
+// Independent partial sums: a reduction GCC vectorises without -ffast-math's reordering.
+constexpr int kLanes = 8;
 
 // The row loops below are built for AVX-512, AVX2 and the x86-64 baseline (SSE2), chosen
 // at load time. The AVX clones fuse multiply-adds, so their last bits can differ from the
@@ -226,9 +228,10 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
     at::Tensor dq = at::empty({d.B, d.T, d.H, d.D}, q.options());
     at::Tensor dk = at::zeros({d.B, d.T, d.Hkv, d.D}, k.options());
     at::Tensor dv = at::zeros({d.B, d.T, d.Hkv, d.D}, v.options());
-    backward_kernel(Heads(q), Heads(k), Heads(v), d, static_cast<float>(ctx->saved_data["scale"].toDouble()),
-                    probs.data_ptr<float>(), dout.data_ptr<float>(), dq.data_ptr<float>(),
-                    dk.data_ptr<float>(), dv.data_ptr<float>());
+    const auto scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
+    backward_kernel(Heads(q), Heads(k), Heads(v), d, scale, probs.data_ptr<float>(),
+                    dout.data_ptr<float>(), dq.data_ptr<float>(), dk.data_ptr<float>(),
+                    dv.data_ptr<float>());
     // (B, T, heads, D) -> (B, heads, T, D) views, the inputs' shapes
     return {dq.transpose(1, 2), dk.transpose(1, 2), dv.transpose(1, 2), at::Tensor()};
   }
