@@ -2,7 +2,8 @@
 // against the math path (compat::scaled_dot_product_attention, is_causal) computed in fp64:
 // output and the gradients of q, k and v for several sequence lengths around the query block
 // size, head dims, grouped-query heads, a non-default scale, inputs that are views of the
-// projections' (B, T, H*D) outputs, at 1 and 2 threads; no-grad output; when attend uses it.
+// projections' (B, T, H*D) outputs, at 1 and 2 threads; no-grad output; the same bits at 1
+// and 2 threads; when attend uses it.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -150,6 +151,22 @@ TEST(CausalAttention, MatchesMathPathOnProjectionViewsGroupedHeadsAndScale) {
       check_case({8, 4, 4, 256, 32, 0.0, Case::kProjection});  // the quickstart's shape
     });
   }
+}
+
+// Each (batch, head) pair is computed whole by one thread, so the thread count changes no bit.
+TEST(CausalAttention, SameBitsAtOneAndTwoThreads) {
+  const Case c{4, 4, 2, 130, 32, 0.0, Case::kProjection};
+  const auto leaves = random_leaves(c);
+  std::vector<std::vector<at::Tensor>> results;
+  for (int threads : {1, 2}) {
+    with_threads(threads, [&] {
+      Inputs in = with_views(c, leaves_as(leaves, torch::kFloat));
+      at::Tensor out = ot::causal_attention_cpu(in.q, in.k, in.v, 0.2);
+      out.pow(2).sum().backward();
+      results.push_back({out, in.leaves[0].grad(), in.leaves[1].grad(), in.leaves[2].grad()});
+    });
+  }
+  for (size_t i = 0; i < results[0].size(); ++i) EXPECT_TRUE(torch::equal(results[0][i], results[1][i])) << i;
 }
 
 TEST(CausalAttention, AttendUsesItOnlyWhereItApplies) {
