@@ -4,16 +4,20 @@
 //     forward + backward, and the whole training step (forward, backward, AdamW) at batch 1;
 //   the quickstart's shape (OPT 12 x 128, 4 heads, ffn 512, vocab 2048, batch 8 x 256): the
 //     whole training step;
-//   AdamW alone over the 125M parameters (the update's share of a step).
+//   AdamW alone over the 125M parameters (the update's share of a step);
+//   causal self-attention alone at the quickstart's shape: the fused CPU kernel against
+//     the math path it replaces.
 // Tokens/s and achieved GFLOP/s; FLOPs per token follow Kaplan et al.: forward
 // 2N + 2 * n_layer * T * C (N = non-embedding parameters + head), backward 2x that.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include "model/causal_attention.h"
 #include "model/decoder_lm.h"
 #include "model/load.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
+#include "util/compat.h"
 
 namespace {
 
@@ -127,6 +131,36 @@ void BM_QuickstartTrainStep(benchmark::State& state) {
   train_step_loop(state, m, 8, 256);
 }
 BENCHMARK(BM_QuickstartTrainStep)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+
+// Attention at the quickstart's shape (B 8, H 4, T 256, D 32), q, k, v viewed from (B, T, H*D)
+// projections as the blocks do: forward + backward (range 1) or forward without gradients
+// (range 0), through the fused kernel or the math path (compat's scaled dot product with
+// is_causal, then the (B, T, H*D) output attend returns).
+void attention_loop(benchmark::State& state, bool fused) {
+  const int64_t B = 8, H = 4, T = 256, D = 32;
+  const bool backward = state.range(0) == 1;
+  torch::manual_seed(0);
+  auto x = torch::randn({3, B, T, H * D}).requires_grad_(backward);
+  auto heads = [&](int64_t i) { return x[i].view({B, T, H, D}).transpose(1, 2); };
+  auto dout = torch::randn({B, T, H * D});
+  for (auto _ : state) {
+    torch::AutoGradMode grad_mode(backward);
+    auto q = heads(0), k = heads(1), v = heads(2);
+    at::Tensor out = fused ? ot::causal_attention_cpu(q, k, v, 1.0 / std::sqrt(double(D)))
+                           : ot::compat::scaled_dot_product_attention(q, k, v, at::Tensor(), true)
+                                 .transpose(1, 2)
+                                 .reshape({B, T, H * D});
+    if (backward) {
+      x.mutable_grad() = at::Tensor();
+      out.backward(dout);
+    }
+    benchmark::DoNotOptimize(out);
+  }
+}
+void BM_AttentionFused(benchmark::State& state) { attention_loop(state, true); }
+void BM_AttentionMath(benchmark::State& state) { attention_loop(state, false); }
+BENCHMARK(BM_AttentionFused)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_AttentionMath)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 
 // AdamW alone over every parameter of the OPT-125m shape, gradients already there.
 void BM_AdamWStepOPT125m(benchmark::State& state) {

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "model/causal_attention.h"
 #include "util/compat.h"
 
 namespace ot {
@@ -106,6 +107,9 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                   const at::Tensor& bias, double scale, double dropout) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
   const int64_t Hkv = k.size(1);
+  // Plain causal self-attention in fp32 on the CPU: the fused kernel (causal_attention.h).
+  if (!bias.defined() && dropout == 0.0 && k.size(2) == T && causal_attention_applies(q, k, v))
+    return causal_attention_cpu(q, k, v, scale);
   at::Tensor kk = k, vv = v;
   if (Hkv != H) {  // GQA: (B, Hkv, S, D) -> (B, H, S, D)
     kk = k.repeat_interleave(H / Hkv, 1);

@@ -59,7 +59,8 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 
 // softmax(q k^T * scale + bias) v. q (B, H, T, D), k/v (B, Hkv, S, D); Hkv divides H
 // (grouped-query attention repeats each kv head H/Hkv times). `scale` multiplies the
-// scores (usually 1/sqrt(D)). Without a bias and with T == S, attention is causal.
+// scores (usually 1/sqrt(D)). Without a bias and with T == S, attention is causal; in fp32
+// on the CPU without dropout that case runs the fused kernel of causal_attention.h.
 // Returns (B, T, H*D).
 at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                   const at::Tensor& bias, double scale, double dropout = 0.0);
