@@ -32,26 +32,31 @@ AdamWStep scalars_of(const torch::optim::AdamWOptions& o, int64_t t) {
   return s;
 }
 
-// p, g, m, v: n contiguous floats each. Each element follows the tensor-op update's order
-// of operations in fp32: p *= decay; m = m * b1 + (1 - b1) * g; v = v * b2 + (1 - b2) * g * g;
-// p += -step_size * m / (sqrt(v) / sqrt(bias2) + eps).
+// Elements [begin, end) of p, g, m, v, in the tensor-op update's order of operations in fp32:
+// p *= decay; m = m * b1 + (1 - b1) * g; v = v * b2 + (1 - b2) * g * g;
+// p += -step_size * m / (sqrt(v) / sqrt(bias2) + eps). A function of its own with restrict
+// pointers, so the compiler vectorises it whichever way at::parallel_for calls it.
+struct FusedScalars {
+  float decay, b1, b2, a1, a2, neg_step, bias2_sqrt, eps;
+};
+
+__attribute__((noinline)) void update_range(float* __restrict p, const float* __restrict g, float* __restrict m,
+                                            float* __restrict v, int64_t begin, int64_t end, const FusedScalars c) {
+  for (int64_t i = begin; i < end; ++i) {
+    const float gi = g[i];
+    const float mi = m[i] * c.b1 + c.a1 * gi;
+    const float vi = v[i] * c.b2 + c.a2 * (gi * gi);
+    const float denom = __builtin_sqrtf(vi) / c.bias2_sqrt + c.eps;
+    p[i] = p[i] * c.decay + c.neg_step * (mi / denom);
+    m[i] = mi;
+    v[i] = vi;
+  }
+}
+
 void fused_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamWStep& s) {
-  const float decay = float(s.decay), b1 = float(s.beta1), b2 = float(s.beta2);
-  const float a1 = float(1 - s.beta1), a2 = float(1 - s.beta2);
-  const float neg_step = float(-s.step_size), bias2_sqrt = float(s.bias2_sqrt), eps = float(s.eps);
-  const bool decays = s.decay != 1.0;
-  at::parallel_for(0, n, 1 << 15, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const float gi = g[i];
-      const float mi = m[i] * b1 + a1 * gi;
-      const float vi = v[i] * b2 + a2 * (gi * gi);
-      const float denom = __builtin_sqrtf(vi) / bias2_sqrt + eps;
-      const float pi = decays ? p[i] * decay : p[i];
-      p[i] = pi + neg_step * (mi / denom);
-      m[i] = mi;
-      v[i] = vi;
-    }
-  });
+  const FusedScalars c{float(s.decay), float(s.beta1), float(s.beta2), float(1 - s.beta1), float(1 - s.beta2),
+                       float(-s.step_size), float(s.bias2_sqrt), float(s.eps)};
+  at::parallel_for(0, n, 1 << 15, [&](int64_t begin, int64_t end) { update_range(p, g, m, v, begin, end, c); });
 }
 
 bool fusable(const at::Tensor& p, const at::Tensor& g, const torch::optim::AdamWParamState& st) {
