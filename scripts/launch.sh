@@ -21,7 +21,7 @@ if [ "$OT_RANKS" -gt 1 ]; then
   if "$ot_mpirun" --version 2>/dev/null | grep -q "Open MPI"; then
     # Slots are hardware threads (a VM's vCPUs), and Open MPI asks root to say it means it.
     ot_mpi_flags=(--use-hwthread-cpus --bind-to core)
-    [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
   fi
   if "$ot_mpirun" -np "$OT_RANKS" "${ot_mpi_flags[@]}" true > /dev/null 2>&1; then
     OT_LAUNCH=("$ot_mpirun" -np "$OT_RANKS" "${ot_mpi_flags[@]}")

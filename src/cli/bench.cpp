@@ -112,7 +112,7 @@ void register_bench(CLI::App& app) {
     request.checkpoint_activations = args->rt.checkpoint_activations;
     request.ranks = args->ranks;
     OT_REQUIRE(request.batch % request.ranks == 0, "bench offsite: --batch ", request.batch, " does not split over --ranks ",
-               request.ranks);
+               request.ranks, ": give a multiple of ", request.ranks);
     const EfficiencyOptions eo = efficiency_options_of(request);
     request.emulator_layers = eo.emulator_layers;
     if (!args->only.empty()) {
