@@ -14,12 +14,16 @@ gradient clipping at 1.0, AdamW, zero_grad) in PyTorch, op for op as Hugging Fac
   - loss on logits[:, :-1].contiguous() against labels[:, 1:];
   - torch.nn.utils.clip_grad_norm_, torch.optim.AdamW with decay on all but biases and
     LayerNorm weights, Module.zero_grad().
-transformers itself is not installable here (no PyPI); this re-statement runs on the same
-PyTorch 1.13 and OpenBLAS as `ot` (Debian's python3-torch and libtorch). Weights are random:
-speed does not depend on them. Prints one JSON line: tokens/s, step seconds, and the fp32
+With `--impl transformers` the model is transformers' own OPTForCausalLM (any importable
+transformers: put its source or site-packages on PYTHONPATH), built from an OPTConfig of the
+same shape, its loss from `labels=ids`; the data, optimizer, clipping and zero_grad are the
+same. The re-statement (`--impl restated`, the default) needs only PyTorch, so the comparison
+runs where transformers cannot be installed. Both run on the same PyTorch 1.13 and OpenBLAS as
+`ot` (Debian's python3-torch and libtorch). Weights are random: speed does not depend on them.
+Prints one JSON line: tokens/s, step seconds, the implementation and its version, and the fp32
 GEMM rate (2048^2, same threads) measured in the same process before and after.
 
-  bench/hf_opt_step.py --threads 2 --layers 12 --hidden 768 --heads 12 --vocab 50272 \
+  bench/hf_opt_step.py [--impl restated|transformers] --threads 2 --layers 12 --hidden 768 --heads 12 --vocab 50272 \
                        --seq-len 512 --batch 1 --steps 5 --warmup 2
 """
 import argparse
@@ -140,10 +144,29 @@ def main():
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--impl", choices=["restated", "transformers"], default="restated")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = OPTLM(a.layers, a.hidden, a.heads, a.ffn or 4 * a.hidden, a.vocab, max(2048, a.seq_len), a.dropout)
+    ffn, positions = a.ffn or 4 * a.hidden, max(2048, a.seq_len)
+    if a.impl == "transformers":
+        import transformers
+        version = transformers.__version__
+        config = transformers.OPTConfig(vocab_size=a.vocab, hidden_size=a.hidden, num_hidden_layers=a.layers,
+                                        ffn_dim=ffn, num_attention_heads=a.heads, max_position_embeddings=positions,
+                                        word_embed_proj_dim=a.hidden, dropout=a.dropout, attention_dropout=0.0,
+                                        activation_dropout=0.0, layerdrop=0.0, do_layer_norm_before=True,
+                                        enable_bias=True, layer_norm_elementwise_affine=True)
+        hf_model = transformers.OPTForCausalLM(config)
+
+        def forward(ids):
+            return hf_model(input_ids=ids, labels=ids).loss
+
+        model = hf_model
+    else:
+        version = torch.__version__
+        model = OPTLM(a.layers, a.hidden, a.heads, ffn, a.vocab, positions, a.dropout)
+        forward = model
     for mod in model.modules():  # OPT's init: normal(0, 0.02), zero biases
         if isinstance(mod, (nn.Linear, nn.Embedding)):
             mod.weight.data.normal_(0.0, 0.02)
@@ -157,7 +180,7 @@ def main():
     ids = torch.randint(0, a.vocab, (a.batch, a.seq_len))
 
     def step():
-        loss = model(ids)
+        loss = forward(ids)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -172,7 +195,7 @@ def main():
     secs = (time.perf_counter() - t0) / a.steps
     gemm_after = gemm_gflops()
     print(json.dumps({"tokens_per_s": a.batch * a.seq_len / secs, "step_seconds": secs, "threads": a.threads,
-                      "torch": torch.__version__, "gemm_gflops_before": gemm_before,
+                      "impl": a.impl, "version": version, "torch": torch.__version__, "gemm_gflops_before": gemm_before,
                       "gemm_gflops_after": gemm_after}))
 
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench/vs_transformers.sh: a full fine-tuning step (forward, backward, clipping, AdamW) of an
-# OPT-125m-shaped model at batch 1 x 512, `ot` against bench/hf_opt_step.py (transformers
-# 4.35's OPT training step re-stated in PyTorch: see its header), on the same PyTorch 1.13,
-# OpenBLAS and thread count, alternating A B A B so that both see the same machine. Each
-# side prints the fp32 GEMM rate it measured; the ratio of each round is printed and the median.
+# OPT-125m-shaped model at batch 1 x 512, `ot` against Hugging Face transformers' OPTForCausalLM
+# (when python3 can import transformers: put it on PYTHONPATH) and against bench/hf_opt_step.py's
+# re-statement of its step in plain PyTorch, on the same PyTorch 1.13, OpenBLAS and thread
+# count, in turns (ot, transformers, re-statement, ot, ...) so that all see the same machine.
+# Each side prints the fp32 GEMM rate it measured; each round's ratios are printed and the medians.
 #   bash bench/vs_transformers.sh [ROUNDS] [THREADS]     (OT=build/ot; needs python3-torch)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,21 +18,37 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 STEPS=${OT_BENCH_STEPS:-5}
 echo "vs_transformers: $(date -u +%Y-%m-%dT%H:%M:%SZ), OPT-125m shape, batch 1 x 512, $THREADS thread(s), $STEPS timed steps, $ROUNDS rounds"
-ratios=()
+IMPLS=(restated)
+if "$PY" -c "import transformers" 2>/dev/null; then
+  IMPLS=(transformers restated)
+  echo "vs_transformers: transformers $("$PY" -c "import transformers; print(transformers.__version__, 'from', transformers.__file__)")"
+else
+  echo "vs_transformers: python3 cannot import transformers: comparing with the re-statement only"
+fi
 for i in $(seq 1 "$ROUNDS"); do
   "$OT" bench offsite --shape opt-125m --methods ft --batch 1 --seq-len 512 --steps "$STEPS" --warmup 2 \
     --threads "$THREADS" --json "$T/ot.json" > "$T/ot.out" 2> "$T/ot.err" || { cat "$T/ot.err" >&2; exit 1; }
-  "$PY" bench/hf_opt_step.py --threads "$THREADS" --steps "$STEPS" --warmup 2 > "$T/hf.json"
-  "$PY" - "$T/ot.json" "$T/hf.json" "$i" <<'PY'
+  for impl in "${IMPLS[@]}"; do
+    "$PY" bench/hf_opt_step.py --impl "$impl" --threads "$THREADS" --steps "$STEPS" --warmup 2 > "$T/$impl.json"
+  done
+  "$PY" - "$T" "$i" "${IMPLS[@]}" <<'PY'
 import json, sys
-ot = json.load(open(sys.argv[1])); hf = json.load(open(sys.argv[2]))
-o = ot["methods"][0]["tokens_per_s"]; h = hf["tokens_per_s"]
-print(f"round {sys.argv[3]}: ot {o:.1f} tokens/s (GEMM {ot['gemm']['gflops_before']:.0f}/{ot['gemm']['gflops_after']:.0f} GFLOP/s), "
-      f"reference {h:.1f} tokens/s (GEMM {hf['gemm_gflops_before']:.0f}/{hf['gemm_gflops_after']:.0f}), ratio {o / h:.2f}x")
+folder, round_no, impls = sys.argv[1], sys.argv[2], sys.argv[3:]
+ot = json.load(open(f"{folder}/ot.json"))
+o = ot["methods"][0]["tokens_per_s"]
+parts = [f"round {round_no}: ot {o:.1f} tokens/s (GEMM {ot['gemm']['gflops_before']:.0f}/{ot['gemm']['gflops_after']:.0f} GFLOP/s)"]
+for impl in impls:
+    r = json.load(open(f"{folder}/{impl}.json"))
+    h = r["tokens_per_s"]
+    parts.append(f"{impl} {h:.1f} tokens/s (GEMM {r['gemm_gflops_before']:.0f}/{r['gemm_gflops_after']:.0f}), "
+                 f"ratio vs {impl} {o / h:.2f}x")
+print(", ".join(parts))
 PY
 done | tee "$T/rounds.txt"
-"$PY" - "$T/rounds.txt" <<'PY'
+"$PY" - "$T/rounds.txt" "${IMPLS[@]}" <<'PY'
 import re, statistics, sys
-r = [float(m.group(1)) for m in re.finditer(r"ratio ([0-9.]+)x", open(sys.argv[1]).read())]
-print(f"median ratio ot / reference: {statistics.median(r):.2f}x over {len(r)} rounds")
+text = open(sys.argv[1]).read()
+for impl in sys.argv[2:]:
+    r = [float(m.group(1)) for m in re.finditer(rf"ratio vs {impl} ([0-9.]+)x", text)]
+    print(f"median ratio ot / {impl}: {statistics.median(r):.2f}x over {len(r)} rounds")
 PY

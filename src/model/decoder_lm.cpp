@@ -270,19 +270,6 @@ int64_t DecoderLMImpl::num_parameters(ModelPart part) const {
 at::ScalarType DecoderLMImpl::dtype() const { return embed_->token_weight().scalar_type(); }
 c10::Device DecoderLMImpl::device() const { return embed_->token_weight().device(); }
 
-at::Tensor causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels, LossReduction reduction) {
-  const int64_t V = logits.size(-1);
-  auto l = logits.narrow(1, 0, logits.size(1) - 1).reshape({-1, V}).to(torch::kFloat);
-  auto y = labels.narrow(1, 1, labels.size(1) - 1).reshape({-1});
-  auto options = torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100);
-  if (reduction == LossReduction::kSum) options.reduction(torch::kSum);
-  return torch::nn::functional::cross_entropy(l, y, options);
-}
-
-int64_t causal_lm_scored_tokens(const at::Tensor& labels) {
-  return labels.narrow(1, 1, labels.size(1) - 1).ne(-100).sum().item<int64_t>();
-}
-
 void check_token_ids(const at::Tensor& ids, int64_t vocab_size, const std::string& source) {
   if (ids.numel() == 0) return;
   int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();

@@ -19,6 +19,7 @@
 #include "model/block.h"
 #include "model/config.h"
 #include "model/layers.h"
+#include "model/lm_loss.h"
 
 namespace ot {
 
@@ -101,16 +102,6 @@ class DecoderLMImpl : public torch::nn::Module {
   bool checkpoint_blocks_ = false;
 };
 TORCH_MODULE(DecoderLM);
-
-enum class LossReduction { kMean, kSum };
-
-// Shifted causal-LM cross entropy over the tokens whose label is not -100, their mean (the
-// training loss) or their sum (for means over many batches): logits (B, T, V), labels (B, T)
-// -> scalar (fp32).
-at::Tensor causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels,
-                          LossReduction reduction = LossReduction::kMean);
-// The number of tokens causal_lm_loss scores: labels after the first position that are not -100.
-int64_t causal_lm_scored_tokens(const at::Tensor& labels);
 
 // Throws ot::Error (naming `source`) if any id is outside [0, vocab_size).
 void check_token_ids(const at::Tensor& ids, int64_t vocab_size, const std::string& source);

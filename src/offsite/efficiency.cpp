@@ -123,7 +123,7 @@ EfficiencyResult run_efficiency_method(const std::string& method, const Efficien
   // One training step as the trainer takes it (train/trainer.cpp: gradients averaged over the team,
   // clipped at the default norm, AdamW), without data loading.
   auto step = [&] {
-    opt->zero_grad();
+    drop_gradients(*opt);
     at::Tensor loss;
     {
       AutocastGuard autocast(o.device, o.precision);

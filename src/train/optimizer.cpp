@@ -121,6 +121,12 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
   return loss;
 }
 
+void drop_gradients(torch::optim::Optimizer& opt) {
+  for (auto& group : opt.param_groups())
+    for (auto& p : group.params())
+      if (p.grad().defined()) p.mutable_grad().reset();
+}
+
 std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<at::Tensor>& params, const TrainerOptions& o) {
   std::vector<at::Tensor> decay, no_decay;
   for (const auto& p : params) (p.dim() <= 1 ? no_decay : decay).push_back(p);

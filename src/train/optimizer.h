@@ -26,6 +26,13 @@ class FusedAdamW : public torch::optim::AdamW {
   torch::Tensor step(LossClosure closure = nullptr) override;
 };
 
+// Before a step's first backward: every parameter's gradient set to none (LibTorch 2.x's
+// zero_grad default, spelled out so 1.13 does the same). Backward then hands its gradient
+// over instead of adding it to zeros, which saves a pass over all gradients. A parameter that
+// gets no gradient in a step is then left alone by AdamW (no decay, moments kept), as in
+// PyTorch 2.x; the models here give every trained parameter a gradient in every step.
+void drop_gradients(torch::optim::Optimizer& opt);
+
 std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<at::Tensor>& params, const TrainerOptions& o);
 
 }  // namespace ot

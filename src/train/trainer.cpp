@@ -374,7 +374,7 @@ void Trainer::Fit::optimizer_step(ProgressBar& bar) {
   const double lr = schedule_.lr(state_.step);
   torch::optim::AdamW& adamw = *t_.opt_->adamw;
   for (auto& g : adamw.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-  adamw.zero_grad();
+  drop_gradients(adamw);
   const int64_t n_micro = std::min(o_.grad_accum, total_micro_ - state_.step * o_.grad_accum);
   StepSums sums = forward_backward(n_micro);
   tokens_this_rank_ += sums.tokens;
