@@ -123,6 +123,15 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
   return out.transpose(1, 2).reshape({B, T, H * D});
 }
 
+at::Tensor attend_bidirectional(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
+                                double dropout) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+  const double default_scale = 1.0 / std::sqrt(double(D));
+  at::Tensor qq = std::abs(scale - default_scale) > 1e-12 ? q * (scale / default_scale) : q;
+  at::Tensor out = compat::scaled_dot_product_attention(qq, k, v, at::Tensor(), /*is_causal=*/false, dropout);
+  return out.transpose(1, 2).reshape({B, T, H * D});
+}
+
 void update_cache(LayerKV* cache, at::Tensor& k, at::Tensor& v) {
   if (cache == nullptr) return;
   if (cache->k.defined()) {

@@ -65,6 +65,11 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                   const at::Tensor& bias, double scale, double dropout = 0.0);
 
+// Encoder attention: every query attends every key, softmax(q k^T * scale) v with no mask.
+// q, k, v (B, H, T, D) -> (B, T, H*D).
+at::Tensor attend_bidirectional(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
+                                double dropout = 0.0);
+
 // Dropout that is the identity outside training or at p = 0.
 at::Tensor dropout_if(const at::Tensor& x, double p, bool training);
 

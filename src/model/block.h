@@ -1,5 +1,6 @@
-// model/block.h: the three parts every decoder LM is made of, as abstract modules:
-//   embed(ids) -> hidden (B, T, C);  block_i(hidden, ctx) -> hidden;  head(hidden) -> logits.
+// model/block.h: the three parts every model is made of, as abstract modules:
+//   decoder LMs:     embed(ids) -> hidden (B, T, C);  block_i(hidden, ctx) -> hidden;  head(hidden) -> logits
+//   vision encoders: embed(pixels) -> hidden (B, 1 + N, C); the same blocks; head -> pooled token
 // Offsite-tuning is list surgery on the blocks, so the parts are separate and each family
 // (model/families/) provides its own. Inside a block, parameters carry HF's names.
 #pragma once
@@ -35,6 +36,23 @@ class HeadBase : public torch::nn::Module {
   virtual at::Tensor normalize(const at::Tensor& h) = 0;
 };
 
+// Vision encoders: pixels (B, channels, H, W) -> tokens (B, 1 + N, C), the class token first
+// and the N patches in row-major order, positions added (interpolated to the image's size
+// when asked; otherwise the image must have the checkpoint's size).
+class PatchEmbedderBase : public torch::nn::Module {
+ public:
+  virtual at::Tensor forward(const at::Tensor& pixels, bool interpolate_positions) = 0;
+};
+
+// The end of a vision encoder before its output layer: the sequence as the model returns it
+// (last_hidden_state) and the pooled class token (pooler_output), both from the last
+// block's output h (B, T, C).
+class VisionHeadBase : public torch::nn::Module {
+ public:
+  virtual at::Tensor sequence(const at::Tensor& h) = 0;  // (B, T, C)
+  virtual at::Tensor pooled(const at::Tensor& h) = 0;    // (B, C)
+};
+
 // A family's parts plus how its parameters are named in HF checkpoints.
 struct FamilyParts {
   std::shared_ptr<EmbedderBase> embed;
@@ -44,7 +62,16 @@ struct FamilyParts {
   std::string block_prefix;  // "layers." or "h.", relative to base_prefix
 };
 
+struct VisionParts {
+  std::shared_ptr<PatchEmbedderBase> embed;
+  std::vector<std::shared_ptr<BlockBase>> blocks;
+  std::shared_ptr<VisionHeadBase> head;
+  std::string base_prefix;   // "vit." (ViT), "vision_model." (CLIP)
+  std::string block_prefix;  // "encoder.layer." or "encoder.layers."
+};
+
 FamilyParts make_family_parts(const ModelConfig& c);
+VisionParts make_vision_parts(const ModelConfig& c);
 std::shared_ptr<BlockBase> make_block(const ModelConfig& c, int64_t layer_index);
 
 namespace families {
@@ -56,6 +83,10 @@ std::shared_ptr<BlockBase> make_opt_block(const ModelConfig& c, int64_t layer_in
 std::shared_ptr<BlockBase> make_gpt2_block(const ModelConfig& c, int64_t layer_index);
 std::shared_ptr<BlockBase> make_bloom_block(const ModelConfig& c, int64_t layer_index);
 std::shared_ptr<BlockBase> make_llama_block(const ModelConfig& c, int64_t layer_index);
+VisionParts make_vit(const ModelConfig& c);
+VisionParts make_clip_vision(const ModelConfig& c);
+std::shared_ptr<BlockBase> make_vit_block(const ModelConfig& c, int64_t layer_index);
+std::shared_ptr<BlockBase> make_clip_vision_block(const ModelConfig& c, int64_t layer_index);
 }  // namespace families
 
 }  // namespace ot

@@ -12,9 +12,13 @@ std::string arch_name(Arch a) {
     case Arch::kGPT2: return "gpt2";
     case Arch::kBloom: return "bloom";
     case Arch::kLlama: return "llama";
+    case Arch::kViT: return "vit";
+    case Arch::kCLIPVision: return "clip_vision_model";
   }
   return "unknown";
 }
+
+bool is_vision(Arch a) { return a == Arch::kViT || a == Arch::kCLIPVision; }
 
 namespace {
 
@@ -76,6 +80,26 @@ struct Reader {
     return v->get<std::string>();
   }
 
+  // Whether config.json's "architectures" names `cls`.
+  bool names_class(const char* cls) const {
+    const nlohmann::json* v = find({"architectures"});
+    if (!v) return false;
+    OT_REQUIRE(v->is_array(), source, ": key 'architectures': expected a list of class names, got ", v->dump());
+    for (const auto& a : *v)
+      if (a.is_string() && a.get<std::string>() == cls) return true;
+    return false;
+  }
+
+  // image_size as an integer, or [height, width] with height == width.
+  int64_t square_size(const char* key, int64_t fallback) const {
+    const nlohmann::json* v = find({key});
+    if (!v) return fallback;
+    if (v->is_array() && v->size() == 2 && (*v)[0] == (*v)[1]) v = &(*v)[0];
+    OT_REQUIRE(v->is_number_integer() && v->get<int64_t>() > 0 && v->get<int64_t>() <= 65536, source, ": key '",
+               key, "': expected a positive integer (square images) up to 65536, got ", v->dump());
+    return v->get<int64_t>();
+  }
+
   std::optional<int64_t> token_id(const char* key) const {
     const nlohmann::json* v = find({key});
     if (!v) return std::nullopt;
@@ -86,13 +110,84 @@ struct Reader {
   }
 };
 
+constexpr const char* kSupportedTypes = "opt, gpt2, bloom, llama, vit, clip_vision_model, clip";
+
+// ViT (ViTModel, ViTForImageClassification) and CLIP's vision tower (CLIPVisionModel
+// [WithProjection], or the vision half of a CLIPModel's config), with transformers' defaults
+// for the keys save_pretrained leaves out.
+void parse_vision(ModelConfig& c, const nlohmann::json& j, const std::string& source, const std::string& type) {
+  const nlohmann::json* tower = &j;
+  std::string where = source;
+  if (type == "clip") {
+    auto vc = j.find("vision_config");
+    OT_REQUIRE(vc != j.end() && vc->is_object(), source,
+               ": key 'vision_config': expected an object (a CLIP checkpoint's vision tower)");
+    tower = &*vc;
+    where = source + " (vision_config)";
+    c.clip_two_towers = true;
+  }
+  Reader r{*tower, where, type};
+  Reader top{j, source, type};
+  const bool vit = type == "vit";
+  c.arch = vit ? Arch::kViT : Arch::kCLIPVision;
+  c.hidden_size = r.positive_or({"hidden_size"}, 768);
+  c.num_layers = r.positive_or({"num_hidden_layers"}, 12);
+  c.num_heads = r.positive_or({"num_attention_heads"}, 12);
+  c.intermediate_size = r.positive_or({"intermediate_size"}, 3072);
+  c.image_size = r.square_size("image_size", 224);
+  c.patch_size = r.positive_or({"patch_size"}, vit ? 16 : 32);
+  c.num_channels = r.positive_or({"num_channels"}, 3);
+  c.activation = r.string_or("hidden_act", vit ? "gelu" : "quick_gelu");
+  OT_REQUIRE(c.activation == "gelu" || c.activation == "quick_gelu" || c.activation == "gelu_new" ||
+                 c.activation == "relu",
+             where, ": key 'hidden_act': '", c.activation,
+             "' is not supported for a vision encoder (expected gelu, quick_gelu, gelu_new or relu)");
+  c.norm_eps = r.number_or("layer_norm_eps", vit ? 1e-12 : 1e-5);
+  if (vit) {
+    c.qkv_bias = r.bool_or("qkv_bias", true);
+    c.residual_dropout = r.number_or("hidden_dropout_prob", 0.0);
+    c.attention_dropout = r.number_or("attention_probs_dropout_prob", 0.0);
+    if (r.names_class("ViTForImageClassification")) {
+      const nlohmann::json* labels = r.find({"id2label"});
+      if (labels) {
+        OT_REQUIRE(labels->is_object() && !labels->empty(), where,
+                   ": key 'id2label': expected an object mapping class indices to names");
+        c.num_labels = static_cast<int64_t>(labels->size());
+      } else {
+        c.num_labels = r.positive_or({"num_labels"}, 2);
+      }
+    } else {
+      for (const char* other : {"ViTForMaskedImageModeling", "ViTMAEModel", "ViTMAEForPreTraining"})
+        OT_REQUIRE(!r.names_class(other), where, ": key 'architectures': ", other,
+                   " is not supported (expected ViTModel or ViTForImageClassification)");
+      c.vit_pooler = true;  // ViTModel's default add_pooling_layer
+    }
+  } else {
+    c.attention_dropout = r.number_or("attention_dropout", 0.0);
+    if (c.clip_two_towers)
+      c.projection_dim = top.positive_or({"projection_dim"}, 512);
+    else if (r.names_class("CLIPVisionModelWithProjection"))
+      c.projection_dim = r.positive_or({"projection_dim"}, 512);
+  }
+  OT_REQUIRE(c.image_size % c.patch_size == 0, where, ": image_size ", c.image_size,
+             " is not a multiple of patch_size ", c.patch_size);
+  OT_REQUIRE(c.hidden_size % c.num_heads == 0, where, ": hidden size ", c.hidden_size,
+             " is not divisible by the number of attention heads ", c.num_heads);
+  for (double p : {c.residual_dropout, c.attention_dropout})
+    OT_REQUIRE(p >= 0.0 && p < 1.0, where, ": dropout probabilities must lie in [0, 1), got ", p);
+  c.num_kv_heads = c.num_heads;
+  c.head_dim = c.hidden_size / c.num_heads;
+  c.max_positions = c.num_patches() + 1;
+  c.tie_word_embeddings = false;
+}
+
 }  // namespace
 
 ModelConfig parse_model_config(const nlohmann::json& j, const std::string& source) {
   OT_REQUIRE(j.is_object(), source, ": expected a JSON object");
   auto mt = j.find("model_type");
   OT_REQUIRE(mt != j.end(), source,
-             ": missing key 'model_type' (expected one of opt, gpt2, bloom, llama)");
+             ": missing key 'model_type' (expected one of ", kSupportedTypes, ")");
   OT_REQUIRE(mt->is_string(), source, ": key 'model_type': expected a string, got ", mt->dump());
   const std::string type = mt->get<std::string>();
 
@@ -167,8 +262,11 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
                ": key 'rope_scaling': RoPE scaling is not supported (expected null)");
     OT_REQUIRE(c.activation == "silu", source, ": key 'hidden_act': expected \"silu\", got \"",
                c.activation, "\"");
+  } else if (type == "vit" || type == "clip_vision_model" || type == "clip") {
+    parse_vision(c, j, source, type);
+    return c;
   } else {
-    fail(source, ": model_type '", type, "' is not supported (expected one of opt, gpt2, bloom, llama)");
+    fail(source, ": model_type '", type, "' is not supported (expected one of ", kSupportedTypes, ")");
   }
   c.vocab_size = r.positive({"vocab_size"});
   if (c.num_kv_heads == 0) c.num_kv_heads = c.num_heads;
@@ -195,6 +293,20 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
 
 nlohmann::json model_config_to_json(const ModelConfig& c) {
   nlohmann::json j = c.raw.is_object() ? c.raw : nlohmann::json::object();
+  if (is_vision(c.arch)) {
+    if (c.clip_two_towers) {
+      // What is written is the vision tower alone: a CLIPVisionModelWithProjection config.
+      nlohmann::json vision = j.value("vision_config", nlohmann::json::object());
+      for (const char* k : {"offsite", "torch_dtype", "transformers_version"})
+        if (j.contains(k)) vision[k] = j[k];
+      vision["projection_dim"] = c.projection_dim;
+      vision["architectures"] = {"CLIPVisionModelWithProjection"};
+      j = vision;
+    }
+    j["model_type"] = arch_name(c.arch);
+    j["num_hidden_layers"] = c.num_layers;
+    return j;
+  }
   j["model_type"] = arch_name(c.arch);
   j["vocab_size"] = c.vocab_size;
   switch (c.arch) {
@@ -212,6 +324,9 @@ nlohmann::json model_config_to_json(const ModelConfig& c) {
     case Arch::kLlama:
       j["num_hidden_layers"] = c.num_layers;
       break;
+    case Arch::kViT:
+    case Arch::kCLIPVision:
+      break;  // returned above
   }
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   return j;

@@ -1,6 +1,7 @@
-// model/config.h: the architecture description of a decoder LM, parsed from a Hugging
-// Face config.json. One struct covers the four supported families (OPT, GPT-2, BLOOM,
-// LLaMA); family-specific fields are grouped and documented. The raw JSON is kept so a
+// model/config.h: the architecture description of a model, parsed from a Hugging Face
+// config.json. One struct covers the supported families: the decoder LMs (OPT, GPT-2, BLOOM,
+// LLaMA) and the vision encoders (ViT, CLIP's vision tower); family-specific fields are
+// grouped and documented. The raw JSON is kept so a
 // written checkpoint carries every key the user's config had.
 #pragma once
 
@@ -11,9 +12,10 @@
 
 namespace ot {
 
-enum class Arch { kOPT, kGPT2, kBloom, kLlama };
+enum class Arch { kOPT, kGPT2, kBloom, kLlama, kViT, kCLIPVision };
 
-std::string arch_name(Arch a);  // the HF model_type: opt, gpt2, bloom, llama
+std::string arch_name(Arch a);  // the HF model_type: opt, gpt2, bloom, llama, vit, clip_vision_model
+bool is_vision(Arch a);         // an image encoder (ViT, CLIP vision), not a decoder LM
 
 struct ModelConfig {
   Arch arch = Arch::kOPT;
@@ -51,9 +53,20 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   bool attention_bias = false;
   bool mlp_bias = false;
+  // Vision encoders (ViT, CLIP's vision tower): square images of image_size pixels cut into
+  // (image_size / patch_size)^2 patches, plus a class token in front.
+  int64_t image_size = 0;
+  int64_t patch_size = 0;
+  int64_t num_channels = 3;
+  bool qkv_bias = true;         // ViT
+  int64_t num_labels = 0;       // rows of ViTForImageClassification's classifier (0: none)
+  bool vit_pooler = false;      // ViTModel's pooler (dense + tanh on the class token)
+  int64_t projection_dim = 0;   // CLIP's visual_projection (0: none)
+  bool clip_two_towers = false; // read from a full CLIP checkpoint (the text tower is ignored)
 
   nlohmann::json raw;  // the config.json this came from (updated on write)
 
+  int64_t num_patches() const { return patch_size > 0 ? (image_size / patch_size) * (image_size / patch_size) : 0; }
   bool opt_projects() const { return arch == Arch::kOPT && word_embed_proj_dim != hidden_size; }
   bool opt_final_norm() const {
     return arch == Arch::kOPT && do_layer_norm_before && !remove_final_layer_norm;

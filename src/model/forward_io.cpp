@@ -94,4 +94,42 @@ void run_forward_to_file(DecoderLM& model, const ForwardInput& in, const std::st
   save_safetensors(out_path, tensors);
 }
 
+at::Tensor read_pixel_values(const std::string& path) {
+  OT_REQUIRE(file_exists(path), path, ": file does not exist (expected a safetensors file with 'pixel_values')");
+  StateDict all = SafetensorsFile::open(path).all();
+  auto it = all.find("pixel_values");
+  if (it == all.end()) {
+    std::string keys;
+    for (const auto& kv : all) keys += (keys.empty() ? "'" : ", '") + kv.first + "'";
+    fail(path, ": no tensor 'pixel_values' (it holds ", keys.empty() ? std::string("no tensors") : keys, ")");
+  }
+  const at::Tensor& px = it->second;
+  OT_REQUIRE(px.dim() == 4, path, ": 'pixel_values': expected shape (batch, channels, height, width), got ", px.sizes());
+  OT_REQUIRE(px.is_floating_point(), path, ": 'pixel_values': expected floating-point values, got ", px.scalar_type());
+  OT_REQUIRE(torch::isfinite(px).all().item<bool>(), path, ": 'pixel_values' holds NaN or infinite values");
+  return px.to(torch::kFloat).contiguous();
+}
+
+void run_vision_forward_to_file(VisionEncoder& model, const at::Tensor& pixels, const std::string& source,
+                                const std::string& out_path, bool hidden_states, bool interpolate_positions) {
+  model->check_pixels(pixels, interpolate_positions, source);
+  torch::NoGradGuard no_grad;
+  VisionForwardOptions fo;
+  fo.hidden_states = hidden_states;
+  fo.interpolate_positions = interpolate_positions;
+  VisionOutput out = model->forward(pixels.to(model->device()), fo);
+  StateDict tensors;
+  auto f32 = [](const at::Tensor& t) { return t.to(torch::kCPU, torch::kFloat).contiguous(); };
+  if (out.logits.defined()) tensors["logits"] = f32(out.logits);
+  tensors["last_hidden_state"] = f32(out.last_hidden_state);
+  if (!model->has_classifier()) tensors["pooler_output"] = f32(out.pooler_output);
+  if (out.image_embeds.defined()) tensors["image_embeds"] = f32(out.image_embeds);
+  if (hidden_states) {
+    tensors["embeddings"] = f32(out.embeddings);
+    for (size_t i = 0; i < out.block_outputs.size(); ++i)
+      tensors["hidden_states." + std::to_string(i)] = f32(out.block_outputs[i]);
+  }
+  save_safetensors(out_path, tensors);
+}
+
 }  // namespace ot

@@ -9,6 +9,7 @@
 
 #include "checkpoint/hf_checkpoint.h"
 #include "model/decoder_lm.h"
+#include "model/vision_encoder.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -20,7 +21,10 @@ nlohmann::json inspect_model_dir(const std::string& dir) {
   nlohmann::json cfg_json = load_hf_config(dir);
   ModelConfig cfg = parse_model_config(cfg_json, path_join(dir, "config.json"));
   StateDict weights = load_hf_weights(dir);  // memory-mapped: cheap even for large models
-  DecoderLM model(cfg);                      // uninitialised: only shapes are needed
+  // Uninitialised: only shapes are needed.
+  std::shared_ptr<BlockModelImpl> model;
+  if (is_vision(cfg.arch)) model = std::make_shared<VisionEncoderImpl>(cfg);
+  else model = std::make_shared<DecoderLMImpl>(cfg);
   model->load_hf_state_dict(weights, dir, /*strict=*/true);
 
   nlohmann::json j;
@@ -31,9 +35,19 @@ nlohmann::json inspect_model_dir(const std::string& dir) {
   j["heads"] = cfg.num_heads;
   j["kv_heads"] = cfg.num_kv_heads;
   j["intermediate_size"] = cfg.intermediate_size;
-  j["vocab_size"] = cfg.vocab_size;
-  j["max_positions"] = cfg.max_positions;
-  j["tied_head"] = cfg.tie_word_embeddings;
+  if (is_vision(cfg.arch)) {
+    j["image_size"] = cfg.image_size;
+    j["patch_size"] = cfg.patch_size;
+    j["num_channels"] = cfg.num_channels;
+    j["patches"] = cfg.num_patches();
+    if (cfg.num_labels > 0) j["head"] = {{"kind", "classifier"}, {"labels", cfg.num_labels}};
+    else if (cfg.projection_dim > 0) j["head"] = {{"kind", "projection"}, {"dim", cfg.projection_dim}};
+    else j["head"] = {{"kind", cfg.vit_pooler ? "pooler" : "class token"}};
+  } else {
+    j["vocab_size"] = cfg.vocab_size;
+    j["max_positions"] = cfg.max_positions;
+    j["tied_head"] = cfg.tie_word_embeddings;
+  }
   j["parameters"] = {{"embeddings", model->num_parameters(ModelPart::kEmbeddings)},
                      {"blocks", model->num_parameters(ModelPart::kBlocks)},
                      {"head", model->num_parameters(ModelPart::kHead)},
@@ -66,9 +80,20 @@ std::string format_inspection(const nlohmann::json& j) {
   os << "architecture " << j["model_type"].get<std::string>() << ": " << j["layers"] << " blocks, hidden "
      << j["hidden_size"] << ", " << j["heads"] << " heads";
   if (j["kv_heads"] != j["heads"]) os << " (" << j["kv_heads"] << " key/value)";
-  os << ", ffn " << j["intermediate_size"] << ", vocab " << j["vocab_size"];
-  if (j["max_positions"].get<int64_t>() > 0) os << ", " << j["max_positions"] << " positions";
-  os << (j["tied_head"].get<bool>() ? ", tied head" : ", untied head") << "\n";
+  os << ", ffn " << j["intermediate_size"];
+  if (j.contains("image_size")) {
+    os << ", image " << j["image_size"] << " x " << j["image_size"] << " (" << j["num_channels"] << " channels), patch "
+       << j["patch_size"] << " (" << j["patches"] << " patches + class token)\n";
+    const auto& h = j["head"];
+    os << "head         " << h["kind"].get<std::string>();
+    if (h.contains("labels")) os << ", " << h["labels"] << " labels";
+    if (h.contains("dim")) os << " to " << h["dim"] << " dimensions";
+    os << "\n";
+  } else {
+    os << ", vocab " << j["vocab_size"];
+    if (j["max_positions"].get<int64_t>() > 0) os << ", " << j["max_positions"] << " positions";
+    os << (j["tied_head"].get<bool>() ? ", tied head" : ", untied head") << "\n";
+  }
   const auto& p = j["parameters"];
   os << "parameters   " << human(p["total"]) << " total (" << p["total"] << ")\n";
   for (const char* part : {"embeddings", "blocks", "head"})

@@ -1,6 +1,8 @@
 // model/layers.cpp: see layers.h.
 #include "model/layers.h"
 
+#include <cmath>
+
 #include <torch/torch.h>
 
 #include "util/error.h"
@@ -113,6 +115,34 @@ at::Tensor EmbeddingImpl::forward(const at::Tensor& ids) {
   return torch::embedding(weight, ids, padding_idx);
 }
 
+PatchConvImpl::PatchConvImpl(int64_t in_channels, int64_t out, int64_t p, bool with_bias) : patch(p) {
+  weight = register_parameter("weight", torch::empty({out, in_channels, p, p}));
+  if (with_bias) bias = register_parameter("bias", torch::empty({out}));
+}
+
+at::Tensor PatchConvImpl::forward(const at::Tensor& pixels) {
+  return torch::conv2d(pixels, weight, bias, /*stride=*/{patch, patch});
+}
+
+at::Tensor resize_patch_positions(const at::Tensor& positions, int64_t h, int64_t w, bool vit_4_35) {
+  const int64_t n = positions.size(1) - 1, C = positions.size(2);
+  const auto g = static_cast<int64_t>(std::llround(std::sqrt(double(n))));
+  OT_REQUIRE(g * g == n, "position embeddings: ", n, " patch positions do not form a square grid");
+  if (h == g && w == g) return positions;
+  auto grid = positions.narrow(1, 1, n).reshape({1, g, g, C}).permute({0, 3, 1, 2});  // (1, C, g, g)
+  namespace F = torch::nn::functional;
+  auto options = F::InterpolateFuncOptions().mode(torch::kBicubic).align_corners(false);
+  if (vit_4_35)
+    options.scale_factor(std::vector<double>{(double(h) + 0.1) / double(g), (double(w) + 0.1) / double(g)});
+  else
+    options.size(std::vector<int64_t>{h, w});
+  grid = F::interpolate(grid, options);
+  OT_REQUIRE(grid.size(2) == h && grid.size(3) == w, "position embeddings: resized to ", grid.size(2), " x ",
+             grid.size(3), " patches instead of ", h, " x ", w);
+  grid = grid.permute({0, 2, 3, 1}).reshape({1, h * w, C});
+  return torch::cat({positions.narrow(1, 0, 1), grid}, 1);
+}
+
 at::Tensor activation(const std::string& name, const at::Tensor& x) {
   if (name == "relu") return torch::relu(x);
   if (name == "gelu") return torch::gelu(x);
@@ -120,7 +150,8 @@ at::Tensor activation(const std::string& name, const at::Tensor& x) {
   if (name == "bloom_gelu")  // BLOOM's own constant 0.79788456 in place of sqrt(2/pi)
     return x * 0.5 * (1.0 + torch::tanh(0.79788456 * x * (1.0 + 0.044715 * x * x)));
   if (name == "silu") return torch::silu(x);
-  fail("activation '", name, "' is not supported (expected relu, gelu, gelu_new, bloom_gelu, silu)");
+  if (name == "quick_gelu") return x * torch::sigmoid(1.702 * x);
+  fail("activation '", name, "' is not supported (expected relu, gelu, gelu_new, bloom_gelu, silu, quick_gelu)");
 }
 
 }  // namespace ot::nn

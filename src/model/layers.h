@@ -104,8 +104,27 @@ class EmbeddingImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Embedding);
 
+// A vision encoder's patch projection: a Conv2d with kernel = stride = patch, weight
+// (out, in_channels, patch, patch) as torch.nn.Conv2d stores it, optional bias.
+class PatchConvImpl : public torch::nn::Module {
+ public:
+  PatchConvImpl(int64_t in_channels, int64_t out, int64_t patch, bool bias);
+  at::Tensor forward(const at::Tensor& pixels);  // (B, in, H, W) -> (B, out, H / patch, W / patch)
+  int64_t patch;
+  at::Tensor weight, bias;
+};
+TORCH_MODULE(PatchConv);
+
+// Position embeddings of a square grid of patches (1, 1 + g*g, C) -> (1, 1 + h*w, C) for an
+// image of h x w patches: the class position kept, the grid resized bicubically
+// (align_corners false). `vit_4_35` follows transformers 4.35's ViT (scale factors
+// (h + 0.1) / g, (w + 0.1) / g); otherwise the output size is given directly, as later
+// transformers do for CLIP. Unchanged when the grid already matches.
+at::Tensor resize_patch_positions(const at::Tensor& positions, int64_t h, int64_t w, bool vit_4_35);
+
 // Activation by HF name: relu, gelu (erf), gelu_new / gelu_pytorch_tanh (tanh form),
-// bloom_gelu (BLOOM's tanh form with its own constant), silu.
+// bloom_gelu (BLOOM's tanh form with its own constant), silu, quick_gelu (CLIP's
+// x * sigmoid(1.702 x)).
 at::Tensor activation(const std::string& name, const at::Tensor& x);
 
 }  // namespace ot::nn

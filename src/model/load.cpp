@@ -17,12 +17,18 @@ DecoderLM build_model(const ModelConfig& config, const LoadOptions& opts) {
   return model;
 }
 
-DecoderLM load_model(const std::string& dir, const LoadOptions& opts) {
+namespace {
+
+ModelConfig read_config(const std::string& dir, nlohmann::json& cfg_json) {
   OT_REQUIRE(dir_exists(dir), dir, ": model directory does not exist");
-  nlohmann::json cfg_json = load_hf_config(dir);
-  ModelConfig config = parse_model_config(cfg_json, path_join(dir, "config.json"));
-  // Parameters stay uninitialised (and their pages untouched) until replaced below.
-  DecoderLM model(config);
+  cfg_json = load_hf_config(dir);
+  return parse_model_config(cfg_json, path_join(dir, "config.json"));
+}
+
+// Bundle block origins, saved bottleneck adapters and the weights, for either kind of model.
+template <class Holder>
+void fill(Holder& model, const ModelConfig& config, const nlohmann::json& cfg_json, const std::string& dir,
+          const LoadOptions& opts) {
   // Offsite bundles record which original block each of their blocks came from; blocks
   // are built with their original index (GPT-2 can scale attention by it).
   std::vector<int64_t> o = bundle_block_origin(cfg_json, model->num_blocks(), path_join(dir, "config.json"));
@@ -36,26 +42,59 @@ DecoderLM load_model(const std::string& dir, const LoadOptions& opts) {
     const auto& pj = cfg_json[kPeftConfigKey];
     PeftOptions po = peft_from_json(pj, path_join(dir, "config.json"));
     std::vector<int64_t> blocks = pj.value("blocks", std::vector<int64_t>{});
-    apply_peft(model, blocks, po);
+    apply_peft(*model, blocks, po);
   }
   StateDict weights = load_hf_weights(dir);
-  {
-    // Match the checkpoint's dtype first so same-dtype tensors are adopted without a copy.
-    model->to(opts.device, opts.dtype);
-    model->load_hf_state_dict(weights, dir, /*strict=*/true);
-  }
+  // Match the checkpoint's dtype first so same-dtype tensors are adopted without a copy.
+  model->to(opts.device, opts.dtype);
+  model->load_hf_state_dict(weights, dir, /*strict=*/true);
   model->eval();
+}
+
+void save_any(BlockModelImpl& model, const std::string& dir, const nlohmann::json& extra_config) {
+  nlohmann::json cfg = model_config_to_json(model.config());
+  for (auto it = extra_config.begin(); it != extra_config.end(); ++it) cfg[it.key()] = it.value();
+  cfg["torch_dtype"] = model.dtype() == c10::kFloat      ? "float32"
+                       : model.dtype() == c10::kBFloat16 ? "bfloat16"
+                       : model.dtype() == c10::kHalf     ? "float16"
+                                                         : "float32";
+  save_hf_checkpoint(dir, cfg, model.hf_state_dict());
+}
+
+}  // namespace
+
+DecoderLM load_model(const std::string& dir, const LoadOptions& opts) {
+  nlohmann::json cfg_json;
+  ModelConfig config = read_config(dir, cfg_json);
+  OT_REQUIRE(!is_vision(config.arch), path_join(dir, "config.json"), ": model_type '", arch_name(config.arch),
+             "' is a vision encoder; this command takes a language model (opt, gpt2, bloom, llama)");
+  // Parameters stay uninitialised (and their pages untouched) until replaced below.
+  DecoderLM model(config);
+  fill(model, config, cfg_json, dir, opts);
   return model;
 }
 
+VisionEncoder load_vision_model(const std::string& dir, const LoadOptions& opts) {
+  nlohmann::json cfg_json;
+  ModelConfig config = read_config(dir, cfg_json);
+  OT_REQUIRE(is_vision(config.arch), path_join(dir, "config.json"), ": model_type '", arch_name(config.arch),
+             "' is a language model; this command takes a vision encoder (vit, clip_vision_model, clip)");
+  VisionEncoder model(config);
+  fill(model, config, cfg_json, dir, opts);
+  return model;
+}
+
+bool is_vision_model_dir(const std::string& dir) {
+  nlohmann::json cfg_json;
+  return is_vision(read_config(dir, cfg_json).arch);
+}
+
 void save_model(DecoderLM& model, const std::string& dir, const nlohmann::json& extra_config) {
-  nlohmann::json cfg = model_config_to_json(model->config());
-  for (auto it = extra_config.begin(); it != extra_config.end(); ++it) cfg[it.key()] = it.value();
-  cfg["torch_dtype"] = model->dtype() == c10::kFloat      ? "float32"
-                       : model->dtype() == c10::kBFloat16 ? "bfloat16"
-                       : model->dtype() == c10::kHalf     ? "float16"
-                                                          : "float32";
-  save_hf_checkpoint(dir, cfg, model->hf_state_dict());
+  save_any(*model, dir, extra_config);
+}
+
+void save_model(VisionEncoder& model, const std::string& dir, const nlohmann::json& extra_config) {
+  save_any(*model, dir, extra_config);
 }
 
 }  // namespace ot

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "model/decoder_lm.h"
+#include "model/vision_encoder.h"
 
 namespace ot {
 
@@ -17,7 +18,12 @@ struct LoadOptions {
 };
 
 // config.json + weights of `dir` -> an eval-mode model on `opts.device` in `opts.dtype`.
+// A vision encoder's directory is an error that says so (load it with load_vision_model).
 DecoderLM load_model(const std::string& dir, const LoadOptions& opts = {});
+// The same for a ViT / CLIP vision checkpoint (a language model's directory is an error).
+VisionEncoder load_vision_model(const std::string& dir, const LoadOptions& opts = {});
+// Whether `dir`'s config.json describes a vision encoder (ViT, CLIP).
+bool is_vision_model_dir(const std::string& dir);
 
 // A model with uninitialised weights (call init_weights or load_hf_state_dict).
 DecoderLM build_model(const ModelConfig& config, const LoadOptions& opts = {});
@@ -25,6 +31,8 @@ DecoderLM build_model(const ModelConfig& config, const LoadOptions& opts = {});
 // Writes config.json (the model's config, plus `extra_config` keys merged in) and
 // model.safetensors in the parameters' dtype. Atomic: `dir` is complete or untouched.
 void save_model(DecoderLM& model, const std::string& dir,
+                const nlohmann::json& extra_config = nlohmann::json::object());
+void save_model(VisionEncoder& model, const std::string& dir,
                 const nlohmann::json& extra_config = nlohmann::json::object());
 
 }  // namespace ot

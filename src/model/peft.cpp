@@ -17,6 +17,8 @@ std::vector<std::string> default_lora_targets(Arch arch) {
     case Arch::kGPT2: return {"c_attn", "c_proj", "c_fc"};
     case Arch::kBloom: return {"query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"};
     case Arch::kLlama: return {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+    case Arch::kViT: return {"query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"};
+    case Arch::kCLIPVision: return {"q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"};
   }
   return {};
 }
@@ -27,6 +29,8 @@ std::vector<std::string> default_adapter_targets(Arch arch) {
     case Arch::kGPT2: return {"attn.c_proj", "mlp.c_proj"};
     case Arch::kBloom: return {"self_attention.dense", "dense_4h_to_h"};
     case Arch::kLlama: return {"o_proj", "down_proj"};
+    case Arch::kViT: return {"attention.output.dense", "output.dense"};
+    case Arch::kCLIPVision: return {"out_proj", "fc2"};
   }
   return {};
 }
@@ -51,15 +55,15 @@ bool is_peft_param(const std::string& name) {
   return false;
 }
 
-void apply_peft(DecoderLM& model, const std::vector<int64_t>& positions, const PeftOptions& o) {
+void apply_peft(BlockModelImpl& model, const std::vector<int64_t>& positions, const PeftOptions& o) {
   if (o.method == "none" || o.method == "bitfit") return;
   OT_REQUIRE(o.method == "lora" || o.method == "adapter", "peft: method '", o.method,
              "' is not supported (expected none, lora, bitfit or adapter)");
-  auto targets = o.method == "lora" ? (o.lora_targets.empty() ? default_lora_targets(model->config().arch) : o.lora_targets)
-                                    : (o.adapter_targets.empty() ? default_adapter_targets(model->config().arch) : o.adapter_targets);
+  auto targets = o.method == "lora" ? (o.lora_targets.empty() ? default_lora_targets(model.config().arch) : o.lora_targets)
+                                    : (o.adapter_targets.empty() ? default_adapter_targets(model.config().arch) : o.adapter_targets);
   std::set<std::string> used;
   for (int64_t pos : positions) {
-    for (auto& item : model->block(pos).named_modules("", false)) {
+    for (auto& item : model.block(pos).named_modules("", false)) {
       auto* proj = dynamic_cast<nn::ProjectionBase*>(item.value().get());
       if (!proj) continue;
       for (const auto& t : targets) {
@@ -73,7 +77,7 @@ void apply_peft(DecoderLM& model, const std::vector<int64_t>& positions, const P
   }
   if (!positions.empty())
     for (const auto& t : targets)
-      OT_REQUIRE(used.count(t), "peft: target module '", t, "' does not exist in ", arch_name(model->config().arch),
+      OT_REQUIRE(used.count(t), "peft: target module '", t, "' does not exist in ", arch_name(model.config().arch),
                  " blocks");
 }
 

@@ -32,7 +32,10 @@ std::vector<std::string> default_lora_targets(Arch arch);
 std::vector<std::string> default_adapter_targets(Arch arch);
 
 // Adds the PEFT modules to the blocks at `positions` (indices into model->blocks).
-void apply_peft(DecoderLM& model, const std::vector<int64_t>& positions, const PeftOptions& o);
+void apply_peft(BlockModelImpl& model, const std::vector<int64_t>& positions, const PeftOptions& o);
+inline void apply_peft(DecoderLM& model, const std::vector<int64_t>& positions, const PeftOptions& o) {
+  apply_peft(*model, positions, o);
+}
 
 // Freezes everything, then enables gradients for the blocks at `positions` (all their
 // parameters, or only the PEFT ones when a method is set) and, with `train_head`, the
