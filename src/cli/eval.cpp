@@ -92,7 +92,7 @@ void register_eval(CLI::App& app) {
     std::unique_ptr<Tokenizer> tok = load_tokenizer(tok_path);
     DecoderLM model = load_model(args->model, lo);
     if (!args->adapter.empty())
-      attach_adapter(model, args->model, args->adapter, args->bundle,
+      attach_adapter(*model, args->model, args->adapter, args->bundle,
                      "--adapter into a full model: give --bundle, the bundle the adapter was trained on (the adapter "
                      "is checked against it)");
     OT_REQUIRE(tok->vocab_size() <= model->config().vocab_size, tok_path, ": tokenizer has ", tok->vocab_size(),

@@ -40,8 +40,8 @@ void register_plugin(CLI::App& app) {
     run_recorded(rec.get(), [&] {
       Adapter a = load_adapter(args->adapter);  // read the small inputs first
       DecoderLM full = load_model(args->model, lo);
-      const IssuedAdapter issued = read_issued_adapter(args->bundle, full);
-      plug_in(full, a, args->adapter, issued);
+      const IssuedAdapter issued = read_issued_adapter(args->bundle, *full);
+      plug_in(*full, a, args->adapter, issued);
       nlohmann::json extra = {{"offsite_plugin", {{"adapter", args->adapter}, {"bundle", args->bundle},
                                                   {"blocks", a.config["blocks"]}, {"fingerprint", issued.fingerprint}}}};
       // Weights and tokenizer appear together (a kill between two writes left no tokenizer).

@@ -173,7 +173,54 @@ std::unique_ptr<results::RunRecorder> open_recorder(const std::string& path, con
   return std::make_unique<results::RunRecorder>(path, info);
 }
 
+namespace {
+
+// A vision encoder's emulator: the same split, layer selection, repetition, pruning and
+// quantisation as a decoder's. The data-driven steps (CKA selection, distillation, the
+// emulator's perplexity) read text corpora, so they are refused by name for an encoder.
+EmulatorOutcome run_vision_emulator_job(const EmulatorJob& job, results::RunRecorder* rec) {
+  const char* text_only = !job.calibration && job.emulator.strategy != "cka" ? nullptr
+                          : "--strategy cka / --calibration";
+  if (job.distill) text_only = "--distill";
+  if (job.eval) text_only = "--eval-corpus";
+  OT_REQUIRE(text_only == nullptr, job.model_dir, ": ", text_only,
+             " reads a text corpus, which a vision encoder cannot take; build its emulator without it "
+             "(layer selection by uniform, floor or an index list, --repeat, --prune, --quantize)");
+  EmulatorOutcome out;
+  reset_peak_rss();
+  VisionEncoder full = load_vision_model(job.model_dir, job.load);
+  const int64_t n = full->num_blocks();
+  EmulatorOptions emu = job.emulator;
+  OT_REQUIRE(emu.layers >= 0, "--emulator-layers: expected 0 (every middle block) or a count of 1 or more, got ",
+             emu.layers);
+  const int64_t m = n - emu.bottom - emu.top;
+  check_offsite_split(n, emu.bottom, emu.top, emu.layers > 0 ? emu.layers : std::max<int64_t>(m, 1));
+  if (emu.layers <= 0) emu.layers = m;
+  out.layout = make_layout(n, emu, select_middle_blocks(m, emu.layers, emu.strategy));
+  VisionEncoder bundle = build_bundle(full, out.layout, emu);
+  if (rec) {
+    rec->set_attribute("num_original_layers", n);
+    std::string origin;
+    for (int64_t b : out.layout.block_origin) origin += (origin.empty() ? "" : ",") + std::to_string(b);
+    rec->set_attribute("block_origin", origin);
+  }
+  write_on_rank0([&] {
+    write_dir_atomically(job.out_dir, [&](const std::string& tmp) {
+      save_model(bundle, tmp);
+      // The image processor's settings travel with the bundle, as a tokenizer does.
+      const std::string processor = path_join(job.model_dir, "preprocessor_config.json");
+      if (file_exists(processor))
+        write_text_file_atomically(path_join(tmp, "preprocessor_config.json"), read_text_file(processor));
+    });
+  });
+  if (rec && job.hash_files) rec->set_attribute("bundle_sha256", directory_sha256(job.out_dir));
+  return out;
+}
+
+}  // namespace
+
 EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* rec) {
+  if (is_vision_model_dir(job.model_dir)) return run_vision_emulator_job(job, rec);
   EmulatorOutcome out;
   reset_peak_rss();  // this stage's peak_memory_mib, not the process's so far
   DecoderLM full = load_model(job.model_dir, job.load);
@@ -228,7 +275,7 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
     }
   }
 
-  nlohmann::json section = offsite_section(out.layout, emu, model_fingerprint(full));
+  nlohmann::json section = offsite_section(out.layout, emu, model_fingerprint(*full));
   if (job.distill) {
     auto train_src = corpus_blocks(*job.distill, *tok, tok_path, job.cache_dir);
     bundle->set_activation_checkpointing(job.trainer.checkpoint_activations);
@@ -288,7 +335,7 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
   std::optional<IssuedAdapter> issued;
   std::optional<OffsiteLayout> layout;
   if (bundle) {
-    issued = read_issued_adapter(job.model_dir, model);
+    issued = read_issued_adapter(job.model_dir, *model);
     layout = issued->layout;
     OT_REQUIRE(!job.train_head || layout->head, job.model_dir,
                ": --train-head: the bundle does not make the head trainable (the model owner issues it with "
@@ -404,7 +451,7 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
     for (int64_t j : positions) origins.push_back(model->block_origin()[static_cast<size_t>(j)]);
     nlohmann::json extra = {{"peft", peft_to_json(job.peft)}, {"trainable", job.trainable},
                             {"task", job.task}, {"steps", out.train.steps}};
-    Adapter a = extract_adapter(model, origins, job.train_head, issued->fingerprint, layout->num_original, extra);
+    Adapter a = extract_adapter(*model, origins, job.train_head, issued->fingerprint, layout->num_original, extra);
     conform_to_issued(a, *issued);
     check_adapter(a, *issued, job.trainable == "adapter" ? AdapterTarget::kFullModel : AdapterTarget::kBundle,
                   job.out_dir);  // what the owner will check, checked before it is sent

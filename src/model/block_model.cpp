@@ -153,10 +153,14 @@ int64_t BlockModelImpl::num_parameters(ModelPart part) const {
     bool in = part == ModelPart::kAll ||
               (part == ModelPart::kEmbeddings && k.rfind("embed.", 0) == 0) ||
               (part == ModelPart::kBlocks && k.rfind("blocks.", 0) == 0) ||
-              (part == ModelPart::kHead && k.rfind("embed.", 0) != 0 && k.rfind("blocks.", 0) != 0);
+              (part == ModelPart::kHead && is_head_param(k));
     if (in) n += p.value().numel();
   }
   return n;
+}
+
+bool BlockModelImpl::is_head_param(const std::string& k) {
+  return k.rfind("embed.", 0) != 0 && k.rfind("blocks.", 0) != 0;
 }
 
 at::ScalarType BlockModelImpl::dtype() const {

@@ -61,6 +61,9 @@ class BlockModelImpl : public torch::nn::Module {
   void init_weights(double std);
 
   int64_t num_parameters(ModelPart part) const;
+  // Whether an internal parameter name belongs to the head part: the final norm and the
+  // output layer (lm_head, classifier, visual_projection), i.e. neither embed.* nor blocks.*.
+  static bool is_head_param(const std::string& internal);
   at::ScalarType dtype() const;
   c10::Device device() const;
 

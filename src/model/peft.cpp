@@ -81,22 +81,22 @@ void apply_peft(BlockModelImpl& model, const std::vector<int64_t>& positions, co
                  " blocks");
 }
 
-int64_t set_trainable(DecoderLM& model, const std::vector<int64_t>& positions, bool train_head,
+int64_t set_trainable(BlockModelImpl& model, const std::vector<int64_t>& positions, bool train_head,
                       const PeftOptions& o) {
-  for (auto& p : model->parameters()) p.set_requires_grad(false);
+  for (auto& p : model.parameters()) p.set_requires_grad(false);
   int64_t n = 0;
   for (int64_t pos : positions) {
-    OT_REQUIRE(pos >= 0 && pos < model->num_blocks(), "trainable block ", pos, " outside the model's ",
-               model->num_blocks(), " blocks");
-    for (auto& item : model->block(pos).named_parameters(true)) {
+    OT_REQUIRE(pos >= 0 && pos < model.num_blocks(), "trainable block ", pos, " outside the model's ",
+               model.num_blocks(), " blocks");
+    for (auto& item : model.block(pos).named_parameters(true)) {
       bool on = o.method == "none" || (o.method == "bitfit" ? item.value().dim() == 1 : is_peft_param(item.key()));
       item.value().set_requires_grad(on);
     }
   }
   if (train_head)
-    for (auto& item : model->named_parameters(true))
-      if (item.key().rfind("head.", 0) == 0 || item.key().rfind("lm_head.", 0) == 0) item.value().set_requires_grad(true);
-  for (auto& p : model->parameters())
+    for (auto& item : model.named_parameters(true))
+      if (BlockModelImpl::is_head_param(item.key())) item.value().set_requires_grad(true);
+  for (auto& p : model.parameters())
     if (p.requires_grad()) n += p.numel();
   return n;
 }

@@ -39,9 +39,13 @@ inline void apply_peft(DecoderLM& model, const std::vector<int64_t>& positions, 
 
 // Freezes everything, then enables gradients for the blocks at `positions` (all their
 // parameters, or only the PEFT ones when a method is set) and, with `train_head`, the
-// final norm and LM head. Returns the number of trainable parameters.
-int64_t set_trainable(DecoderLM& model, const std::vector<int64_t>& positions, bool train_head,
+// head part (final norm and output layer). Returns the number of trainable parameters.
+int64_t set_trainable(BlockModelImpl& model, const std::vector<int64_t>& positions, bool train_head,
                       const PeftOptions& o);
+inline int64_t set_trainable(DecoderLM& model, const std::vector<int64_t>& positions, bool train_head,
+                             const PeftOptions& o) {
+  return set_trainable(*model, positions, train_head, o);
+}
 
 // True for a parameter a PEFT method added (LoRA factors, bottleneck projections), by the
 // last component of its name ("blocks.3.fc1.lora_A").

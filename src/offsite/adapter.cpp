@@ -29,35 +29,35 @@ bool split_block_name(const std::string& internal, int64_t& pos, std::string& re
 }
 }  // namespace
 
-std::string original_hf_name(DecoderLM& model, const std::string& internal) {
+std::string original_hf_name(BlockModelImpl& model, const std::string& internal) {
   int64_t pos;
   std::string rest;
   if (split_block_name(internal, pos, rest))
-    return model->hf_name("blocks." + std::to_string(model->block_origin().at(static_cast<size_t>(pos))) + "." + rest);
-  return model->hf_name(internal);
+    return model.hf_name("blocks." + std::to_string(model.block_origin().at(static_cast<size_t>(pos))) + "." + rest);
+  return model.hf_name(internal);
 }
 
-Adapter extract_adapter(DecoderLM& model, const std::vector<int64_t>& blocks, bool include_head,
+Adapter extract_adapter(BlockModelImpl& model, const std::vector<int64_t>& blocks, bool include_head,
                         const std::string& fingerprint, int64_t num_original_layers,
                         const nlohmann::json& extra) {
   torch::NoGradGuard ng;
   std::set<int64_t> wanted(blocks.begin(), blocks.end());
   Adapter a;
-  for (const auto& p : model->named_parameters(true)) {
+  for (const auto& p : model.named_parameters(true)) {
     int64_t pos;
     std::string rest;
     bool keep = false;
     if (split_block_name(p.key(), pos, rest)) {
-      keep = wanted.count(model->block_origin().at(static_cast<size_t>(pos))) > 0;
+      keep = wanted.count(model.block_origin().at(static_cast<size_t>(pos))) > 0;
     } else {
-      keep = include_head && (p.key().rfind("head.", 0) == 0 || p.key().rfind("lm_head.", 0) == 0);
+      keep = include_head && BlockModelImpl::is_head_param(p.key());
     }
     if (keep) a.tensors[original_hf_name(model, p.key())] = p.value().detach().to(torch::kCPU).contiguous();
   }
   a.config = extra;
   a.config["format"] = "offsite-adapter";
   a.config["format_version"] = 1;
-  a.config["model_type"] = arch_name(model->config().arch);
+  a.config["model_type"] = arch_name(model.config().arch);
   a.config["num_original_layers"] = num_original_layers;
   a.config["blocks"] = std::vector<int64_t>(wanted.begin(), wanted.end());
   a.config["includes_head"] = include_head;
@@ -100,9 +100,9 @@ std::string shape_str(at::IntArrayRef v) {
 }
 
 // The parameter names inside one block ("fc1.weight"), without PEFT additions.
-std::vector<std::string> block_param_names(DecoderLM& namer) {
+std::vector<std::string> block_param_names(BlockModelImpl& namer) {
   std::vector<std::string> rest;
-  for (const auto& item : namer->block(0).named_parameters(true))
+  for (const auto& item : namer.block(0).named_parameters(true))
     if (!is_peft_param(item.key())) rest.push_back(item.key());
   return rest;
 }
@@ -153,10 +153,10 @@ AdapterClaim check_config(const Adapter& a, const IssuedAdapter& is, AdapterTarg
 }
 
 // The tensors of `model` under the names an adapter uses (original HF names).
-std::map<std::string, at::Tensor> named_targets(DecoderLM& model, bool by_origin) {
+std::map<std::string, at::Tensor> named_targets(BlockModelImpl& model, bool by_origin) {
   std::map<std::string, at::Tensor> by_name;
-  for (auto& p : model->named_parameters(true))
-    by_name[by_origin ? original_hf_name(model, p.key()) : model->hf_name(p.key())] = p.value();
+  for (auto& p : model.named_parameters(true))
+    by_name[by_origin ? original_hf_name(model, p.key()) : model.hf_name(p.key())] = p.value();
   return by_name;
 }
 
@@ -221,18 +221,18 @@ void check_tensors(const Adapter& a, const IssuedAdapter& is, const AdapterClaim
 // Bottleneck adapters are extra modules, not weight deltas: the receiving model needs them
 // before their tensors can be assigned. Adds them to the claimed blocks; returns their
 // bundle or model positions.
-std::vector<int64_t> add_bottleneck_modules(DecoderLM& model, const Adapter& a, const AdapterClaim& claim,
+std::vector<int64_t> add_bottleneck_modules(BlockModelImpl& model, const Adapter& a, const AdapterClaim& claim,
                                             const std::string& source) {
   if (claim.peft != "adapter") return {};
   PeftOptions po = peft_from_json(a.config["peft"], source);
   std::vector<int64_t> positions;
-  for (int64_t j = 0; j < model->num_blocks(); ++j)
-    if (claim.blocks.count(model->block_origin()[static_cast<size_t>(j)])) positions.push_back(j);
+  for (int64_t j = 0; j < model.num_blocks(); ++j)
+    if (claim.blocks.count(model.block_origin()[static_cast<size_t>(j)])) positions.push_back(j);
   apply_peft(model, positions, po);
   return positions;
 }
 
-void check_and_assign(DecoderLM& model, const Adapter& a, const std::string& source, const IssuedAdapter& is,
+void check_and_assign(BlockModelImpl& model, const Adapter& a, const std::string& source, const IssuedAdapter& is,
                       AdapterTarget target) {
   torch::NoGradGuard ng;
   AdapterClaim claim = check_config(a, is, target, source);
@@ -243,12 +243,12 @@ void check_and_assign(DecoderLM& model, const Adapter& a, const std::string& sou
   if (target == AdapterTarget::kFullModel && !positions.empty()) {
     nlohmann::json pj = a.config["peft"];
     pj["blocks"] = positions;
-    model->set_config_entry(kPeftConfigKey, pj);
+    model.set_config_entry(kPeftConfigKey, pj);
   }
   auto by_name = named_targets(model, by_origin);
   std::map<std::string, at::Tensor> peft_targets;  // the bottleneck parameters just added
   const std::set<int64_t> added(positions.begin(), positions.end());
-  for (auto& p : model->named_parameters(true)) {
+  for (auto& p : model.named_parameters(true)) {
     int64_t pos;
     std::string rest;
     if (split_block_name(p.key(), pos, rest) && added.count(pos) && is_peft_param(rest))
@@ -267,7 +267,7 @@ void check_and_assign(DecoderLM& model, const Adapter& a, const std::string& sou
 
 }  // namespace
 
-IssuedAdapter read_issued_adapter(const std::string& dir, DecoderLM& namer) {
+IssuedAdapter read_issued_adapter(const std::string& dir, BlockModelImpl& namer) {
   const std::string cfg_path = path_join(dir, "config.json");
   const nlohmann::json cfg = load_hf_config(dir);
   OT_REQUIRE(is_offsite_bundle(cfg), cfg_path, ": not an offsite bundle (no \"offsite\" section; make one with `ot emulator`)");
@@ -275,8 +275,8 @@ IssuedAdapter read_issued_adapter(const std::string& dir, DecoderLM& namer) {
   IssuedAdapter is;
   is.source = dir;
   is.model_type = arch_name(bc.arch);
-  OT_REQUIRE(bc.arch == namer->config().arch, cfg_path, ": the bundle is a ", is.model_type, " model, not ",
-             arch_name(namer->config().arch));
+  OT_REQUIRE(bc.arch == namer.config().arch, cfg_path, ": the bundle is a ", is.model_type, " model, not ",
+             arch_name(namer.config().arch));
   is.layout = layout_from_section(cfg["offsite"], bc.num_layers, cfg_path);
   is.fingerprint = cfg["offsite"]["fingerprint"].get<std::string>();
 
@@ -297,21 +297,21 @@ IssuedAdapter read_issued_adapter(const std::string& dir, DecoderLM& namer) {
   for (size_t j = 0; j < is.layout.block_origin.size(); ++j) {
     const int64_t o = is.layout.block_origin[j];
     for (const std::string& r : rest) {
-      IssuedTensor t = spec_of(namer->hf_name("blocks." + std::to_string(j) + "." + r));
+      IssuedTensor t = spec_of(namer.hf_name("blocks." + std::to_string(j) + "." + r));
       t.block = o;
       t.adapter = is.layout.is_adapter(o);
-      const std::string name = namer->hf_name("blocks." + std::to_string(o) + "." + r);
+      const std::string name = namer.hf_name("blocks." + std::to_string(o) + "." + r);
       is.block_prefix.emplace(o, name.substr(0, name.size() - r.size()));
-      is.tensors.emplace(namer->hf_name("blocks." + std::to_string(o) + "." + r), t);
+      is.tensors.emplace(namer.hf_name("blocks." + std::to_string(o) + "." + r), t);
     }
   }
-  for (const auto& item : namer->named_parameters(true)) {
+  for (const auto& item : namer.named_parameters(true)) {
     const std::string& k = item.key();
     if (k.rfind("blocks.", 0) == 0 || is_peft_param(k)) continue;
-    IssuedTensor t = spec_of(namer->hf_name(k));
-    if (k.rfind("head.", 0) == 0 || k.rfind("lm_head.", 0) == 0) {
+    IssuedTensor t = spec_of(namer.hf_name(k));
+    if (BlockModelImpl::is_head_param(k)) {
       t.adapter = is.layout.head;
-      is.tensors.emplace(namer->hf_name(k), t);
+      is.tensors.emplace(namer.hf_name(k), t);
     }
   }
   for (const auto& kv : stored)
@@ -330,19 +330,19 @@ void check_adapter(const Adapter& a, const IssuedAdapter& is, AdapterTarget targ
   check_tensors(a, is, claim, target, source, nullptr);
 }
 
-void plug_in(DecoderLM& full, const Adapter& a, const std::string& source, const IssuedAdapter& issued) {
-  OT_REQUIRE(full->num_blocks() == issued.layout.num_original, source, ": the model has ", full->num_blocks(),
+void plug_in(BlockModelImpl& full, const Adapter& a, const std::string& source, const IssuedAdapter& issued) {
+  OT_REQUIRE(full.num_blocks() == issued.layout.num_original, source, ": the model has ", full.num_blocks(),
              " blocks but the bundle ", issued.source, " was cut from ", issued.layout.num_original);
-  OT_REQUIRE(arch_name(full->config().arch) == issued.model_type, source, ": the model is ",
-             arch_name(full->config().arch), " but the bundle ", issued.source, " is ", issued.model_type);
+  OT_REQUIRE(arch_name(full.config().arch) == issued.model_type, source, ": the model is ",
+             arch_name(full.config().arch), " but the bundle ", issued.source, " is ", issued.model_type);
   const std::string fp = model_fingerprint(full);
   OT_REQUIRE(fp == issued.fingerprint, source, ": the model's fingerprint ", fp, " is not the one the bundle ",
              issued.source, " was cut from (", issued.fingerprint, ")");
   check_and_assign(full, a, source, issued, AdapterTarget::kFullModel);
 }
 
-void load_adapter_into(DecoderLM& bundle, const Adapter& a, const std::string& source, const IssuedAdapter& issued) {
-  OT_REQUIRE(bundle->block_origin() == issued.layout.block_origin, source, ": the model's block map is not the bundle ",
+void load_adapter_into(BlockModelImpl& bundle, const Adapter& a, const std::string& source, const IssuedAdapter& issued) {
+  OT_REQUIRE(bundle.block_origin() == issued.layout.block_origin, source, ": the model's block map is not the bundle ",
              issued.source, "'s");
   check_and_assign(bundle, a, source, issued, AdapterTarget::kBundle);
 }
@@ -367,10 +367,10 @@ void conform_to_issued(Adapter& a, const IssuedAdapter& issued) {
   }
 }
 
-void attach_adapter(DecoderLM& model, const std::string& model_dir, const std::string& adapter_dir,
+void attach_adapter(BlockModelImpl& model, const std::string& model_dir, const std::string& adapter_dir,
                     const std::string& bundle_dir, const std::string& missing_bundle) {
   Adapter a = load_adapter(adapter_dir);
-  if (is_offsite_bundle(model->config())) {
+  if (is_offsite_bundle(model.config())) {
     load_adapter_into(model, a, adapter_dir, read_issued_adapter(model_dir, model));
   } else {
     OT_REQUIRE(!bundle_dir.empty(), missing_bundle);

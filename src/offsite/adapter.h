@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "checkpoint/state_dict.h"
-#include "model/decoder_lm.h"
+#include "model/block_model.h"
 #include "offsite/emulator.h"
 
 namespace ot {
@@ -24,11 +24,11 @@ struct Adapter {
 
 // Internal parameter name of `model` ("blocks.3.fc1.weight") -> HF name in the ORIGINAL
 // model, using the model's block_origin for block parameters.
-std::string original_hf_name(DecoderLM& model, const std::string& internal);
+std::string original_hf_name(BlockModelImpl& model, const std::string& internal);
 
 // Collects the parameters of `model` whose internal names satisfy `keep` (default: the
 // blocks whose original index is in `blocks`) under original HF names.
-Adapter extract_adapter(DecoderLM& model, const std::vector<int64_t>& blocks, bool include_head,
+Adapter extract_adapter(BlockModelImpl& model, const std::vector<int64_t>& blocks, bool include_head,
                         const std::string& fingerprint, int64_t num_original_layers,
                         const nlohmann::json& extra = nlohmann::json::object());
 
@@ -59,7 +59,7 @@ struct IssuedAdapter {
 
 // `namer` is any model of the bundle's architecture (the bundle itself or the full model):
 // it supplies the parameter names of a block and the HF naming.
-IssuedAdapter read_issued_adapter(const std::string& bundle_dir, DecoderLM& namer);
+IssuedAdapter read_issued_adapter(const std::string& bundle_dir, BlockModelImpl& namer);
 
 // Where an adapter goes: the full model (the model owner's plug-in: adapter blocks and,
 // where issued, the head only), or the bundle it was trained in (evaluating the fine-tuned
@@ -76,16 +76,16 @@ void check_adapter(const Adapter& a, const IssuedAdapter& issued, AdapterTarget 
 
 // check_adapter, then writes the adapter into `full` (all `num_original_layers` blocks, the
 // fingerprint the bundle records).
-void plug_in(DecoderLM& full, const Adapter& a, const std::string& source, const IssuedAdapter& issued);
+void plug_in(BlockModelImpl& full, const Adapter& a, const std::string& source, const IssuedAdapter& issued);
 
 // check_adapter, then loads the adapter into the bundle it was trained in.
-void load_adapter_into(DecoderLM& bundle, const Adapter& a, const std::string& source, const IssuedAdapter& issued);
+void load_adapter_into(BlockModelImpl& bundle, const Adapter& a, const std::string& source, const IssuedAdapter& issued);
 
 // Attaches the adapter in `adapter_dir` to `model`, loaded from `model_dir`: into a bundle it
 // is loaded and checked against the bundle itself; into a full model it is plugged in and
 // checked against `bundle_dir`, the bundle it was trained on. Without `bundle_dir` a full
 // model is an error saying `missing_bundle` (the caller names its own option).
-void attach_adapter(DecoderLM& model, const std::string& model_dir, const std::string& adapter_dir,
+void attach_adapter(BlockModelImpl& model, const std::string& model_dir, const std::string& adapter_dir,
                     const std::string& bundle_dir, const std::string& missing_bundle);
 
 // Casts the tensors of a freshly extracted adapter to the dtypes the bundle issued them in

@@ -104,15 +104,18 @@ void quantize_uniform(BlockBase& block, int bits) {
   }
 }
 
-DecoderLM build_bundle(DecoderLM& full, const OffsiteLayout& layout, const EmulatorOptions& o) {
+std::shared_ptr<BlockModelImpl> build_bundle_module(BlockModelImpl& full, const OffsiteLayout& layout,
+                                                    const EmulatorOptions& o) {
   torch::NoGradGuard ng;
-  OT_REQUIRE(full->num_blocks() == layout.num_original, "bundle: model has ", full->num_blocks(),
+  OT_REQUIRE(full.num_blocks() == layout.num_original, "bundle: model has ", full.num_blocks(),
              " blocks but the layout was made for ", layout.num_original);
-  ModelConfig cfg = full->config();
-  DecoderLM bundle(cfg);
-  bundle->to(full->device(), full->dtype());
+  ModelConfig cfg = full.config();
+  std::shared_ptr<BlockModelImpl> bundle;
+  if (is_vision(cfg.arch)) bundle = std::make_shared<VisionEncoderImpl>(cfg);
+  else bundle = std::make_shared<DecoderLMImpl>(cfg);
+  bundle->to(full.device(), full.dtype());
   // Embeddings and head: copy every non-block parameter.
-  auto src = full->named_parameters(true);
+  auto src = full.named_parameters(true);
   for (auto& item : bundle->named_parameters(true)) {
     if (item.key().rfind("blocks.", 0) == 0) continue;
     const at::Tensor* s = src.find(item.key());
@@ -126,12 +129,12 @@ DecoderLM build_bundle(DecoderLM& full, const OffsiteLayout& layout, const Emula
   for (size_t j = 0; j < layout.block_origin.size(); ++j) {
     int64_t orig = layout.block_origin[j];
     if (layout.is_adapter(orig)) {
-      blocks.push_back(copy_block(cfg, full->block(orig), orig));
+      blocks.push_back(copy_block(cfg, full.block(orig), orig));
       continue;
     }
     auto it = emulator_copies.find(orig);
     if (it == emulator_copies.end()) {
-      auto b = copy_block(cfg, full->block(orig), orig);
+      auto b = copy_block(cfg, full.block(orig), orig);
       if (o.prune_ratio > 0.0) magnitude_prune(*b, o.prune_ratio);
       if (o.quantize_bits > 0) quantize_uniform(*b, o.quantize_bits);
       it = emulator_copies.emplace(orig, b).first;
@@ -142,6 +145,14 @@ DecoderLM build_bundle(DecoderLM& full, const OffsiteLayout& layout, const Emula
   bundle->set_config_entry("offsite", offsite_section(layout, o, model_fingerprint(full)));
   bundle->eval();
   return bundle;
+}
+
+DecoderLM build_bundle(DecoderLM& full, const OffsiteLayout& layout, const EmulatorOptions& o) {
+  return DecoderLM(std::dynamic_pointer_cast<DecoderLMImpl>(build_bundle_module(*full, layout, o)));
+}
+
+VisionEncoder build_bundle(VisionEncoder& full, const OffsiteLayout& layout, const EmulatorOptions& o) {
+  return VisionEncoder(std::dynamic_pointer_cast<VisionEncoderImpl>(build_bundle_module(*full, layout, o)));
 }
 
 nlohmann::json offsite_section(const OffsiteLayout& L, const EmulatorOptions& o, const std::string& fp) {
@@ -229,14 +240,24 @@ std::string fingerprint_of(const ModelConfig& c, const StateDict& table, const s
   mix(arch.data(), arch.size());
   for (int64_t v : {c.vocab_size, c.hidden_size, c.num_heads, c.num_kv_heads, c.intermediate_size})
     mix(&v, sizeof v);
+  const bool vision = is_vision(c.arch);
+  if (vision)
+    for (int64_t v : {c.image_size, c.patch_size, c.num_channels}) mix(&v, sizeof v);
+  // The input table: token embeddings, or a vision encoder's patch projection.
   const std::string key = [&] {
-    for (const auto& kv : table)
-      if (kv.first.find("embed_tokens.weight") != std::string::npos || kv.first.find("wte.weight") != std::string::npos ||
-          kv.first.find("word_embeddings.weight") != std::string::npos)
-        return kv.first;
+    for (const auto& kv : table) {
+      const std::string& k = kv.first;
+      if (!vision && (k.find("embed_tokens.weight") != std::string::npos || k.find("wte.weight") != std::string::npos ||
+                      k.find("word_embeddings.weight") != std::string::npos))
+        return k;
+      if (vision && (k.find("patch_embeddings.projection.weight") != std::string::npos ||
+                     k.find("patch_embedding.weight") != std::string::npos))
+        return k;
+    }
     return std::string();
   }();
-  OT_REQUIRE(!key.empty(), source, ": fingerprint: no token embedding table found");
+  OT_REQUIRE(!key.empty(), source, ": fingerprint: no ", vision ? "patch projection" : "token embedding table",
+             " found");
   auto t = table.at(key).to(torch::kCPU, torch::kFloat).contiguous();
   mix(t.data_ptr(), static_cast<size_t>(t.numel()) * sizeof(float));
   char buf[17];
@@ -244,9 +265,9 @@ std::string fingerprint_of(const ModelConfig& c, const StateDict& table, const s
   return buf;
 }
 
-std::string model_fingerprint(DecoderLM& model) {
+std::string model_fingerprint(BlockModelImpl& model) {
   torch::NoGradGuard ng;
-  return fingerprint_of(model->config(), model->hf_state_dict(), "model");
+  return fingerprint_of(model.config(), model.hf_state_dict(), "model");
 }
 
 }  // namespace ot

@@ -11,7 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "model/block_model.h"
 #include "model/decoder_lm.h"
+#include "model/vision_encoder.h"
 
 namespace ot {
 
@@ -53,9 +55,12 @@ void magnitude_prune(BlockBase& block, double ratio);
 void quantize_uniform(BlockBase& block, int bits);
 
 // Bundle = embeddings + adapter blocks + emulator blocks + head, sharing nothing with
-// `full` (all tensors copied). Its config carries the `offsite` section (offsite_section)
-// with `full`'s fingerprint.
+// `full` (all tensors copied), a model of the same kind (decoder LM or vision encoder). Its
+// config carries the `offsite` section (offsite_section) with `full`'s fingerprint.
+std::shared_ptr<BlockModelImpl> build_bundle_module(BlockModelImpl& full, const OffsiteLayout& layout,
+                                                    const EmulatorOptions& o);
 DecoderLM build_bundle(DecoderLM& full, const OffsiteLayout& layout, const EmulatorOptions& o);
+VisionEncoder build_bundle(VisionEncoder& full, const OffsiteLayout& layout, const EmulatorOptions& o);
 
 // The `offsite` section written into a bundle's config.json.
 nlohmann::json offsite_section(const OffsiteLayout& layout, const EmulatorOptions& o,
@@ -66,9 +71,10 @@ nlohmann::json offsite_section(const OffsiteLayout& layout, const EmulatorOption
 OffsiteLayout layout_from_section(const nlohmann::json& section, int64_t bundle_blocks,
                                   const std::string& source);
 
-// Identifies a full model: hash of its architecture and token embedding table. Stored in
-// bundles and adapters so plug-in refuses an adapter trained for a different model.
-std::string model_fingerprint(DecoderLM& model);
+// Identifies a full model: hash of its architecture and its input table (token embeddings,
+// or a vision encoder's patch projection). Stored in bundles and adapters so plug-in refuses
+// an adapter trained for a different model.
+std::string model_fingerprint(BlockModelImpl& model);
 // The same hash from a checkpoint's stored tensors (HF names), without building a model:
 // a bundle's stored embedding table must give the fingerprint its `offsite` section claims.
 std::string fingerprint_of(const ModelConfig& config, const StateDict& hf_tensors, const std::string& source);

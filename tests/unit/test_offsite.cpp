@@ -176,15 +176,15 @@ TEST_P(Emulator, BundleOnDiskHoldsNoDroppedBlockAndPluginIsBitExact) {
   auto ids = torch::randint(0, 1000, {1, 10}, torch::kLong);
   EXPECT_TRUE(torch::equal(reloaded->forward(ids).logits, bundle->forward(ids).logits));
   // An untouched adapter plugged back reproduces the original bit-exactly.
-  auto fp = ot::model_fingerprint(full);
-  EXPECT_EQ(ot::model_fingerprint(reloaded), fp);
-  auto adapter = ot::extract_adapter(reloaded, layout.adapter_blocks(), false, fp, 4);
+  auto fp = ot::model_fingerprint(*full);
+  EXPECT_EQ(ot::model_fingerprint(*reloaded), fp);
+  auto adapter = ot::extract_adapter(*reloaded, layout.adapter_blocks(), false, fp, 4);
   ot::save_adapter(adapter, tmp.file("adapter"));
   ot::DecoderLM target = ot::load_model(fixture_dir(GetParam()));
   auto before = target->forward(ids).logits;
-  const ot::IssuedAdapter issued = ot::read_issued_adapter(tmp.file("bundle"), target);
+  const ot::IssuedAdapter issued = ot::read_issued_adapter(tmp.file("bundle"), *target);
   EXPECT_EQ(issued.fingerprint, fp);
-  ot::plug_in(target, ot::load_adapter(tmp.file("adapter")), tmp.file("adapter"), issued);
+  ot::plug_in(*target, ot::load_adapter(tmp.file("adapter")), tmp.file("adapter"), issued);
   EXPECT_TRUE(torch::equal(target->forward(ids).logits, before));
 }
 
@@ -211,13 +211,13 @@ class PluginIntegrity : public ::testing::Test {
       torch::NoGradGuard ng;  // the data owner's "training"
       for (auto& p : bundle_->parameters()) p.add_(0.01);
     }
-    honest_ = ot::extract_adapter(bundle_, {0, 3}, false, ot::model_fingerprint(full_), 4);
+    honest_ = ot::extract_adapter(*bundle_, {0, 3}, false, ot::model_fingerprint(*full_), 4);
   }
   // The error plug-in raises for `a` (fails the test when it plugs in).
   std::string refusal(const ot::Adapter& a) {
     ot::DecoderLM target = ot::load_model(fixture_dir("opt"));
     try {
-      ot::plug_in(target, a, "returned-adapter", ot::read_issued_adapter(tmp_.file("bundle"), target));
+      ot::plug_in(*target, a, "returned-adapter", ot::read_issued_adapter(tmp_.file("bundle"), *target));
     } catch (const ot::Error& e) {
       return e.what();
     }
@@ -231,7 +231,7 @@ class PluginIntegrity : public ::testing::Test {
 
 TEST_F(PluginIntegrity, TheHonestAdapterPlugsInExactly) {
   ot::DecoderLM target = ot::load_model(fixture_dir("opt"));
-  ot::plug_in(target, honest_, "returned-adapter", ot::read_issued_adapter(tmp_.file("bundle"), target));
+  ot::plug_in(*target, honest_, "returned-adapter", ot::read_issued_adapter(tmp_.file("bundle"), *target));
   auto sd = target->hf_state_dict();
   for (const auto& kv : honest_.tensors) EXPECT_TRUE(torch::equal(sd.at(kv.first), kv.second)) << kv.first;
   // Everything else is the owner's, untouched.
@@ -319,9 +319,9 @@ TEST_F(PluginIntegrity, AnAdapterForAnotherModelIsRefused) {
     other->hf_state_dict()["model.decoder.embed_tokens.weight"].add_(1e-3);  // a different model
   }
   ot::DecoderLM target = ot::load_model(fixture_dir("opt"));
-  const ot::IssuedAdapter issued = ot::read_issued_adapter(tmp_.file("bundle"), target);
+  const ot::IssuedAdapter issued = ot::read_issued_adapter(tmp_.file("bundle"), *target);
   try {
-    ot::plug_in(other, honest_, "returned-adapter", issued);
+    ot::plug_in(*other, honest_, "returned-adapter", issued);
     FAIL() << "expected a fingerprint error";
   } catch (const ot::Error& e) {
     EXPECT_NE(std::string(e.what()).find("is not the one the bundle"), std::string::npos) << e.what();
@@ -332,7 +332,7 @@ TEST_F(PluginIntegrity, AnAlteredOrDamagedBundleIsRefused) {
   namespace fs = std::filesystem;
   auto expect_refused = [&](const std::string& dir, const std::string& what) {
     try {
-      ot::read_issued_adapter(dir, full_);
+      ot::read_issued_adapter(dir, *full_);
       ADD_FAILURE() << "accepted " << dir;
     } catch (const ot::Error& e) {
       EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
@@ -383,10 +383,10 @@ TEST_F(PluginIntegrity, TheHeadPlugsInOnlyWhereTheBundleIssuedIt) {
   ot::DecoderLM bundle = ot::build_bundle(full_, layout, o);
   ot::save_model(bundle, tmp_.file("bundle_head"));
   ot::DecoderLM loaded = ot::load_model(tmp_.file("bundle_head"));
-  auto with_head = ot::extract_adapter(loaded, {3}, true, ot::model_fingerprint(full_), 4);
+  auto with_head = ot::extract_adapter(*loaded, {3}, true, ot::model_fingerprint(*full_), 4);
   EXPECT_TRUE(with_head.tensors.count("model.decoder.final_layer_norm.weight"));
   ot::DecoderLM target = ot::load_model(fixture_dir("opt"));
-  ot::plug_in(target, with_head, "returned-adapter", ot::read_issued_adapter(tmp_.file("bundle_head"), target));
+  ot::plug_in(*target, with_head, "returned-adapter", ot::read_issued_adapter(tmp_.file("bundle_head"), *target));
   std::string e = refusal(with_head);  // the same adapter against the bundle without the head
   EXPECT_NE(e.find("did not make the head trainable"), std::string::npos) << e;
 }
@@ -402,13 +402,13 @@ TEST_F(PluginIntegrity, BottleneckModulesOnlyInsideTheIssuedBlocks) {
     torch::NoGradGuard ng;
     for (auto& p : bundle_->parameters()) p.add_(0.01);
   }
-  auto a = ot::extract_adapter(bundle_, {0, 3}, false, ot::model_fingerprint(full_), 4,
+  auto a = ot::extract_adapter(*bundle_, {0, 3}, false, ot::model_fingerprint(*full_), 4,
                                {{"peft", ot::peft_to_json(po)}});
   size_t modules = 0;
   for (const auto& kv : a.tensors) modules += ot::is_peft_param(kv.first) ? 1 : 0;
   EXPECT_GT(modules, 0u);
   ot::DecoderLM target = ot::load_model(fixture_dir("opt"));
-  ot::plug_in(target, a, "returned-adapter", ot::read_issued_adapter(tmp_.file("bundle"), target));
+  ot::plug_in(*target, a, "returned-adapter", ot::read_issued_adapter(tmp_.file("bundle"), *target));
   torch::NoGradGuard ng;
   auto ids = torch::randint(0, 1000, {1, 8}, torch::kLong);
   ot::DecoderLM reference = ot::load_model(fixture_dir("opt"));

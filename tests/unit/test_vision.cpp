@@ -17,6 +17,8 @@
 #include "model/layers.h"
 #include "model/load.h"
 #include "model/vision_encoder.h"
+#include "offsite/adapter.h"
+#include "offsite/emulator.h"
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -275,6 +277,121 @@ TEST(VisionCli, ForwardWithPixelsAndInspect) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("patch 8 (16 patches + class token)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("classifier, 10 labels"), std::string::npos) << r.out;
+}
+
+// Offsite-tuning of a vision encoder: the owner's emulator is the original with only the kept
+// blocks; on disk it is an ordinary reduced-depth checkpoint; an untouched adapter plugs back
+// bit for bit, a changed one lands in exactly its blocks, and one made for another model is
+// refused.
+class VisionOffsite : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(VisionOffsite, EmulatorComputesTheOriginalWithOnlyTheKeptBlocks) {
+  ot::VisionEncoder full = ot::load_vision_model(vision_dir(GetParam()));
+  ot::EmulatorOptions o;
+  o.bottom = 1;
+  o.top = 1;
+  auto layout = ot::make_layout(4, o, ot::select_middle_blocks(2, 1, "uniform"));
+  EXPECT_EQ(layout.block_origin, (std::vector<int64_t>{0, 1, 3}));
+  ot::VisionEncoder bundle = ot::build_bundle(full, layout, o);
+  ASSERT_EQ(bundle->num_blocks(), 3);
+  torch::NoGradGuard ng;
+  at::Tensor pixels = torch::randn({2, 3, 32, 32});
+  at::Tensor h = full->embed(pixels);
+  for (int64_t b : layout.block_origin) h = full->run_block(b, h, full->make_context());
+  ot::VisionOutput reference = full->head(h), got = bundle->forward(pixels);
+  EXPECT_TRUE(torch::equal(got.last_hidden_state, reference.last_hidden_state));
+  EXPECT_TRUE(torch::equal(got.pooler_output, reference.pooler_output));
+  // with repetition the depth is kept: 4 blocks, the dropped one replaced by its neighbour
+  o.repeat = true;
+  auto repeated = ot::make_layout(4, o, ot::select_middle_blocks(2, 1, "uniform"));
+  EXPECT_EQ(ot::build_bundle(full, repeated, o)->num_blocks(), 4);
+}
+
+TEST_P(VisionOffsite, BundleOnDiskAndPluginAreExact) {
+  ot::VisionEncoder full = ot::load_vision_model(vision_dir(GetParam()));
+  ot::EmulatorOptions o;
+  o.bottom = 1;
+  o.top = 1;
+  o.layers = 1;
+  auto layout = ot::make_layout(4, o, ot::select_middle_blocks(2, 1, "uniform"));
+  ot::VisionEncoder bundle = ot::build_bundle(full, layout, o);
+  ot::test::TempDir tmp;
+  ot::save_model(bundle, tmp.file("bundle"));
+  ot::VisionEncoder reloaded = ot::load_vision_model(tmp.file("bundle"));
+  EXPECT_EQ(reloaded->block_origin(), layout.block_origin);
+  EXPECT_EQ(reloaded->num_blocks(), 3);
+  at::Tensor pixels = torch::randn({2, 3, 32, 32});
+  {
+    torch::NoGradGuard ng;
+    EXPECT_TRUE(torch::equal(reloaded->forward(pixels).last_hidden_state, bundle->forward(pixels).last_hidden_state));
+  }
+  const std::string fp = ot::model_fingerprint(*full);
+  EXPECT_EQ(ot::model_fingerprint(*reloaded), fp);
+  ot::VisionEncoder target = ot::load_vision_model(vision_dir(GetParam()));
+  const ot::IssuedAdapter issued = ot::read_issued_adapter(tmp.file("bundle"), *target);
+  EXPECT_EQ(issued.fingerprint, fp);
+  at::Tensor before;
+  {
+    torch::NoGradGuard ng;
+    before = target->forward(pixels).pooler_output;
+  }
+  // untouched adapter: bit-exact
+  auto adapter = ot::extract_adapter(*reloaded, layout.adapter_blocks(), false, fp, 4);
+  ot::plug_in(*target, adapter, "adapter", issued);
+  {
+    torch::NoGradGuard ng;
+    EXPECT_TRUE(torch::equal(target->forward(pixels).pooler_output, before));
+  }
+  // a changed adapter lands in exactly blocks 0 and 3 of the full model
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : reloaded->block(0).parameters()) p.add_(0.01);
+  }
+  auto changed = ot::extract_adapter(*reloaded, layout.adapter_blocks(), false, fp, 4);
+  ot::plug_in(*target, changed, "adapter", issued);
+  auto ours = target->hf_state_dict(), orig = full->hf_state_dict();
+  int64_t moved = 0;
+  for (const auto& kv : orig) {
+    const bool in_block0 = kv.first.find(GetParam() == "vit" ? "encoder.layer.0." : "encoder.layers.0.") != std::string::npos;
+    EXPECT_EQ(torch::equal(ours.at(kv.first), kv.second), !in_block0) << kv.first;
+    moved += in_block0;
+  }
+  EXPECT_GT(moved, 0);
+  // a bundle of the other vision model does not accept this adapter
+  const std::string other = GetParam() == "vit" ? "clip_vision" : "vit";
+  ot::VisionEncoder other_full = ot::load_vision_model(vision_dir(other));
+  ot::save_model(other_full, tmp.file("other_full"));
+  ot::VisionEncoder other_bundle = ot::build_bundle(other_full, layout, o);
+  ot::save_model(other_bundle, tmp.file("other_bundle"));
+  try {
+    ot::check_adapter(adapter, ot::read_issued_adapter(tmp.file("other_bundle"), *other_full),
+                      ot::AdapterTarget::kFullModel, "adapter");
+    FAIL() << "an adapter of " << GetParam() << " was accepted by a bundle of " << other;
+  } catch (const ot::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("adapter"), std::string::npos) << e.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Encoders, VisionOffsite, ::testing::Values("vit", "clip_vision"),
+                         [](const auto& info) { return info.param; });
+
+// `ot emulator` on a vision encoder writes a bundle `ot forward` and `ot inspect` read; the
+// text-only steps are refused by name.
+TEST(VisionCli, EmulatorBuildsAVisionBundle) {
+  ot::test::TempDir tmp;
+  auto r = ot::test::run_cli("emulator --model " + vision_dir("vit") + " --adapter 1,1 --emulator-layers 1 --out " +
+                             tmp.file("bundle"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ot::VisionEncoder b = ot::load_vision_model(tmp.file("bundle"));
+  EXPECT_EQ(b->block_origin(), (std::vector<int64_t>{0, 1, 3}));
+  r = ot::test::run_cli("inspect " + tmp.file("bundle"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("offsite"), std::string::npos) << r.out;
+  r = ot::test::run_cli("emulator --model " + vision_dir("vit") + " --adapter 1,1 --emulator-layers 1 --distill corpus.txt --out " +
+                        tmp.file("b2"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--distill reads a text corpus, which a vision encoder cannot take"), std::string::npos) << r.err;
+  EXPECT_FALSE(ot::dir_exists(tmp.file("b2")));
 }
 
 }  // namespace

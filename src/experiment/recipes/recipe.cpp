@@ -80,7 +80,7 @@ void RunContext::evaluate(const std::string& setting, const std::string& model, 
   } else {
     DecoderLM m = load_model(model, spec_.runtime.load);
     if (!adapter.empty())
-      attach_adapter(m, model, adapter, bundle,
+      attach_adapter(*m, model, adapter, bundle,
                      "eval.adapter: plugging an adapter into the full model needs the bundle it was trained on "
                      "(eval.bundle)" + spec_.where("eval.adapter"));
     std::unique_ptr<Tokenizer> tok = load_tokenizer(workspace_.tokenizer_for(model));
