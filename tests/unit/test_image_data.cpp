@@ -3,6 +3,7 @@
 // made here, and Fashion-MNIST from Debian's dataset-fashion-mnist package; every reader's
 // errors; Pillow-style resizing against values worked out by hand; HF center crop and
 // normalisation; preprocessor_config.json parsing; seeded augmentation; batches.
+#include <algorithm>
 #include <csetjmp>
 #include <cstdio>
 #include <filesystem>
