@@ -14,6 +14,7 @@ PACKAGES=(
   libpcre2-dev libpcre2-8-0 libsentencepiece-dev libsentencepiece0 libprotobuf-lite32
   libhdf5-dev libhdf5-103-1 libhdf5-cpp-103-1 libhdf5-hl-100 libhdf5-hl-cpp-100 libsz2 libaec0
   libgtest-dev libgmock-dev pkgconf pkgconf-bin libpkgconf3
+  libpng-dev libpng16-16 libjpeg62-turbo-dev libjpeg62-turbo zlib1g-dev zlib1g
 )
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "${PACKAGES[*]}" ]; then
   echo "gpu_deps: $OUT is complete ($(du -sh "$OUT" | cut -f1))"
@@ -44,6 +45,15 @@ rm -rf "$OUT.new"
 mkdir -p "$OUT.new/root" "$OUT.new/fallback-root"
 for p in "${PACKAGES[@]}"; do dpkg -x "$tmp/${p}"_*.deb "$OUT.new/root"; done
 for p in "${runtime[@]}"; do dpkg -x "$tmp/${p}"_*.deb "$OUT.new/fallback-root"; done
+# Absolute links (zlib1g-dev's libz.so -> /lib/...) would point outside the tree on the GPU
+# machine: point them at the unpacked file instead.
+find "$OUT.new/root" -type l -lname '/*' -print0 | while IFS= read -r -d '' link; do
+  target="$OUT.new/root$(readlink "$link")"
+  if [ -e "$target" ]; then ln -sfn "$(realpath --relative-to="$(dirname "$link")" "$target")" "$link"; fi
+done
+# A compiler looks in the multiarch include folder only under /usr/include: libjpeg's
+# jconfig.h (which jpeglib.h includes) is linked beside jpeglib.h.
+for h in "$OUT.new"/root/usr/include/x86_64-linux-gnu/*.h; do [ -e "$h" ] || continue; ln -sfn "x86_64-linux-gnu/$(basename "$h")" "$OUT.new/root/usr/include/"; done
 # What the build never reads: documentation, and the static libraries other than GoogleTest's.
 rm -rf "$OUT.new"/root/usr/share/{doc,man,lintian,bug} "$OUT.new"/fallback-root/usr/share "$OUT.new"/fallback-root/etc
 find "$OUT.new/root" -name '*.a' ! -name 'libgtest*' ! -name 'libgmock*' -delete

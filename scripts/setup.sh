@@ -11,6 +11,8 @@ PACKAGES=(
   # libraries
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev
   libsentencepiece-dev libpcre2-dev libhdf5-dev hdf5-tools
+  # image datasets: PNG, JPEG, gzip'ed MNIST files; Fashion-MNIST for the tests
+  libpng-dev libjpeg-dev zlib1g-dev dataset-fashion-mnist
   # scale-out: MPI, Slurm
   libopenmpi-dev openmpi-bin slurmctld slurmd slurm-client munge
   # fuzzing (libFuzzer ships with clang)

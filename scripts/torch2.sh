@@ -72,10 +72,12 @@ COMMON_PKGS=(
   g++ cmake ninja-build pkg-config ccache ca-certificates
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev
   libsentencepiece-dev libpcre2-dev libhdf5-dev libopenmpi-dev openmpi-bin
+  libpng-dev libjpeg-dev zlib1g-dev
 )
 # The CPU root runs the tests: fast BLAS, and python3 with numpy/h5py/matplotlib and the HDF5
 # tools that the analysis, results and paper-parity tests call.
-CPU_PKGS=(libtorch-dev libopenblas0-openmp python3 python3-numpy python3-h5py python3-matplotlib hdf5-tools)
+CPU_PKGS=(libtorch-dev libopenblas0-openmp python3 python3-numpy python3-h5py python3-matplotlib hdf5-tools
+  dataset-fashion-mnist)
 CUDA_PKGS=(libtorch-cuda-dev nvidia-cuda-toolkit libnccl-dev)
 APT_OPTS=(-y -q --no-install-recommends -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-unsafe-io)
 
