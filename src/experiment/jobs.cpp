@@ -175,6 +175,25 @@ std::unique_ptr<results::RunRecorder> open_recorder(const std::string& path, con
 
 namespace {
 
+// The emulator options with the adapter split checked against n blocks and `layers` 0
+// resolved to every middle block.
+EmulatorOptions checked_split(EmulatorOptions emu, int64_t n) {
+  OT_REQUIRE(emu.layers >= 0, "--emulator-layers: expected 0 (every middle block) or a count of 1 or more, got ",
+             emu.layers);
+  const int64_t m = n - emu.bottom - emu.top;
+  check_offsite_split(n, emu.bottom, emu.top, emu.layers > 0 ? emu.layers : std::max<int64_t>(m, 1));
+  if (emu.layers <= 0) emu.layers = m;
+  return emu;
+}
+
+void record_layout(results::RunRecorder* rec, const OffsiteLayout& layout) {
+  if (!rec) return;
+  rec->set_attribute("num_original_layers", layout.num_original);
+  std::string origin;
+  for (int64_t b : layout.block_origin) origin += (origin.empty() ? "" : ",") + std::to_string(b);
+  rec->set_attribute("block_origin", origin);
+}
+
 // A vision encoder's emulator: the same split, layer selection, repetition, pruning and
 // quantisation as a decoder's. The data-driven steps (CKA selection, distillation, the
 // emulator's perplexity) read text corpora, so they are refused by name for an encoder.
@@ -190,20 +209,10 @@ EmulatorOutcome run_vision_emulator_job(const EmulatorJob& job, results::RunReco
   reset_peak_rss();
   VisionEncoder full = load_vision_model(job.model_dir, job.load);
   const int64_t n = full->num_blocks();
-  EmulatorOptions emu = job.emulator;
-  OT_REQUIRE(emu.layers >= 0, "--emulator-layers: expected 0 (every middle block) or a count of 1 or more, got ",
-             emu.layers);
-  const int64_t m = n - emu.bottom - emu.top;
-  check_offsite_split(n, emu.bottom, emu.top, emu.layers > 0 ? emu.layers : std::max<int64_t>(m, 1));
-  if (emu.layers <= 0) emu.layers = m;
-  out.layout = make_layout(n, emu, select_middle_blocks(m, emu.layers, emu.strategy));
+  const EmulatorOptions emu = checked_split(job.emulator, n);
+  out.layout = make_layout(n, emu, select_middle_blocks(n - emu.bottom - emu.top, emu.layers, emu.strategy));
   VisionEncoder bundle = build_bundle(full, out.layout, emu);
-  if (rec) {
-    rec->set_attribute("num_original_layers", n);
-    std::string origin;
-    for (int64_t b : out.layout.block_origin) origin += (origin.empty() ? "" : ",") + std::to_string(b);
-    rec->set_attribute("block_origin", origin);
-  }
+  record_layout(rec, out.layout);
   write_on_rank0([&] {
     write_dir_atomically(job.out_dir, [&](const std::string& tmp) {
       save_model(bundle, tmp);
@@ -225,12 +234,8 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
   reset_peak_rss();  // this stage's peak_memory_mib, not the process's so far
   DecoderLM full = load_model(job.model_dir, job.load);
   const int64_t n = full->num_blocks();
-  EmulatorOptions emu = job.emulator;
-  OT_REQUIRE(emu.layers >= 0, "--emulator-layers: expected 0 (every middle block) or a count of 1 or more, got ",
-             emu.layers);
+  const EmulatorOptions emu = checked_split(job.emulator, n);
   const int64_t m = n - emu.bottom - emu.top;
-  check_offsite_split(n, emu.bottom, emu.top, emu.layers > 0 ? emu.layers : std::max<int64_t>(m, 1));
-  if (emu.layers <= 0) emu.layers = m;
 
   std::unique_ptr<Tokenizer> tok;
   const std::string tok_path = tokenizer_path_for(job.tokenizer, job.model_dir);
@@ -253,12 +258,7 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
   }
   out.layout = make_layout(n, emu, kept);
   DecoderLM bundle = build_bundle(full, out.layout, emu);
-  if (rec) {
-    rec->set_attribute("num_original_layers", n);
-    std::string origin;
-    for (int64_t b : out.layout.block_origin) origin += (origin.empty() ? "" : ",") + std::to_string(b);
-    rec->set_attribute("block_origin", origin);
-  }
+  record_layout(rec, out.layout);
 
   std::shared_ptr<BatchSource> eval_src;
   if (job.eval) eval_src = corpus_blocks(*job.eval, *tok, tok_path, job.cache_dir);

@@ -15,6 +15,16 @@ namespace ot {
 BlockModelImpl::BlockModelImpl(const ModelConfig& config, std::string base_prefix, std::string block_prefix)
     : config_(config), base_prefix_(std::move(base_prefix)), block_prefix_(std::move(block_prefix)) {}
 
+void BlockModelImpl::adopt_parts(std::shared_ptr<torch::nn::Module> embed,
+                                 std::vector<std::shared_ptr<BlockBase>> blocks,
+                                 std::shared_ptr<torch::nn::Module> head) {
+  register_module("embed", std::move(embed));
+  std::vector<int64_t> origin(blocks.size());
+  for (size_t i = 0; i < origin.size(); ++i) origin[i] = static_cast<int64_t>(i);
+  set_blocks(std::move(blocks), std::move(origin));
+  register_module("head", std::move(head));
+}
+
 void BlockModelImpl::set_blocks(std::vector<std::shared_ptr<BlockBase>> blocks,
                                std::vector<int64_t> origin) {
   OT_REQUIRE(blocks.size() == origin.size(), "set_blocks: ", blocks.size(), " blocks but ",

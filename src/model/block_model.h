@@ -74,6 +74,10 @@ class BlockModelImpl : public torch::nn::Module {
 
  protected:
   BlockModelImpl(const ModelConfig& config, std::string base_prefix, std::string block_prefix);
+  // Registers the parts as "embed", "blocks" (each block its own original index) and "head",
+  // in that order (the parameter order of every model).
+  void adopt_parts(std::shared_ptr<torch::nn::Module> embed, std::vector<std::shared_ptr<BlockBase>> blocks,
+                   std::shared_ptr<torch::nn::Module> head);
   // A checkpoint key that need not match a parameter: derived buffers, a tied head's copy,
   // the other tower of a two-tower checkpoint.
   virtual bool ignorable_key(const std::string& key) const;

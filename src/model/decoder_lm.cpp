@@ -40,11 +40,9 @@ DecoderLMImpl::DecoderLMImpl(const ModelConfig& config) : DecoderLMImpl(config, 
 
 DecoderLMImpl::DecoderLMImpl(const ModelConfig& config, FamilyParts parts)
     : BlockModelImpl(config, parts.base_prefix, parts.block_prefix) {
-  embed_ = register_module("embed", parts.embed);
-  std::vector<int64_t> origin(parts.blocks.size());
-  for (size_t i = 0; i < origin.size(); ++i) origin[i] = static_cast<int64_t>(i);
-  set_blocks(std::move(parts.blocks), std::move(origin));
-  head_ = register_module("head", parts.head);
+  embed_ = parts.embed;
+  head_ = parts.head;
+  adopt_parts(parts.embed, std::move(parts.blocks), parts.head);
   if (!config_.tie_word_embeddings) {
     int64_t e = config_.arch == Arch::kOPT ? config_.word_embed_proj_dim : config_.hidden_size;
     lm_head_ = register_module("lm_head", nn::Linear(nn::LinearOptions(e, config_.vocab_size).with_bias(false)));

@@ -20,11 +20,9 @@ VisionEncoderImpl::VisionEncoderImpl(const ModelConfig& config) : VisionEncoderI
 
 VisionEncoderImpl::VisionEncoderImpl(const ModelConfig& config, VisionParts parts)
     : BlockModelImpl(config, parts.base_prefix, parts.block_prefix) {
-  embed_ = register_module("embed", parts.embed);
-  std::vector<int64_t> origin(parts.blocks.size());
-  for (size_t i = 0; i < origin.size(); ++i) origin[i] = static_cast<int64_t>(i);
-  set_blocks(std::move(parts.blocks), std::move(origin));
-  head_ = register_module("head", parts.head);
+  embed_ = parts.embed;
+  head_ = parts.head;
+  adopt_parts(parts.embed, std::move(parts.blocks), parts.head);
   if (config_.num_labels > 0)
     classifier_ = register_module("classifier", nn::Linear(nn::LinearOptions(config_.hidden_size, config_.num_labels)));
   if (config_.projection_dim > 0)
