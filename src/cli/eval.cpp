@@ -8,14 +8,17 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "data/image_datasets.h"
+#include "data/image_processor.h"
 #include "data/tasks.h"
 #include "dist/context.h"
 #include "eval/evaluate.h"
+#include "eval/image_classification.h"
 #include "eval/perplexity.h"
 #include "eval/settings.h"
 #include "experiment/jobs.h"  // open_recorder, record_results
-#include "offsite/adapter.h"
 #include "model/load.h"
+#include "offsite/adapter.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -31,18 +34,53 @@ std::pair<std::string, std::string> split_task_arg(const std::string& arg) {
   return {arg.substr(0, eq), arg.substr(eq + 1)};
 }
 
+// A vision encoder's classification accuracy on --images (the same output, --output,
+// --record and --adapter handling as for language models).
+template <class Args>
+void run_image_eval(const Args& a) {
+  OT_REQUIRE(a.tasks.empty() && a.corpus.empty(), "--task / --corpus: ", a.model,
+             " is a vision encoder (give --images FORMAT=PATH)");
+  OT_REQUIRE(!a.images.empty(), "nothing to evaluate: ", a.model, " is a vision encoder, give --images FORMAT=PATH");
+  auto [format, path] = split_task_arg(a.images);
+  const ImageDataset data = load_image_dataset(format, path, a.split);  // the input first: fails fast
+  LoadOptions lo = apply_runtime_options(a.rt);
+  VisionEncoder model = load_vision_model(a.model, lo);
+  const ImageProcessorConfig processor = image_processor_for_model(a.model, model->config().image_size);
+  if (!a.adapter.empty())
+    attach_adapter(*model, a.model, a.adapter, a.bundle,
+                   "--adapter into a full model: give --bundle, the bundle the adapter was trained on (the adapter "
+                   "is checked against it)");
+  const std::vector<TaskResult> results =
+      evaluate_image_classification(model, data, processor, format, a.batch_size, dist::host_communicator());
+  std::cout << make_table(results) << std::flush;
+  if (!a.output.empty()) {
+    nlohmann::json config = {{"model", a.model}, {"images", a.images}, {"split", a.split},
+                             {"batch_size", a.batch_size}, {"dtype", a.rt.dtype}};
+    if (!a.setting.empty()) config["setting"] = a.setting;
+    write_text_file_atomically(a.output, results_json(results, config).dump(2) + "\n");
+  }
+  if (!a.record.empty()) {
+    auto rec = open_recorder(a.record, "eval", a.model, "");
+    rec->set_attribute("model", a.model);
+    if (!a.adapter.empty()) rec->set_attribute("adapter", a.adapter);
+    record_results(*rec, a.setting.empty() ? "eval" : a.setting, results);
+    rec->complete();
+  }
+}
+
 }  // namespace
 
 void register_eval(CLI::App& app) {
   struct Args {
-    std::string model, tokenizer, corpus, output, setting, adapter, bundle, record;
+    std::string model, tokenizer, corpus, output, setting, adapter, bundle, record, images, split = "test";
     std::vector<std::string> tasks;
     int64_t block_size = 512, limit = 0, batch_size = 1, max_length = 0;
     bool no_row_bos = false;
     RuntimeOptions rt;
   };
   auto args = std::make_shared<Args>();
-  CLI::App* cmd = app.add_subcommand("eval", "Zero-shot task metrics (lm-eval-harness v0.3.0) and perplexity");
+  CLI::App* cmd = app.add_subcommand(
+      "eval", "Zero-shot task metrics (lm-eval-harness v0.3.0) and perplexity; image-classification accuracy");
   cmd->add_option("--model", args->model, "HF checkpoint directory or offsite bundle")->required();
   cmd->add_option("--tokenizer", args->tokenizer, "tokenizer file or directory (default: the model directory)");
   cmd->add_option("--task", args->tasks,
@@ -62,6 +100,10 @@ void register_eval(CLI::App& app) {
       ->check(at_least(0));
   cmd->add_option("--setting", args->setting,
                   "label for the results: zs_full, zs_emulator, ft_emulator, plugin, ft_full");
+  cmd->add_option("--images", args->images,
+                  "vision encoders: FORMAT=PATH of an image-classification dataset (imagefolder, cifar10, cifar100, "
+                  "idx), scored by top-1 and top-5 accuracy");
+  cmd->add_option("--split", args->split, "with --images: the dataset split (train or test)")->capture_default_str();
   cmd->add_option("--output", args->output, "write the results JSON {results, versions, config} here");
   cmd->add_option("--adapter", args->adapter,
                   "adapter from `ot finetune`: loaded into a bundle (ft_emulator) or plugged into a full model (plugin)");
@@ -70,6 +112,11 @@ void register_eval(CLI::App& app) {
   add_runtime_options(cmd, args->rt);
   add_precision_option(cmd, args->rt);
   cmd->callback([args] {
+    if (is_vision_model_dir(args->model)) {
+      run_image_eval(*args);
+      return;
+    }
+    OT_REQUIRE(args->images.empty(), "--images: ", args->model, " is a language model (give --task or --corpus)");
     OT_REQUIRE(!args->tasks.empty() || !args->corpus.empty(), "nothing to evaluate: give --task NAME=FILE or --corpus FILE");
     if (!args->setting.empty()) parse_setting(args->setting);  // reject a bad name before the slow part
     // Read every input before loading the model so that a bad file fails fast.

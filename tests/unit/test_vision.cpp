@@ -13,6 +13,10 @@
 #include "checkpoint/hf_checkpoint.h"
 #include "checkpoint/safetensors.h"
 #include "checkpoint/torch_bin.h"
+#include "data/image_datasets.h"
+#include "data/image_processor.h"
+#include "dist/context.h"
+#include "eval/image_classification.h"
 #include "hf_fixtures.h"
 #include "model/layers.h"
 #include "model/load.h"
@@ -392,6 +396,84 @@ TEST(VisionCli, EmulatorBuildsAVisionBundle) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("--distill reads a text corpus, which a vision encoder cannot take"), std::string::npos) << r.err;
   EXPECT_FALSE(ot::dir_exists(tmp.file("b2")));
+}
+
+// Top-1 / top-5 of the fixture ViT (10 classes) on a CIFAR-10 test batch written here: the
+// same counts as the model's own logits ranked by hand, the harness's standard error, the
+// same on a batch size that does not divide the data; a model without a classifier and labels
+// beyond the classifier are refused.
+TEST(VisionEval, ClassificationAccuracyWithStandardErrors) {
+  ot::test::TempDir tmp;
+  const int64_t n = 23;
+  std::string records;
+  torch::manual_seed(5);
+  at::Tensor pix = torch::randint(0, 256, {n, 3 * 32 * 32}, torch::kLong);
+  for (int64_t i = 0; i < n; ++i) {
+    records += static_cast<char>(i % 10);
+    for (int64_t j = 0; j < 3 * 32 * 32; ++j) records += static_cast<char>(pix[i][j].item<int64_t>());
+  }
+  ot::write_text_file_atomically(tmp.file("test_batch.bin"), records);
+  ot::ImageDataset data = ot::load_image_dataset("cifar10", tmp.path(), "test");
+  ASSERT_EQ(data.size(), n);
+  ot::VisionEncoder vit = ot::load_vision_model(vision_dir("vit"));
+  const ot::ImageProcessorConfig proc = ot::default_image_processor_config(32);
+  auto rows = ot::evaluate_image_classification(vit, data, proc, "cifar10", 4, ot::dist::host_communicator());
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].metric, "acc");
+  EXPECT_EQ(rows[1].metric, "acc_top5");
+
+  // by hand, all images in one batch
+  std::vector<int64_t> all(n);
+  for (int64_t i = 0; i < n; ++i) all[i] = i;
+  ot::ImageBatch batch = ot::make_image_batch(data, all, proc);
+  at::Tensor logits;
+  {
+    torch::NoGradGuard ng;
+    logits = vit->forward(batch.pixel_values).logits;
+  }
+  double k1 = 0, k5 = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t y = batch.labels[i].item<int64_t>();
+    const at::Tensor row = logits[i];
+    const int64_t above = row.gt(row[y]).sum().item<int64_t>();  // classes ranked above the label
+    k1 += above == 0;
+    k5 += above < 5;
+  }
+  EXPECT_DOUBLE_EQ(rows[0].value, k1 / n);
+  EXPECT_DOUBLE_EQ(rows[1].value, k5 / n);
+  const double p = k1 / n;
+  EXPECT_NEAR(*rows[0].std_error, std::sqrt(p * (1 - p) * n / (n - 1)) / std::sqrt(double(n)), 1e-12);
+  EXPECT_EQ(rows[0].n, n);
+  EXPECT_GT(k5, k1);  // a random classifier ranks some labels second to fifth
+
+  auto message = [&](ot::VisionEncoder& m, const ot::ImageDataset& d) -> std::string {
+    try {
+      ot::evaluate_image_classification(m, d, proc, "t", 4, ot::dist::host_communicator());
+    } catch (const ot::Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  ot::VisionEncoder clip = ot::load_vision_model(vision_dir("clip_vision"));
+  EXPECT_NE(message(clip, data).find("has no classifier"), std::string::npos);
+  ot::ImageDataset wide = data;
+  wide.labels = wide.labels.clone();
+  wide.labels[3] = 12;
+  EXPECT_NE(message(vit, wide).find("label 12 is outside the model's 10 classes"), std::string::npos);
+
+  // the same through `ot eval --images`
+  auto r = ot::test::run_cli("eval --model " + vision_dir("vit") + " --images cifar10=" + tmp.path() +
+                             " --batch-size 5 --output " + tmp.file("res.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto res = nlohmann::json::parse(ot::read_text_file(tmp.file("res.json")));
+  EXPECT_DOUBLE_EQ(res["results"]["cifar10"]["acc"].get<double>(), k1 / n);
+  EXPECT_DOUBLE_EQ(res["results"]["cifar10"]["acc_top5"].get<double>(), k5 / n);
+  r = ot::test::run_cli("eval --model " + ot::test::fixture_dir("opt") + " --images cifar10=" + tmp.path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("is a language model"), std::string::npos) << r.err;
+  r = ot::test::run_cli("eval --model " + vision_dir("vit") + " --images cifar10=" + tmp.file("nowhere"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("nowhere"), std::string::npos) << r.err;
 }
 
 }  // namespace
