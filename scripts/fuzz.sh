@@ -10,7 +10,7 @@
 #   bash scripts/fuzz.sh                  # every target, 30 s each (CI: scripts/test.sh)
 #   bash scripts/fuzz.sh 600 toml adapter # a longer campaign on fuzz_toml and fuzz_adapter
 # NAME is a target with or without its fuzz_ prefix: safetensors tokenizer toml tasks
-# run_file bundle adapter llama2c brown bpe_trainer image (ls tests/fuzz/*.cpp).
+# run_file bundle adapter llama2c brown bpe_trainer image image_datasets (ls tests/fuzz/*.cpp).
 # Inputs are at most 4096 bytes, or the size of the target's largest seed if that is more.
 # tests/fuzz/fuzz_<name>.options, if present, holds extra libFuzzer flags for that target
 # (one line, with a comment above saying why).

@@ -19,7 +19,7 @@ fi
 echo "== unit and integration tests"
 ctest --test-dir "${OT_BUILD_DIR:-build}" --output-on-failure -j "$(nproc)" --timeout 900
 echo "== fuzzing"
-# 12 targets x 20 s plus their cold build (11 of them: 7 min 48 s on the shared 2-core machine).
+# 13 targets x 20 s plus their cold build (11 of them: 7 min 48 s on the shared 2-core machine).
 bash scripts/fuzz.sh "${OT_FUZZ_SECONDS:-20}"
 # LibTorch 2.6 from Debian 13 in chroots (scripts/torch2.sh, cached under $OT_CACHE/torch2):
 # in CI's time limit the CPU build runs the unit tests and the CUDA build is compiled and
