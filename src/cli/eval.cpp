@@ -34,10 +34,18 @@ std::pair<std::string, std::string> split_task_arg(const std::string& arg) {
   return {arg.substr(0, eq), arg.substr(eq + 1)};
 }
 
+// The options of `ot eval`.
+struct EvalArgs {
+  std::string model, tokenizer, corpus, output, setting, adapter, bundle, record, images, split = "test";
+  std::vector<std::string> tasks;
+  int64_t block_size = 512, limit = 0, batch_size = 1, max_length = 0;
+  bool no_row_bos = false;
+  RuntimeOptions rt;
+};
+
 // A vision encoder's classification accuracy on --images (the same output, --output,
 // --record and --adapter handling as for language models).
-template <class Args>
-void run_image_eval(const Args& a) {
+void run_image_eval(const EvalArgs& a) {
   OT_REQUIRE(a.tasks.empty() && a.corpus.empty(), "--task / --corpus: ", a.model,
              " is a vision encoder (give --images FORMAT=PATH)");
   OT_REQUIRE(!a.images.empty(), "nothing to evaluate: ", a.model, " is a vision encoder, give --images FORMAT=PATH");
@@ -71,14 +79,7 @@ void run_image_eval(const Args& a) {
 }  // namespace
 
 void register_eval(CLI::App& app) {
-  struct Args {
-    std::string model, tokenizer, corpus, output, setting, adapter, bundle, record, images, split = "test";
-    std::vector<std::string> tasks;
-    int64_t block_size = 512, limit = 0, batch_size = 1, max_length = 0;
-    bool no_row_bos = false;
-    RuntimeOptions rt;
-  };
-  auto args = std::make_shared<Args>();
+  auto args = std::make_shared<EvalArgs>();
   CLI::App* cmd = app.add_subcommand(
       "eval", "Zero-shot task metrics (lm-eval-harness v0.3.0) and perplexity; image-classification accuracy");
   cmd->add_option("--model", args->model, "HF checkpoint directory or offsite bundle")->required();

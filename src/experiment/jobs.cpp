@@ -198,13 +198,14 @@ void record_layout(results::RunRecorder* rec, const OffsiteLayout& layout) {
 // quantisation as a decoder's. The data-driven steps (CKA selection, distillation, the
 // emulator's perplexity) read text corpora, so they are refused by name for an encoder.
 EmulatorOutcome run_vision_emulator_job(const EmulatorJob& job, results::RunRecorder* rec) {
-  const char* text_only = !job.calibration && job.emulator.strategy != "cka" ? nullptr
-                          : "--strategy cka / --calibration";
-  if (job.distill) text_only = "--distill";
-  if (job.eval) text_only = "--eval-corpus";
-  OT_REQUIRE(text_only == nullptr, job.model_dir, ": ", text_only,
-             " reads a text corpus, which a vision encoder cannot take; build its emulator without it "
-             "(layer selection by uniform, floor or an index list, --repeat, --prune, --quantize)");
+  auto refuse_text = [&](bool asked, const char* option) {
+    OT_REQUIRE(!asked, job.model_dir, ": ", option,
+               " reads a text corpus, which a vision encoder cannot take; build its emulator without it "
+               "(layer selection by uniform, floor or an index list, --repeat, --prune, --quantize)");
+  };
+  refuse_text(job.distill.has_value(), "--distill");
+  refuse_text(job.eval.has_value(), "--eval-corpus");
+  refuse_text(job.calibration.has_value() || job.emulator.strategy == "cka", "--strategy cka / --calibration");
   EmulatorOutcome out;
   reset_peak_rss();
   VisionEncoder full = load_vision_model(job.model_dir, job.load);

@@ -3,10 +3,6 @@
 
 #include <torch/torch.h>
 
-#include <set>
-#include <sstream>
-
-#include "model/activation_checkpoint.h"
 #include "model/precision.h"
 #include "util/error.h"
 

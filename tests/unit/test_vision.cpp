@@ -155,9 +155,8 @@ TEST(VisionModel, PixelsAreChecked) {
 }
 
 // With the checkpoint's own size, resizing is the identity; for another size the class
-// position is kept and the grid has the new shape; at 2x the resized grid holds the original
-// values where a bicubic upsampling by an exact factor does not reproduce them (a smooth
-// interpolation), so the check is on shapes, the class row and bounds.
+// position is kept, the grid has the new shape, and a constant grid stays constant (bicubic
+// weights sum to one); the model then runs on the larger images.
 TEST(VisionModel, PositionEmbeddingsResizeForOtherImageSizes) {
   torch::manual_seed(3);
   at::Tensor pos = torch::randn({1, 1 + 16, 8});
