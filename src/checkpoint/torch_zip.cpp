@@ -1,9 +1,13 @@
-// checkpoint/torch_zip.cpp: see torch_zip.h. Torch-free. Offsets and sizes are those of
-// PKWARE's APPNOTE (sections 4.3.7 local header, 4.3.12 central header, 4.3.14-4.3.16 zip64
-// and end records, 4.5.3 zip64 extra field).
+// checkpoint/torch_zip.cpp: see torch_zip.h. Torch-free; zlib inflates and sums. Offsets and
+// sizes are those of PKWARE's APPNOTE (sections 4.3.7 local header, 4.3.12 central header,
+// 4.3.14-4.3.16 zip64 and end records, 4.5.3 zip64 extra field).
 #include "checkpoint/torch_zip.h"
 
+#include <zlib.h>
+
+#include <algorithm>
 #include <cstring>
+#include <set>
 
 #include "util/error.h"
 
@@ -30,7 +34,7 @@ bool inside(std::uint64_t offset, std::uint64_t n, std::uint64_t size) {
 
 }  // namespace
 
-std::uint64_t check_torch_zip(const char* d, std::size_t size, const std::string& path) {
+std::vector<ZipEntry> read_zip_directory(const char* d, std::size_t size, const std::string& path) {
   const std::string what = ": corrupt PyTorch zip checkpoint: ";
   // The end-of-central-directory record: 22 bytes plus a comment of at most 64 KiB; the
   // last signature wins, as in miniz.
@@ -75,6 +79,8 @@ std::uint64_t check_torch_zip(const char* d, std::size_t size, const std::string
              cd_size, " bytes");
 
   // Every central header, its local header and its data.
+  std::vector<ZipEntry> out;
+  std::set<std::string> names;
   std::uint64_t p = cd_offset;
   const std::uint64_t cd_end = cd_offset + cd_size;
   for (std::uint64_t i = 0; i < entries; ++i) {
@@ -117,11 +123,58 @@ std::uint64_t check_torch_zip(const char* d, std::size_t size, const std::string
                local, " is missing");
     const std::uint64_t data = local + kLocalBytes + get<std::uint16_t>(d + local + 26) +
                                get<std::uint16_t>(d + local + 28);
-    OT_REQUIRE(inside(data, comp, size), path, what, "entry ", i, " ('", std::string(c + kCentralBytes, name_len),
-               "'): its ", comp, " bytes of data run past the end of the file (truncated?)");
+    std::string name(c + kCentralBytes, name_len);
+    OT_REQUIRE(inside(data, comp, size), path, what, "entry ", i, " ('", name, "'): its ", comp,
+               " bytes of data run past the end of the file (truncated?)");
+    OT_REQUIRE(names.insert(name).second, path, what, "entry '", name, "' appears twice");
+    out.push_back({std::move(name), method, data, comp, uncomp, get<std::uint32_t>(c + 16)});
     p += kCentralBytes + var;
   }
-  return entries;
+  return out;
+}
+
+void read_zip_entry(const char* d, const ZipEntry& e, char* out, const std::string& path) {
+  const std::string what = ": corrupt PyTorch zip checkpoint: entry '" + e.name + "': ";
+  if (e.size == 0) {  // nothing to write; the CRC-32 of no bytes is 0
+    OT_REQUIRE(e.crc32 == 0, path, what, "CRC-32 mismatch (the file is corrupt)");
+    return;
+  }
+  if (e.method == 0) {
+    std::memcpy(out, d + e.offset, e.size);
+  } else {
+    // Raw deflate (negative window bits: no zlib header), fed in pieces that fit zlib's uInt;
+    // both buffers are topped up before every call, so Z_BUF_ERROR means no progress can be made.
+    z_stream z{};
+    OT_REQUIRE(inflateInit2(&z, -MAX_WBITS) == Z_OK, path, what, "zlib could not start");
+    const std::uint64_t chunk = 1u << 30;
+    std::uint64_t in_left = e.stored_size, out_left = e.size;
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(d + e.offset));
+    z.next_out = reinterpret_cast<Bytef*>(out);
+    int rc = Z_OK;
+    while (rc == Z_OK) {
+      if (z.avail_in == 0) {
+        z.avail_in = static_cast<uInt>(std::min(in_left, chunk));
+        in_left -= z.avail_in;
+      }
+      if (z.avail_out == 0) {
+        z.avail_out = static_cast<uInt>(std::min(out_left, chunk));
+        out_left -= z.avail_out;
+      }
+      rc = inflate(&z, Z_NO_FLUSH);
+    }
+    const std::uint64_t produced = e.size - out_left - z.avail_out;
+    inflateEnd(&z);
+    OT_REQUIRE(rc == Z_STREAM_END && produced == e.size, path, what, "its deflated data ",
+               rc == Z_STREAM_END ? "inflates to fewer bytes than recorded" : "is corrupt or does not fit its size");
+  }
+  // zlib's crc32 takes at most uInt bytes at a time.
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (std::uint64_t done = 0; done < e.size;) {
+    const auto n = static_cast<uInt>(std::min<std::uint64_t>(e.size - done, 1u << 30));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(out + done), n);
+    done += n;
+  }
+  OT_REQUIRE(crc == e.crc32, path, what, "CRC-32 mismatch (the file is corrupt)");
 }
 
 }  // namespace ot

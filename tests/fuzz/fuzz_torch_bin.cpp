@@ -1,10 +1,8 @@
 // tests/fuzz/fuzz_torch_bin.cpp: libFuzzer target for the `pytorch_model.bin` reader
-// (checkpoint/torch_bin.h load_torch_bin): the zip checks of our own, then LibTorch's zip
-// reader and unpickler (torch::pickle_load), then the state-dict checks. The input is
-// written to a file and loaded. Any input must load or throw ot::Error; anything else
-// escaping, a crash or a sanitizer report is a bug. Linked with LibTorch (see
-// fuzz_torch_bin.sources); the sanitizers cover our code only, a crash inside LibTorch
-// still stops the run.
+// (checkpoint/torch_bin.h load_torch_bin): the zip directory and entries, the pickle machine,
+// the storages and views. The input is written to a file and loaded. Any input must load or
+// throw ot::Error; anything else escaping, a crash, a leak or a sanitizer report is a bug.
+// Linked with LibTorch for the tensors it makes (see fuzz_torch_bin.sources).
 //
 // The seeds in tests/fuzz/seeds/torch_bin were written by this binary with
 // torch::pickle_save (the zip format torch.save writes since 1.6):
@@ -53,10 +51,6 @@ void write_seeds(const std::string& dir) {
 }
 
 }  // namespace
-
-// LibTorch 1.13 leaks its zip reader's buffers when a file is rejected (not our code, and not
-// instrumented); leak checking, per input and at exit, would stop every run on that.
-extern "C" const char* __asan_default_options() { return "detect_leaks=0"; }
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   if (const char* dir = std::getenv("OT_FUZZ_WRITE_SEEDS")) {

@@ -340,8 +340,9 @@ TEST_F(SafetensorsCorrupt, ValidHeaderStillParses) {
 // ---------------------------------------------------------------- corrupt torch .bin
 
 // Found by tests/fuzz/fuzz_torch_bin (seed cd_past_end.bin): a zip whose zip64 end record
-// lies past the end of the file crashed LibTorch's zip reader (it reads where the end
-// records point without bounds checks). torch_zip.cpp now checks every zip structure first.
+// lies past the end of the file crashed LibTorch's zip reader, which the reader used then (it
+// reads where the end records point without bounds checks). torch_zip.cpp checks every zip
+// structure, and LibTorch's reader and unpickler are no longer used (test_torch_pickle.cpp).
 TEST(CheckpointTorchBin, ZipStructuresOutsideTheFileAreRejected) {
   ot::test::TempDir tmp;
   const std::string p = tmp.file("pytorch_model.bin");
