@@ -99,6 +99,15 @@ LoadOptions apply_training_command_options(const RuntimeOptions& o, TrainerOptio
   return load;
 }
 
+ImageDataSpec parse_image_spec(const std::string& flag, const std::string& arg, const std::string& split,
+                               int64_t max_examples) {
+  const size_t eq = arg.find('=');
+  OT_REQUIRE(eq != std::string::npos && eq > 0 && eq + 1 < arg.size(), flag, " '", arg,
+             "': expected FORMAT=PATH, e.g. cifar10=data/cifar-10-batches-bin (formats: imagefolder, cifar10, "
+             "cifar100, idx)");
+  return ImageDataSpec{arg.substr(0, eq), arg.substr(eq + 1), split, max_examples};
+}
+
 void run_recorded(results::RunRecorder* rec, const std::function<void()>& body) {
   try {
     body();

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "experiment/jobs.h"
 #include "model/load.h"
 #include "model/precision.h"
 #include "results/run_file.h"
@@ -46,6 +47,10 @@ void apply_training_options(const RuntimeOptions& o, TrainerOptions& t);
 // them applied (apply_runtime_options, apply_training_options, the schedule's name checked).
 void add_training_command_options(CLI::App* cmd, TrainerOptions& t, RuntimeOptions& o);
 LoadOptions apply_training_command_options(const RuntimeOptions& o, TrainerOptions& t);
+
+// FORMAT=PATH of an image flag (--images, --distill-images, ...) and the split to read.
+ImageDataSpec parse_image_spec(const std::string& flag, const std::string& arg, const std::string& split,
+                               int64_t max_examples = 0);
 
 // Runs a command body, marks its run file (if any) completed or failed, and turns a
 // preemption (ot::Preempted: SIGUSR1/SIGTERM during training, state already written) into

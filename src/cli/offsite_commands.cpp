@@ -43,7 +43,8 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
     struct Args {
       EmulatorJob job;
       std::string adapter = "2,2", record, distill, eval, calibration, text_field = "text";
-      int64_t block_size = 512, eval_blocks = 0;
+      std::string distill_images, eval_images, eval_split = "test";
+      int64_t block_size = 512, eval_blocks = 0, max_images = 0, max_eval_images = 0;
       RuntimeOptions rt;
     };
     auto a = std::make_shared<Args>();
@@ -63,17 +64,31 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
     cmd->add_option("--eval-corpus", a->eval, "perplexity text for choosing the best distilled emulator");
     cmd->add_option("--eval-blocks", a->eval_blocks, "use only the first N blocks of --eval-corpus (0: all)")->check(at_least(0));
     cmd->add_option("--calibration", a->calibration, "text for --strategy cka");
+    cmd->add_option("--distill-images", a->distill_images,
+                    "vision: distil the emulator by feature KD on these images, FORMAT=PATH (train split)");
+    cmd->add_option("--eval-images", a->eval_images,
+                    "vision: held-out images, FORMAT=PATH; the distilled emulator with the lowest mean KD loss on them is kept");
+    cmd->add_option("--eval-split", a->eval_split, "split of --eval-images")->capture_default_str();
+    cmd->add_option("--max-images", a->max_images, "use only the first N distillation images (0: all)")->check(at_least(0));
+    cmd->add_option("--max-eval-images", a->max_eval_images, "use only the first N held-out images (0: all)")->check(at_least(0));
+    cmd->add_option("--num-labels", a->job.num_labels,
+                    "vision: issue the bundle with a new classifier of N classes, trainable with the adapter")
+        ->check(at_least(1));
     cmd->add_option("--text-field", a->text_field, "JSONL field holding the text")->capture_default_str();
     cmd->add_option("--tokenizer", a->job.tokenizer, "tokenizer (default: the model directory)");
     cmd->add_option("--block-size", a->block_size, "tokens per training block")->capture_default_str()->check(in_range(2, 1 << 24));
-    cmd->add_option("--kd-weight", a->job.distill_loss.kd_weight, "weight of the normalised-MSE KD loss")->capture_default_str()->check(at_least(0));
-    cmd->add_option("--lm-weight", a->job.distill_loss.lm_weight, "weight of the LM loss")->capture_default_str()->check(at_least(0));
+    CLI::Option* kd = cmd->add_option("--kd-weight", a->job.distill_loss.kd_weight,
+                                      "weight of the normalised-MSE KD loss (vision default: 1)")
+                          ->capture_default_str()->check(at_least(0));
+    CLI::Option* lm = cmd->add_option("--lm-weight", a->job.distill_loss.lm_weight,
+                                      "weight of the LM loss (vision default: 0, feature KD alone)")
+                          ->capture_default_str()->check(at_least(0));
     cmd->add_option("--cache-dir", a->job.cache_dir, "token cache directory");
     cmd->add_option("--record", a->record, "record the run to this HDF5 file");
     cmd->add_flag("--hash-files", a->job.hash_files, "record the SHA-256 digest of the bundle written (with --record)");
     cmd->add_option("--out", a->job.out_dir, "bundle directory to write")->required();
     add_training_command_options(cmd, a->job.trainer, a->rt);
-    cmd->callback([a, cmdline] {
+    cmd->callback([a, cmdline, lm, kd] {
       a->job.load = apply_training_command_options(a->rt, a->job.trainer);
       std::tie(a->job.emulator.bottom, a->job.emulator.top) = parse_adapter(a->adapter);
       auto spec = [&](const std::string& p, int64_t max_blocks) {
@@ -82,6 +97,14 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
       if (!a->distill.empty()) a->job.distill = spec(a->distill, 0);
       if (!a->eval.empty()) a->job.eval = spec(a->eval, a->eval_blocks);
       if (!a->calibration.empty()) a->job.calibration = spec(a->calibration, 16);
+      if (!a->distill_images.empty())
+        a->job.distill_images = parse_image_spec("--distill-images", a->distill_images, "train", a->max_images);
+      if (!a->eval_images.empty())
+        a->job.eval_images = parse_image_spec("--eval-images", a->eval_images, a->eval_split, a->max_eval_images);
+      if (is_vision_model_dir(a->job.model_dir)) {  // the paper distils vision encoders by feature KD alone
+        if (lm->count() == 0) a->job.distill_loss.lm_weight = 0.0;
+        if (kd->count() == 0) a->job.distill_loss.kd_weight = 1.0;
+      }
       install_stop_signals();
       auto rec = open_recorder(a->record, "emulator", cmdline, "");
       run_recorded(rec.get(), [&] {
@@ -93,6 +116,8 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
         os << ")";
         if (o.full_ppl) os << "; ppl full " << *o.full_ppl << ", emulator " << *o.zs_emulator_ppl;
         if (o.distilled_emulator_ppl) os << ", distilled emulator " << *o.distilled_emulator_ppl;
+        if (o.zs_emulator_kd) os << "; held-out KD emulator " << *o.zs_emulator_kd;
+        if (o.distilled_emulator_kd) os << ", distilled emulator " << *o.distilled_emulator_kd;
         std::cout << os.str() << "\n";
       });
     });
@@ -100,8 +125,8 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
   {
     struct Args {
       FinetuneJob job;
-      std::string record, corpus, eval_corpus, text_field = "text";
-      int64_t prefix = -1;
+      std::string record, corpus, eval_corpus, text_field = "text", images, eval_images, eval_split = "test";
+      int64_t prefix = -1, max_images = 0;
       RuntimeOptions rt;
     };
     auto a = std::make_shared<Args>();
@@ -121,6 +146,16 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
     cmd->add_option("--validation-file", a->job.validation_file, "validation file (default: the first 5% of train)");
     cmd->add_option("--corpus", a->corpus, "or language modelling on this text/JSONL");
     cmd->add_option("--eval-corpus", a->eval_corpus, "validation text for --corpus");
+    cmd->add_option("--images", a->images, "or, for a vision encoder, classification on these images: FORMAT=PATH "
+                    "(imagefolder, cifar10, cifar100, idx; train split)");
+    cmd->add_option("--eval-images", a->eval_images, "validation images for --images, FORMAT=PATH (default: a seeded "
+                    "--validation-percent of the training images)");
+    cmd->add_option("--eval-split", a->eval_split, "split of --eval-images")->capture_default_str();
+    cmd->add_option("--validation-percent", a->job.validation_percent, "with --images and no --eval-images: share "
+                    "of the training images held out")->capture_default_str()->check(in_range(0, 100));
+    cmd->add_option("--max-images", a->max_images, "use only the first N training images (0: all)")->check(at_least(0));
+    cmd->add_flag("--new-classifier", a->job.new_classifier,
+                  "full model: a new classifier over the images' classes (replacing any it has)");
     cmd->add_option("--text-field", a->text_field, "JSONL field holding the text")->capture_default_str();
     cmd->add_option("--block-size", a->job.block_size, "longest sequence")->capture_default_str()->check(in_range(2, 1 << 24));
     cmd->add_option("--prefix-token", a->prefix, "id placed before every training example (OPT: 2)")->check(at_least(0));
@@ -138,7 +173,10 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
       if (a->prefix >= 0) a->job.prefix_token = a->prefix;
       if (!a->corpus.empty()) a->job.corpus = CorpusSpec{a->corpus, a->text_field, a->job.block_size, 0};
       if (!a->eval_corpus.empty()) a->job.eval_corpus = CorpusSpec{a->eval_corpus, a->text_field, a->job.block_size, 0};
-      OT_REQUIRE(a->job.task.empty() != a->corpus.empty(), "give exactly one of --task (with --train-file) or --corpus");
+      if (!a->images.empty()) a->job.images = parse_image_spec("--images", a->images, "train", a->max_images);
+      if (!a->eval_images.empty()) a->job.eval_images = parse_image_spec("--eval-images", a->eval_images, a->eval_split);
+      OT_REQUIRE(int(!a->job.task.empty()) + int(!a->corpus.empty()) + int(!a->images.empty()) == 1,
+                 "give exactly one of --task (with --train-file), --corpus or --images");
       install_stop_signals();
       auto rec = open_recorder(a->record, "finetune", cmdline, "");
       run_recorded(rec.get(), [&] {

@@ -2,7 +2,8 @@
 // model owner checks the returned adapter against the bundle it issued (offsite/adapter.h:
 // only the issued blocks, and the head where issued, in the issued dtypes and shapes, finite),
 // writes it (LoRA already merged) into the full model and saves the adapted model as an
-// ordinary HF checkpoint.
+// ordinary HF checkpoint, with its tokenizer or image processor. A vision bundle issued with
+// its own classifier gives the full model that classifier first.
 #include <iostream>
 
 #include "cli/commands.h"
@@ -39,15 +40,31 @@ void register_plugin(CLI::App& app) {
     LoadOptions lo = apply_runtime_options(args->rt);
     run_recorded(rec.get(), [&] {
       Adapter a = load_adapter(args->adapter);  // read the small inputs first
-      DecoderLM full = load_model(args->model, lo);
-      const IssuedAdapter issued = read_issued_adapter(args->bundle, *full);
-      plug_in(*full, a, args->adapter, issued);
+      const bool vision = is_vision_model_dir(args->model);
+      VisionEncoder encoder{nullptr};
+      DecoderLM decoder{nullptr};
+      if (vision)
+        encoder = load_vision_model(args->model, lo);
+      else
+        decoder = load_model(args->model, lo);
+      BlockModelImpl& full = vision ? static_cast<BlockModelImpl&>(*encoder) : *decoder;
+      adopt_issued_classifier(full, args->bundle);
+      const IssuedAdapter issued = read_issued_adapter(args->bundle, full);
+      plug_in(full, a, args->adapter, issued);
       nlohmann::json extra = {{"offsite_plugin", {{"adapter", args->adapter}, {"bundle", args->bundle},
                                                   {"blocks", a.config["blocks"]}, {"fingerprint", issued.fingerprint}}}};
-      // Weights and tokenizer appear together (a kill between two writes left no tokenizer).
+      // Weights and tokenizer (or image processor) appear together: a kill between two
+      // writes left a checkpoint without them.
       write_dir_atomically(args->out, [&](const std::string& tmp) {
-        save_model(full, tmp, extra);
-        copy_tokenizer_files(args->model, tmp);
+        if (vision) {
+          save_model(encoder, tmp, extra);
+          const std::string processor = path_join(args->model, "preprocessor_config.json");
+          if (file_exists(processor))
+            write_text_file_atomically(path_join(tmp, "preprocessor_config.json"), read_text_file(processor));
+        } else {
+          save_model(decoder, tmp, extra);
+          copy_tokenizer_files(args->model, tmp);
+        }
       });
       if (rec) {
         rec->set_attribute("model", args->model);
@@ -60,7 +77,7 @@ void register_plugin(CLI::App& app) {
           rec->set_attribute("adapter_sha256", directory_sha256(args->adapter));
         }
       }
-      std::cout << args->out << ": " << arch_name(full->config().arch) << " with " << a.tensors.size()
+      std::cout << args->out << ": " << arch_name(full.config().arch) << " with " << a.tensors.size()
                 << " adapter tensors from " << args->adapter << " (blocks " << a.config["blocks"].dump()
                 << ", checked against " << args->bundle << ")\n";
     });

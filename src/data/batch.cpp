@@ -17,6 +17,7 @@ Batch to_device(const Batch& b, const c10::Device& device) {
   out.input_ids = move(b.input_ids, device);
   out.attention_mask = move(b.attention_mask, device);
   out.labels = move(b.labels, device);
+  out.pixel_values = move(b.pixel_values, device);
   out.tokens = b.tokens;
   return out;
 }

@@ -852,14 +852,19 @@ TaskFiles task_files(const std::string& task, const std::string& root) {
   return f;
 }
 
-TrainValidationSplit split_validation(const std::vector<TaskDoc>& docs, int percent, uint64_t seed) {
-  (void)seed;
+int64_t validation_split_size(int64_t n, int percent) {
   OT_REQUIRE(percent >= 0 && percent <= 100, "validation split percentage ", percent, " outside [0, 100]");
   // int(round(p * n / 100)) with round-half-to-even, in exact integer arithmetic.
-  const uint64_t q = static_cast<uint64_t>(percent) * docs.size();
+  const uint64_t q = static_cast<uint64_t>(percent) * static_cast<uint64_t>(n);
   uint64_t k = q / 100;
   const uint64_t r = q % 100;
   if (r > 50 || (r == 50 && (k % 2 == 1))) ++k;
+  return static_cast<int64_t>(k);
+}
+
+TrainValidationSplit split_validation(const std::vector<TaskDoc>& docs, int percent, uint64_t seed) {
+  (void)seed;
+  const auto k = static_cast<std::size_t>(validation_split_size(static_cast<int64_t>(docs.size()), percent));
   TrainValidationSplit s;
   s.validation.assign(docs.begin(), docs.begin() + static_cast<std::ptrdiff_t>(k));
   s.train.assign(docs.begin() + static_cast<std::ptrdiff_t>(k), docs.end());

@@ -110,6 +110,8 @@ struct TrainValidationSplit {
 };
 TrainValidationSplit split_validation(const std::vector<TaskDoc>& docs, int percent = 5,
                                       uint64_t seed = 0);
+// The number of validation examples that split takes from n: int(round(percent * n / 100)).
+int64_t validation_split_size(int64_t n, int percent);
 
 // Template helpers, exposed for tests and for the evaluation harness.
 std::string hellaswag_preprocess(const std::string& text);  // LM_EVAL 3.4

@@ -57,4 +57,30 @@ std::vector<TaskResult> evaluate_image_classification(VisionEncoder& model, cons
   return rows;
 }
 
+ClassificationScore classification_score(VisionEncoder& model, const BatchSource& source, int64_t batch_size,
+                                         dist::Communicator& comm) {
+  OT_REQUIRE(model->has_classifier(), "validation: the model has no classifier");
+  OT_REQUIRE(batch_size > 0, "batch size: expected a positive number, got ", batch_size);
+  torch::NoGradGuard no_grad;
+  const auto [begin, end] = dist::shard_range(source.size(), comm.rank(), comm.size());
+  double loss_sum = 0.0, correct = 0.0;
+  for (int64_t b = begin; b < end; b += batch_size) {
+    std::vector<int64_t> idx;
+    for (int64_t i = b; i < std::min(end, b + batch_size); ++i) idx.push_back(i);
+    const Batch batch = source.batch(idx);
+    const at::Tensor logits = model->forward(batch.pixel_values.to(model->device())).logits.to(torch::kCPU, torch::kFloat);
+    const at::Tensor labels = batch.labels.to(torch::kLong);
+    loss_sum += classification_loss(logits, labels).item<double>() * static_cast<double>(idx.size());
+    correct += logits.argmax(1).eq(labels).sum().item<double>();
+  }
+  const std::vector<double> sums = comm.all_reduce_sum(std::vector<double>{loss_sum, correct});
+  ClassificationScore s;
+  s.n = source.size();
+  if (s.n > 0) {
+    s.loss = sums[0] / static_cast<double>(s.n);
+    s.accuracy = sums[1] / static_cast<double>(s.n);
+  }
+  return s;
+}
+
 }  // namespace ot

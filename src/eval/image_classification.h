@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "data/batch.h"
 #include "data/image_datasets.h"
 #include "data/image_processor.h"
 #include "dist/communicator.h"
@@ -16,6 +17,18 @@
 #include "model/vision_encoder.h"
 
 namespace ot {
+
+struct ClassificationScore {
+  double loss = 0.0;      // mean cross entropy
+  double accuracy = 0.0;  // top-1
+  int64_t n = 0;
+};
+
+// Mean loss and top-1 accuracy of `model` over every example of `source` (its batch(), never
+// augmented: data/image_source.h), the examples split over the ranks of `comm`; every rank
+// returns the same score. For validation during training.
+ClassificationScore classification_score(VisionEncoder& model, const BatchSource& source, int64_t batch_size,
+                                         dist::Communicator& comm);
 
 // Rows `acc` (top-1) and, for more than 5 classes, `acc_top5`, both in [0, 1], task `task`.
 // The model must have a classifier with at least as many classes as the dataset's labels

@@ -30,12 +30,26 @@ struct CorpusSpec {
   int64_t max_blocks = 0;      // > 0: use only the first N blocks (evaluation budgets)
 };
 
+// Where a job's images come from (data/image_datasets.h): a dataset on disk and its split.
+struct ImageDataSpec {
+  std::string format;          // imagefolder | cifar10 | cifar100 | idx
+  std::string path;
+  std::string split = "train";
+  int64_t max_examples = 0;    // > 0: only the first N examples (budgets)
+};
+
 struct EmulatorJob {
   std::string model_dir, out_dir, tokenizer;
   EmulatorOptions emulator;
   std::optional<CorpusSpec> calibration;  // --strategy cka
   std::optional<CorpusSpec> distill;      // distillation data
   std::optional<CorpusSpec> eval;         // emulator perplexity during distillation
+  // Vision encoders: distillation images, and held-out images whose mean KD loss picks the
+  // distilled emulator kept (the paper's selection by KD loss).
+  std::optional<ImageDataSpec> distill_images, eval_images;
+  // Vision encoders: > 0 issues the bundle with a fresh classifier of this many classes,
+  // trainable with the adapter (the head is issued; see EmulatorOptions::train_head).
+  int64_t num_labels = 0;
   DistillOptions distill_loss;
   TrainerOptions trainer;
   LoadOptions load;
@@ -47,6 +61,7 @@ struct EmulatorJob {
 struct EmulatorOutcome {
   OffsiteLayout layout;
   std::optional<double> zs_emulator_ppl, distilled_emulator_ppl, full_ppl;
+  std::optional<double> zs_emulator_kd, distilled_emulator_kd;  // vision: mean KD on the held-out images
   TrainResult train;
 };
 
@@ -61,8 +76,13 @@ struct FinetuneJob {
   PeftOptions peft;
   // Data: a downstream task (train file, optional validation file; else the first 5%)...
   std::string task, train_file, validation_file;
-  // ...or a corpus (language modelling).
+  // ...or a corpus (language modelling)...
   std::optional<CorpusSpec> corpus, eval_corpus;
+  // ...or images (a vision encoder's classification): validation on eval_images, else on a
+  // seeded `validation_percent` of the training images.
+  std::optional<ImageDataSpec> images, eval_images;
+  int validation_percent = 5;
+  bool new_classifier = false;          // full model: a fresh classifier for the images' classes
   int64_t block_size = 512;
   std::optional<int64_t> prefix_token;  // OPT: "</s>" before every example
   TrainerOptions trainer;
@@ -83,6 +103,11 @@ struct FinetuneOutcome {
 
 // Throws Preempted (util/signals.h) when a stop signal ends fine-tuning, its state saved.
 FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* rec);
+
+// The vision halves of the two (experiment/vision_jobs.cpp), which the two above hand a
+// vision encoder to.
+EmulatorOutcome run_vision_emulator_job(const EmulatorJob& job, results::RunRecorder* rec);
+FinetuneOutcome run_vision_finetune_job(const FinetuneJob& job, results::RunRecorder* rec);
 
 // Token blocks of a corpus for `tok`, cached under cache_dir.
 std::shared_ptr<BatchSource> corpus_blocks(const CorpusSpec& spec, const Tokenizer& tok,

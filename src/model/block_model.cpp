@@ -173,6 +173,12 @@ bool BlockModelImpl::is_head_param(const std::string& k) {
   return k.rfind("embed.", 0) != 0 && k.rfind("blocks.", 0) != 0;
 }
 
+bool BlockModelImpl::is_output_layer_param(const std::string& k) {
+  for (const char* layer : {"lm_head.", "classifier.", "visual_projection."})
+    if (k.rfind(layer, 0) == 0) return true;
+  return false;
+}
+
 at::ScalarType BlockModelImpl::dtype() const {
   for (const auto& p : parameters(/*recurse=*/true)) return p.scalar_type();
   return at::kFloat;

@@ -64,6 +64,9 @@ class BlockModelImpl : public torch::nn::Module {
   // Whether an internal parameter name belongs to the head part: the final norm and the
   // output layer (lm_head, classifier, visual_projection), i.e. neither embed.* nor blocks.*.
   static bool is_head_param(const std::string& internal);
+  // Whether it is the output layer itself (lm_head, classifier, visual_projection): what
+  // TrainerOptions::head_lr_scale speeds up.
+  static bool is_output_layer_param(const std::string& internal);
   at::ScalarType dtype() const;
   c10::Device device() const;
 

@@ -112,9 +112,19 @@ struct Reader {
 
 constexpr const char* kSupportedTypes = "opt, gpt2, bloom, llama, vit, clip_vision_model, clip";
 
+// A classifier's class count: id2label's size (what transformers derives num_labels from),
+// else num_labels, else transformers' default of 2.
+int64_t read_num_labels(const Reader& r) {
+  const nlohmann::json* labels = r.find({"id2label"});
+  if (!labels) return r.positive_or({"num_labels"}, 2);
+  OT_REQUIRE(labels->is_object() && !labels->empty(), r.source,
+             ": key 'id2label': expected an object mapping class indices to names");
+  return static_cast<int64_t>(labels->size());
+}
+
 // ViT (ViTModel, ViTForImageClassification) and CLIP's vision tower (CLIPVisionModel
-// [WithProjection], or the vision half of a CLIPModel's config), with transformers' defaults
-// for the keys save_pretrained leaves out.
+// [WithProjection], CLIPForImageClassification, or the vision half of a CLIPModel's config),
+// with transformers' defaults for the keys save_pretrained leaves out.
 void parse_vision(ModelConfig& c, const nlohmann::json& j, const std::string& source, const std::string& type) {
   const nlohmann::json* tower = &j;
   std::string where = source;
@@ -148,14 +158,7 @@ void parse_vision(ModelConfig& c, const nlohmann::json& j, const std::string& so
     c.residual_dropout = r.number_or("hidden_dropout_prob", 0.0);
     c.attention_dropout = r.number_or("attention_probs_dropout_prob", 0.0);
     if (r.names_class("ViTForImageClassification")) {
-      const nlohmann::json* labels = r.find({"id2label"});
-      if (labels) {
-        OT_REQUIRE(labels->is_object() && !labels->empty(), where,
-                   ": key 'id2label': expected an object mapping class indices to names");
-        c.num_labels = static_cast<int64_t>(labels->size());
-      } else {
-        c.num_labels = r.positive_or({"num_labels"}, 2);
-      }
+      c.num_labels = read_num_labels(r);
     } else {
       for (const char* other : {"ViTForMaskedImageModeling", "ViTMAEModel", "ViTMAEForPreTraining"})
         OT_REQUIRE(!r.names_class(other), where, ": key 'architectures': ", other,
@@ -164,7 +167,10 @@ void parse_vision(ModelConfig& c, const nlohmann::json& j, const std::string& so
     }
   } else {
     c.attention_dropout = r.number_or("attention_dropout", 0.0);
-    if (c.clip_two_towers)
+    // transformers' CLIPForImageClassification: the labels are the top-level config's.
+    if (top.names_class("CLIPForImageClassification"))
+      c.num_labels = read_num_labels(top);
+    else if (c.clip_two_towers)
       c.projection_dim = top.positive_or({"projection_dim"}, 512);
     else if (r.names_class("CLIPVisionModelWithProjection"))
       c.projection_dim = r.positive_or({"projection_dim"}, 512);
@@ -297,10 +303,10 @@ nlohmann::json model_config_to_json(const ModelConfig& c) {
     if (c.clip_two_towers) {
       // What is written is the vision tower alone: a CLIPVisionModelWithProjection config.
       nlohmann::json vision = j.value("vision_config", nlohmann::json::object());
-      for (const char* k : {"offsite", "torch_dtype", "transformers_version"})
+      for (const char* k : {"offsite", "torch_dtype", "transformers_version", "id2label", "label2id"})
         if (j.contains(k)) vision[k] = j[k];
-      vision["projection_dim"] = c.projection_dim;
-      vision["architectures"] = {"CLIPVisionModelWithProjection"};
+      if (c.projection_dim > 0) vision["projection_dim"] = c.projection_dim;
+      vision["architectures"] = {c.num_labels > 0 ? "CLIPForImageClassification" : "CLIPVisionModelWithProjection"};
       j = vision;
     }
     j["model_type"] = arch_name(c.arch);

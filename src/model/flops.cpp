@@ -24,25 +24,28 @@ PartFlops matrices(const std::vector<at::Tensor>& params) {
   return f;
 }
 
-// Parts in forward order: blocks, then the head (final norm + LM projection).
-std::vector<PartFlops> parts(DecoderLM& model, int64_t seq_len) {
+// Parts in forward order: blocks, then the head (final norm + output layer).
+std::vector<PartFlops> parts(BlockModelImpl& model, int64_t seq_len) {
   std::vector<PartFlops> out;
-  const double C = double(model->config().hidden_size);
-  for (int64_t i = 0; i < model->num_blocks(); ++i) {
-    PartFlops b = matrices(model->block(i).parameters());
+  const ModelConfig& cfg = model.config();
+  const double C = double(cfg.hidden_size);
+  for (int64_t i = 0; i < model.num_blocks(); ++i) {
+    PartFlops b = matrices(model.block(i).parameters());
     b.forward += 4.0 * double(seq_len) * C;
     out.push_back(b);
   }
-  // The LM projection: its weight is lm_head's, or the (tied) token embedding's.
   PartFlops head;
-  const double V = double(model->config().vocab_size);
-  head.forward = 2.0 * C * V;
   bool head_trains = false;
-  for (const auto& item : model->named_parameters(true)) {
+  for (const auto& item : model.named_parameters(true)) {
     const std::string& k = item.key();
     const bool in_block = k.rfind("blocks.", 0) == 0;
     if (!in_block && item.value().requires_grad()) head_trains = true;
+    // A vision encoder's output layers see one token per image (the class token or a pool).
+    if (is_vision(cfg.arch) && BlockModelImpl::is_output_layer_param(k) && item.value().dim() == 2)
+      head.forward += 2.0 * double(item.value().numel()) / double(seq_len);
   }
+  // A decoder's LM projection: its weight is lm_head's, or the (tied) token embedding's.
+  if (!is_vision(cfg.arch)) head.forward = 2.0 * C * double(cfg.vocab_size);
   head.trains = head_trains;
   if (head_trains) head.trained_matrix = head.forward;
   out.push_back(head);
@@ -51,17 +54,17 @@ std::vector<PartFlops> parts(DecoderLM& model, int64_t seq_len) {
 
 }  // namespace
 
-double forward_flops_per_token(DecoderLM& model, int64_t seq_len) {
+double forward_flops_per_token(BlockModelImpl& model, int64_t seq_len) {
   double f = 0.0;
   for (const auto& p : parts(model, seq_len)) f += p.forward;
   return f;
 }
 
-double training_flops_per_token(DecoderLM& model, int64_t seq_len) {
+double training_flops_per_token(BlockModelImpl& model, int64_t seq_len) {
   std::vector<PartFlops> ps = parts(model, seq_len);
   // Embeddings that train need activation gradients through every block.
   bool embeddings_train = false;
-  for (const auto& item : model->named_parameters(true))
+  for (const auto& item : model.named_parameters(true))
     if (item.key().rfind("embed.", 0) == 0 && item.value().requires_grad()) embeddings_train = true;
   size_t lowest = ps.size();
   if (embeddings_train) lowest = 0;

@@ -5,19 +5,27 @@
 // activation gradients (as much again as the forward) through every part at or above the
 // lowest part that trains, and weight gradients (as much again) for the matrices that
 // train. Recomputation by activation checkpointing is not counted (it is not model work).
-// Embedding lookups and element-wise work are left out.
+// Embedding lookups and element-wise work are left out, and so is a vision encoder's patch
+// projection (once per token, like an embedding); its output layers count once per image.
 #pragma once
 
 #include <cstdint>
 
+#include "model/block_model.h"
 #include "model/decoder_lm.h"
 
 namespace ot {
 
 // Training FLOPs per token of `model` in its current trainable state (requires_grad), at
-// sequence length `seq_len`.
-double training_flops_per_token(DecoderLM& model, int64_t seq_len);
+// sequence length `seq_len` (a vision encoder's: patches + class token).
+double training_flops_per_token(BlockModelImpl& model, int64_t seq_len);
 // Forward FLOPs per token (inference and evaluation).
-double forward_flops_per_token(DecoderLM& model, int64_t seq_len);
+double forward_flops_per_token(BlockModelImpl& model, int64_t seq_len);
+inline double training_flops_per_token(DecoderLM& model, int64_t seq_len) {
+  return training_flops_per_token(*model, seq_len);
+}
+inline double forward_flops_per_token(DecoderLM& model, int64_t seq_len) {
+  return forward_flops_per_token(*model, seq_len);
+}
 
 }  // namespace ot

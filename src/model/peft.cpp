@@ -101,8 +101,8 @@ int64_t set_trainable(BlockModelImpl& model, const std::vector<int64_t>& positio
   return n;
 }
 
-void merge_peft(DecoderLM& model) {
-  for (auto& item : model->named_modules("", false))
+void merge_peft(BlockModelImpl& model) {
+  for (auto& item : model.named_modules("", false))
     if (auto* proj = dynamic_cast<nn::ProjectionBase*>(item.value().get())) proj->merge_lora();
 }
 

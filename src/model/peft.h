@@ -52,7 +52,8 @@ inline int64_t set_trainable(DecoderLM& model, const std::vector<int64_t>& posit
 bool is_peft_param(const std::string& name);
 
 // Merges LoRA into the base weights (bottleneck adapters stay, they cannot be merged).
-void merge_peft(DecoderLM& model);
+void merge_peft(BlockModelImpl& model);
+inline void merge_peft(DecoderLM& model) { merge_peft(*model); }
 
 nlohmann::json peft_to_json(const PeftOptions& o);
 // Reads peft_to_json's output back; `source` names the file in errors.

@@ -57,8 +57,11 @@ VisionOutput VisionEncoderImpl::head(const at::Tensor& h) {
   VisionOutput out;
   out.last_hidden_state = head_->sequence(h);
   out.pooler_output = head_->pooled(h);
-  // ViTForImageClassification classifies the normalised class token, not a pooler output.
-  if (classifier_) out.logits = classifier_(out.last_hidden_state.select(1, 0));
+  // ViTForImageClassification classifies the normalised class token, not a pooler output;
+  // CLIPForImageClassification the mean of the patch tokens (class token left out).
+  if (classifier_)
+    out.logits = classifier_(config_.arch == Arch::kViT ? out.last_hidden_state.select(1, 0)
+                                                        : out.last_hidden_state.slice(1, 1).mean(1));
   if (visual_projection_) out.image_embeds = visual_projection_(out.pooler_output);
   return out;
 }
@@ -79,6 +82,39 @@ VisionOutput VisionEncoderImpl::forward(const at::Tensor& pixels, const VisionFo
     out.block_outputs = std::move(outputs);
   }
   return out;
+}
+
+void VisionEncoderImpl::set_classifier(const std::vector<std::string>& class_names, double std) {
+  OT_REQUIRE(!class_names.empty(), "a classifier needs at least one class");
+  const auto k = static_cast<int64_t>(class_names.size());
+  nn::Linear fresh(nn::LinearOptions(config_.hidden_size, k));
+  {
+    torch::NoGradGuard no_grad;
+    fresh->weight.normal_(0.0, std);
+    fresh->bias.zero_();
+  }
+  fresh->to(device(), dtype());
+  classifier_ = classifier_ ? replace_module("classifier", fresh) : register_module("classifier", fresh);
+  config_.num_labels = k;
+  nlohmann::json id2label = nlohmann::json::object(), label2id = nlohmann::json::object();
+  for (int64_t i = 0; i < k; ++i) {
+    id2label[std::to_string(i)] = class_names[static_cast<size_t>(i)];
+    label2id[class_names[static_cast<size_t>(i)]] = i;
+  }
+  config_.raw["id2label"] = id2label;
+  config_.raw["label2id"] = label2id;
+  config_.raw["architectures"] = {config_.arch == Arch::kViT ? "ViTForImageClassification" : "CLIPForImageClassification"};
+  if (config_.arch == Arch::kCLIPVision && visual_projection_) {
+    // CLIPForImageClassification has no projection.
+    unregister_module("visual_projection");
+    visual_projection_ = nullptr;
+    config_.projection_dim = 0;
+    config_.raw.erase("projection_dim");
+  }
+}
+
+at::Tensor classification_loss(const at::Tensor& logits, const at::Tensor& labels) {
+  return torch::nn::functional::cross_entropy(logits.to(torch::kFloat), labels.to(logits.device(), torch::kLong));
 }
 
 bool VisionEncoderImpl::ignorable_key(const std::string& key) const {

@@ -47,6 +47,11 @@ class VisionEncoderImpl : public BlockModelImpl {
   VisionOutput forward(const at::Tensor& pixels, const VisionForwardOptions& opts = {});
 
   bool has_classifier() const { return static_cast<bool>(classifier_); }
+  // A new classifier for `class_names` (HF's ignore_mismatched_sizes, for a new dataset):
+  // weights drawn from N(0, std^2), biases zero, config.json's id2label / label2id and
+  // architectures (ViTForImageClassification, CLIPForImageClassification) to match. A CLIP
+  // tower's projection goes, as CLIPForImageClassification has none.
+  void set_classifier(const std::vector<std::string>& class_names, double std);
   bool has_projection() const { return static_cast<bool>(visual_projection_); }
 
  protected:
@@ -62,5 +67,9 @@ class VisionEncoderImpl : public BlockModelImpl {
   nn::Linear visual_projection_{nullptr};  // CLIPVisionModelWithProjection / CLIPModel
 };
 TORCH_MODULE(VisionEncoder);
+
+// The classification loss of ViTForImageClassification (single-label): mean cross entropy of
+// logits (B, K) against class ids (B), computed in fp32.
+at::Tensor classification_loss(const at::Tensor& logits, const at::Tensor& labels);
 
 }  // namespace ot

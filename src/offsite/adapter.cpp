@@ -367,6 +367,35 @@ void conform_to_issued(Adapter& a, const IssuedAdapter& issued) {
   }
 }
 
+void adopt_issued_classifier(BlockModelImpl& full, const std::string& bundle_dir) {
+  auto* encoder = dynamic_cast<VisionEncoderImpl*>(&full);
+  if (!encoder) return;
+  const std::string cfg_path = path_join(bundle_dir, "config.json");
+  const ModelConfig bc = parse_model_config(load_hf_config(bundle_dir), cfg_path);
+  if (bc.num_labels == 0 || (encoder->has_classifier() && encoder->config().num_labels == bc.num_labels)) return;
+  // The class names, in index order, as the bundle's id2label gives them.
+  std::vector<std::string> names(static_cast<size_t>(bc.num_labels));
+  const nlohmann::json* id2label = bc.raw.contains("id2label") ? &bc.raw["id2label"] : nullptr;
+  for (int64_t i = 0; i < bc.num_labels; ++i) {
+    const std::string key = std::to_string(i);
+    names[static_cast<size_t>(i)] =
+        id2label && id2label->contains(key) && (*id2label)[key].is_string() ? (*id2label)[key].get<std::string>() : key;
+  }
+  encoder->set_classifier(names, 0.0);
+  // The weights the bundle issued (what the data owner started from): an adapter that does
+  // not return the head leaves them as they were issued.
+  const StateDict stored = load_hf_weights(bundle_dir);
+  torch::NoGradGuard no_grad;
+  for (const auto& item : encoder->named_parameters(true)) {
+    if (item.key().rfind("classifier.", 0) != 0) continue;
+    const auto it = stored.find(encoder->hf_name(item.key()));
+    OT_REQUIRE(it != stored.end() && it->second.sizes() == item.value().sizes(), bundle_dir,
+               ": the bundle's config names ", bc.num_labels, " classes, but its weights lack a matching '",
+               encoder->hf_name(item.key()), "' (the bundle was altered or damaged)");
+    item.value().copy_(it->second);
+  }
+}
+
 void attach_adapter(BlockModelImpl& model, const std::string& model_dir, const std::string& adapter_dir,
                     const std::string& bundle_dir, const std::string& missing_bundle) {
   Adapter a = load_adapter(adapter_dir);
@@ -374,6 +403,7 @@ void attach_adapter(BlockModelImpl& model, const std::string& model_dir, const s
     load_adapter_into(model, a, adapter_dir, read_issued_adapter(model_dir, model));
   } else {
     OT_REQUIRE(!bundle_dir.empty(), missing_bundle);
+    adopt_issued_classifier(model, bundle_dir);
     plug_in(model, a, adapter_dir, read_issued_adapter(bundle_dir, model));
   }
 }

@@ -88,6 +88,13 @@ void load_adapter_into(BlockModelImpl& bundle, const Adapter& a, const std::stri
 void attach_adapter(BlockModelImpl& model, const std::string& model_dir, const std::string& adapter_dir,
                     const std::string& bundle_dir, const std::string& missing_bundle);
 
+// A vision bundle issued with a classifier of its own (`ot emulator --num-labels`) while the
+// full model has none of that size: gives `full` the bundle's classifier (its classes, as its
+// id2label names them, and the weights it issued, which a returned head then replaces), so
+// that the bundle's head and the full model's agree. Nothing for a decoder or for a bundle without a classifier. Call it
+// before read_issued_adapter with the full model as namer.
+void adopt_issued_classifier(BlockModelImpl& full, const std::string& bundle_dir);
+
 // Casts the tensors of a freshly extracted adapter to the dtypes the bundle issued them in
 // (a bundle stored in fp32 and fine-tuned in bf16 returns fp32); bottleneck modules take
 // their block's dtype.

@@ -5,9 +5,33 @@
 
 #include <set>
 
+#include "model/decoder_lm.h"
+#include "model/vision_encoder.h"
 #include "util/error.h"
 
 namespace ot {
+
+namespace {
+
+bool is_decoder(BlockModelImpl& m) { return dynamic_cast<DecoderLMImpl*>(&m) != nullptr; }
+
+// The input of block 0 for a batch, and its attention context: token ids through a
+// decoder's embeddings, pixels through an encoder's patch embedding.
+at::Tensor embed_batch(BlockModelImpl& m, const Batch& b, AttentionContext& ctx) {
+  if (auto* lm = dynamic_cast<DecoderLMImpl*>(&m)) {
+    OT_REQUIRE(b.input_ids.defined(), "distill: a language model distils on token batches, got images");
+    ctx = lm->make_context(b.input_ids, b.attention_mask, {}, 0);
+    return lm->embed(b.input_ids, ctx);
+  }
+  auto* enc = dynamic_cast<VisionEncoderImpl*>(&m);
+  TORCH_INTERNAL_ASSERT(enc, "distill: a model that is neither a decoder nor a vision encoder");
+  OT_REQUIRE(b.pixel_values.defined(), "distill: a vision encoder distils on image batches, got tokens");
+  enc->check_pixels(b.pixel_values, false, "distill");
+  ctx = enc->make_context();
+  return enc->embed(b.pixel_values);
+}
+
+}  // namespace
 
 at::Tensor kd_loss(const at::Tensor& teacher, const at::Tensor& student) {
   auto t = teacher.to(torch::kFloat), s = student.to(torch::kFloat);
@@ -15,11 +39,15 @@ at::Tensor kd_loss(const at::Tensor& teacher, const at::Tensor& student) {
   return ((t - s) / rms).pow(2).mean();
 }
 
-Distiller::Distiller(DecoderLM bundle, DecoderLM teacher, OffsiteLayout layout, DistillOptions o)
+Distiller::Distiller(std::shared_ptr<BlockModelImpl> bundle, std::shared_ptr<BlockModelImpl> teacher,
+                     OffsiteLayout layout, DistillOptions o)
     : bundle_(std::move(bundle)), teacher_(std::move(teacher)), layout_(std::move(layout)), o_(o) {
   OT_REQUIRE(teacher_->num_blocks() == layout_.num_original, "distill: the teacher has ", teacher_->num_blocks(),
              " blocks but the bundle was made from a ", layout_.num_original, "-block model");
-  OT_REQUIRE(o_.lm_weight > 0.0 || o_.kd_weight > 0.0, "distill: lm_weight and kd_weight are both 0");
+  OT_REQUIRE(o_.lm_weight >= 0.0 && o_.kd_weight >= 0.0 && (o_.lm_weight > 0.0 || o_.kd_weight > 0.0),
+             "distill: lm_weight and kd_weight must be >= 0 and not both 0, got ", o_.lm_weight, " and ", o_.kd_weight);
+  OT_REQUIRE(is_decoder(*bundle_) || o_.lm_weight == 0.0, "distill: a vision encoder has no language-model loss; "
+             "distil it by feature KD alone (lm_weight 0, kd_weight > 0), got lm_weight ", o_.lm_weight);
   first_emulator_ = layout_.bottom;
   end_emulator_ = bundle_->num_blocks() - layout_.top;
   OT_REQUIRE(end_emulator_ > first_emulator_, "distill: the bundle has no emulator blocks");
@@ -40,36 +68,54 @@ NamedTensors Distiller::trainable() {
   return out;
 }
 
-at::Tensor Distiller::loss(const Batch& b, Metrics& extra) {
-  AttentionContext ctx = bundle_->make_context(b.input_ids, b.attention_mask, {}, 0);
-  at::Tensor h;
+Distiller::Middle Distiller::run_to_emulator_output(const Batch& b, AttentionContext& ctx) {
+  Middle m;
   {
     torch::NoGradGuard ng;  // embeddings and bottom adapter are frozen
-    h = bundle_->embed(b.input_ids, ctx);
-    for (int64_t j = 0; j < first_emulator_; ++j) h = bundle_->run_block(j, h, ctx);
+    m.input = embed_batch(*bundle_, b, ctx);
+    for (int64_t j = 0; j < first_emulator_; ++j) m.input = bundle_->run_block(j, m.input, ctx);
   }
-  at::Tensor s = h;
-  for (int64_t j = first_emulator_; j < end_emulator_; ++j) s = bundle_->run_block(j, s, ctx);
-  at::Tensor total = torch::zeros({}, s.options().dtype(torch::kFloat));
+  m.student = m.input;
+  for (int64_t j = first_emulator_; j < end_emulator_; ++j) m.student = bundle_->run_block(j, m.student, ctx);
+  return m;
+}
+
+at::Tensor Distiller::teacher_output(const at::Tensor& input, const AttentionContext& ctx) {
+  torch::NoGradGuard ng;
+  at::Tensor t = input;
+  for (int64_t i = layout_.bottom; i < layout_.num_original - layout_.top; ++i) t = teacher_->run_block(i, t, ctx);
+  return t;
+}
+
+at::Tensor Distiller::loss(const Batch& b, Metrics& extra) {
+  AttentionContext ctx;
+  const Middle m = run_to_emulator_output(b, ctx);
+  at::Tensor total = torch::zeros({}, m.student.options().dtype(torch::kFloat));
   if (o_.kd_weight > 0.0) {
-    at::Tensor t;
-    {
-      torch::NoGradGuard ng;
-      t = h;
-      for (int64_t i = layout_.bottom; i < layout_.num_original - layout_.top; ++i) t = teacher_->run_block(i, t, ctx);
-    }
-    auto kd = kd_loss(t, s);
+    auto kd = kd_loss(teacher_output(m.input, ctx), m.student);
     extra["kd"] = kd.item<double>();
     total = total + o_.kd_weight * kd;
   }
   if (o_.lm_weight > 0.0) {
-    at::Tensor y = s;
+    auto& lm_model = static_cast<DecoderLMImpl&>(*bundle_);  // checked in the constructor
+    at::Tensor y = m.student;
     for (int64_t j = end_emulator_; j < bundle_->num_blocks(); ++j) y = bundle_->run_block(j, y, ctx);
-    auto lm = causal_lm_loss(bundle_->head(y), b.labels);
+    auto lm = causal_lm_loss(lm_model.head(y), b.labels);
     extra["lm"] = lm.item<double>();
     total = total + o_.lm_weight * lm;
   }
   return total;
+}
+
+double Distiller::kd_sum(const Batch& b) {
+  torch::NoGradGuard ng;
+  AttentionContext ctx;
+  const Middle m = run_to_emulator_output(b, ctx);
+  const at::Tensor t = teacher_output(m.input, ctx);
+  // Per example, as kd_loss computes it over the batch: rms over that example's tensor.
+  double sum = 0.0;
+  for (int64_t i = 0; i < t.size(0); ++i) sum += kd_loss(t[i], m.student[i]).item<double>();
+  return sum;
 }
 
 }  // namespace ot

@@ -4,10 +4,14 @@
 //   kd   = mean(((T - S) / rms(T))^2), rms(T) = sqrt(mean(T^2)) over the whole tensor
 //   loss = lm_weight * LM + kd_weight * kd            (LM only when kd_weight == 0)
 // T, S: (B, T, C) outputs of the teacher's last middle block and the emulator's last block.
+// Decoders take token batches; vision encoders take image batches and distil by feature KD
+// alone (lm_weight 0, kd_weight 1, as the paper's vision runs), having no language loss.
 #pragma once
 
+#include <memory>
+
 #include "data/batch.h"
-#include "model/decoder_lm.h"
+#include "model/block_model.h"
 #include "offsite/emulator.h"
 #include "train/trainer.h"
 
@@ -23,17 +27,28 @@ at::Tensor kd_loss(const at::Tensor& teacher, const at::Tensor& student);
 
 class Distiller {
  public:
-  // `bundle` and `teacher` share the architecture; `layout` maps the bundle's blocks.
-  Distiller(DecoderLM bundle, DecoderLM teacher, OffsiteLayout layout, DistillOptions o);
+  // `bundle` and `teacher` share the architecture (both decoders or both encoders); `layout`
+  // maps the bundle's blocks.
+  Distiller(std::shared_ptr<BlockModelImpl> bundle, std::shared_ptr<BlockModelImpl> teacher, OffsiteLayout layout,
+            DistillOptions o);
 
   // Emulator block parameters (trainable), named by their bundle parameter names. Also
   // freezes everything else in the bundle and the whole teacher.
   NamedTensors trainable();
-  // Loss of one batch; fills extra["kd"] and extra["lm"].
+  // Loss of one batch; fills extra["kd"] and, for a decoder with lm_weight > 0, extra["lm"].
   at::Tensor loss(const Batch& batch, Metrics& extra);
+  // The KD loss of one batch without gradients, summed over its examples (evaluation:
+  // the mean over a held-out set is sum / examples).
+  double kd_sum(const Batch& batch);
 
  private:
-  DecoderLM bundle_, teacher_;
+  struct Middle {
+    at::Tensor input, student;  // the bottom adapter's output; the emulator's
+  };
+  Middle run_to_emulator_output(const Batch& b, AttentionContext& ctx);
+  at::Tensor teacher_output(const at::Tensor& input, const AttentionContext& ctx);
+
+  std::shared_ptr<BlockModelImpl> bundle_, teacher_;
   OffsiteLayout layout_;
   DistillOptions o_;
   int64_t first_emulator_ = 0, end_emulator_ = 0;  // bundle positions [first, end)

@@ -3,6 +3,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "train/trainer.h"
@@ -127,17 +128,28 @@ void drop_gradients(torch::optim::Optimizer& opt) {
       if (p.grad().defined()) p.mutable_grad().reset();
 }
 
-std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<at::Tensor>& params, const TrainerOptions& o) {
-  std::vector<at::Tensor> decay, no_decay;
-  for (const auto& p : params) (p.dim() <= 1 ? no_decay : decay).push_back(p);
+std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<at::Tensor>& params, const TrainerOptions& o,
+                                                const std::vector<double>& lr_scale) {
+  TORCH_INTERNAL_ASSERT(lr_scale.empty() || lr_scale.size() == params.size());
+  // Groups in order of each learning-rate scale's first appearance, matrices before vectors.
+  std::vector<double> scales;
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const double s = lr_scale.empty() ? 1.0 : lr_scale[i];
+    if (std::find(scales.begin(), scales.end(), s) == scales.end()) scales.push_back(s);
+  }
   std::vector<torch::optim::OptimizerParamGroup> groups;
   auto base = torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps);
-  if (!decay.empty())
-    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
-                                   torch::optim::AdamWOptions(base).weight_decay(o.weight_decay)));
-  if (!no_decay.empty())
-    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
-                                      torch::optim::AdamWOptions(base).weight_decay(0.0)));
+  for (double s : scales) {
+    std::vector<at::Tensor> decay, no_decay;
+    for (std::size_t i = 0; i < params.size(); ++i)
+      if ((lr_scale.empty() ? 1.0 : lr_scale[i]) == s) (params[i].dim() <= 1 ? no_decay : decay).push_back(params[i]);
+    if (!decay.empty())
+      groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
+                                     torch::optim::AdamWOptions(base).lr(o.lr * s).weight_decay(o.weight_decay)));
+    if (!no_decay.empty())
+      groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
+                                        torch::optim::AdamWOptions(base).lr(o.lr * s).weight_decay(0.0)));
+  }
   return std::make_unique<FusedAdamW>(groups, base);
 }
 

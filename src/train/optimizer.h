@@ -33,6 +33,10 @@ class FusedAdamW : public torch::optim::AdamW {
 // PyTorch 2.x; the models here give every trained parameter a gradient in every step.
 void drop_gradients(torch::optim::Optimizer& opt);
 
-std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<at::Tensor>& params, const TrainerOptions& o);
+// `lr_scale` (empty: all 1) multiplies the learning rate of each parameter, e.g. a new
+// classifier trained at 10x (TrainerOptions::head_lr_scale); each scale gets its own pair of
+// groups, whose lr the trainer's schedule scales alike.
+std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<at::Tensor>& params, const TrainerOptions& o,
+                                                const std::vector<double>& lr_scale = {});
 
 }  // namespace ot

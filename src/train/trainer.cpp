@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/sampler.h"
+#include "model/block_model.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
 #include "util/error.h"
@@ -26,6 +27,7 @@ namespace ot {
 
 struct Trainer::OptimizerHolder {
   std::unique_ptr<torch::optim::AdamW> adamw;
+  std::vector<double> lr_scale;  // per parameter group
 };
 
 Trainer::Trainer(NamedTensors params, TrainerOptions opts) : params_(std::move(params)), o_(std::move(opts)) {
@@ -42,10 +44,18 @@ Trainer::Trainer(NamedTensors params, TrainerOptions opts) : params_(std::move(p
     check_precision(o_.precision, device_, p.second.scalar_type(), o_.label + ": precision");
   }
   if (o_.precision == Precision::kFp16) scaler_ = std::make_unique<DynamicLossScaler>(o_.loss_scaler);
+  OT_REQUIRE(o_.head_lr_scale > 0, o_.label, ": head_lr_scale must be positive, got ", o_.head_lr_scale);
   std::vector<at::Tensor> tensors;
-  for (auto& p : params_) tensors.push_back(p.second);
+  std::vector<double> scales;
+  for (auto& p : params_) {
+    tensors.push_back(p.second);
+    scales.push_back(BlockModelImpl::is_output_layer_param(p.first) ? o_.head_lr_scale : 1.0);
+  }
   opt_ = std::make_shared<OptimizerHolder>();
-  opt_->adamw = make_adamw(tensors, o_);
+  opt_->adamw = make_adamw(tensors, o_, scales);
+  // Each group's lr as a multiple of the schedule's, fixed here (a loaded state keeps them).
+  for (auto& g : opt_->adamw->param_groups())
+    opt_->lr_scale.push_back(static_cast<torch::optim::AdamWOptions&>(g.options()).lr() / o_.lr);
 }
 
 void Trainer::set_data_parallel(dist::Communicator& comm, dist::BucketOptions buckets) {
@@ -373,7 +383,8 @@ bool Trainer::Fit::stop_requested_on_any_rank() const {
 void Trainer::Fit::optimizer_step(ProgressBar& bar) {
   const double lr = schedule_.lr(state_.step);
   torch::optim::AdamW& adamw = *t_.opt_->adamw;
-  for (auto& g : adamw.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+  for (std::size_t g = 0; g < adamw.param_groups().size(); ++g)
+    static_cast<torch::optim::AdamWOptions&>(adamw.param_groups()[g].options()).lr(lr * t_.opt_->lr_scale[g]);
   drop_gradients(adamw);
   const int64_t n_micro = std::min(o_.grad_accum, total_micro_ - state_.step * o_.grad_accum);
   StepSums sums = forward_backward(n_micro);
@@ -405,7 +416,7 @@ Trainer::Fit::StepSums Trainer::Fit::forward_backward(int64_t n_micro) {
     const int64_t epoch = state_.micro_index / per_epoch_, b = state_.micro_index % per_epoch_;
     std::vector<int64_t> idx = sampler_.batch(epoch, b);
     if (idx.empty()) continue;  // a rank with no share of a final partial batch
-    Batch batch = to_device(data_.batch(idx), t_.device_);
+    Batch batch = to_device(data_.training_batch(idx, epoch), t_.device_);
     if (reducer_ && j + 1 == n_micro) reducer_->arm();  // buckets start while backward runs
     Metrics extra;
     at::Tensor loss;

@@ -42,6 +42,10 @@ const std::vector<TrainerOptionSpec>& trainer_option_table() {
        "micro-batch is global_batch_size / (ranks x grad_accum), so a team of any size trains the same way",
        "", 0.0, {}, "0"},
       {"clip_norm", "--clip-norm", &O::clip_norm, "gradient clipping norm (0: off)", "", 0.0, {}, "1.0"},
+      {"head_lr_scale", "--head-lr-scale", &O::head_lr_scale,
+       "learning rate of the output layer (classifier, LM head, projection) as a multiple of lr; the paper "
+       "trains a vision model's classifier at 10x",
+       "", 0.0, {}, "1.0"},
       {"eval_every", "--eval-every", &O::eval_every, "evaluate every N steps (0: at the end)", "", 0.0, {}, "0"},
       // An experiment's data order follows experiment.seed (pretraining: pretrain.seed).
       {"", "--seed", &O::seed, "data order seed", "", 0.0},

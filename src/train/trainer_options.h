@@ -42,6 +42,7 @@ struct TrainerOptions {
   // (micro_batch_size): the same training on 1, 2 or 4 ranks, up to round-off.
   int64_t global_batch_size = 0;
   double clip_norm = 1.0;           // <= 0: no clipping
+  double head_lr_scale = 1.0;       // lr multiple of the output layer (BlockModelImpl::is_output_layer_param)
   int64_t eval_every = 0;           // optimizer steps; 0: only at the end
   bool keep_best = true;            // restore the best-evaluated weights at the end
   std::string best_metric = "loss";

@@ -107,7 +107,7 @@ TEST_P(GpuTraining, DistillationLowersTheLoss) {
   auto layout = ot::make_layout(4, eo, ot::select_middle_blocks(2, 1, "uniform"));
   ot::DecoderLM bundle = ot::build_bundle(full, layout, eo);
   bundle->set_activation_checkpointing(true);
-  ot::Distiller d(bundle, full, layout, {});
+  ot::Distiller d(bundle.ptr(), full.ptr(), layout, {});
   TokenBlocks data(16, 32, 1000, 6);
   ot::TrainerOptions o;
   o.lr = 2e-3;

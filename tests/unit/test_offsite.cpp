@@ -542,7 +542,7 @@ TEST(Distillation, TrainingTheEmulatorLowersTheKdLoss) {
     o.top = 1;
     auto layout = ot::make_layout(4, o, ot::select_middle_blocks(2, 1, "uniform"));
     ot::DecoderLM bundle = ot::build_bundle(full, layout, o);
-    ot::Distiller d(bundle, full, layout, ot::DistillOptions{0.0, 1.0});
+    ot::Distiller d(bundle.ptr(), full.ptr(), layout, ot::DistillOptions{0.0, 1.0});
     auto params = d.trainable();
     EXPECT_EQ(params.size(), bundle->block(1).parameters().size()) << "only the emulator block trains";
     TokenBlocks data(8, 16, 1000, 3);

@@ -75,6 +75,7 @@ TEST(TrainerOptionTable, EveryUserSettableMemberIsReachedByExactlyOneEntry) {
   EXPECT_NE(o.grad_accum, d.grad_accum);
   EXPECT_NE(o.global_batch_size, d.global_batch_size);
   EXPECT_NE(o.clip_norm, d.clip_norm);
+  EXPECT_NE(o.head_lr_scale, d.head_lr_scale);
   EXPECT_NE(o.eval_every, d.eval_every);
   EXPECT_NE(o.seed, d.seed);
   EXPECT_NE(o.state_path, d.state_path);
@@ -84,7 +85,7 @@ TEST(TrainerOptionTable, EveryUserSettableMemberIsReachedByExactlyOneEntry) {
   EXPECT_EQ(o.label, d.label);
   EXPECT_EQ(o.precision, d.precision);
   EXPECT_EQ(o.checkpoint_activations, d.checkpoint_activations);
-  EXPECT_EQ(table.size(), 14u) << "a new option: add it to the checks above";
+  EXPECT_EQ(table.size(), 15u) << "a new option: add it to the checks above";
 }
 
 TEST(TrainerOptions, GlobalBatchSetsTheMicroBatchOfAnyTeam) {

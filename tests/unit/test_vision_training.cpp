@@ -1,0 +1,256 @@
+// tests/unit/test_vision_training.cpp: training vision encoders the offsite way. Classifiers
+// (a new one for a dataset, CLIPForImageClassification's pooling, saved and reloaded), the
+// classifier's learning-rate multiple, image batches for training (augmented per epoch) and
+// the seeded validation split, feature-KD distillation of a vision emulator, and the whole
+// workflow through the CLI on Fashion-MNIST: the owner's bundle with a classifier issued and
+// a distilled emulator, the data owner's adapter, the owner's plug-in, and the three settings
+// (full fine-tuning, OT emulator, OT plug-in) scored.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <set>
+#include <string>
+
+#include "checkpoint/safetensors.h"
+#include "data/image_source.h"
+#include "hf_fixtures.h"
+#include "model/load.h"
+#include "model/vision_encoder.h"
+#include "offsite/adapter.h"
+#include "offsite/distill.h"
+#include "offsite/emulator.h"
+#include "train/trainer.h"
+#include "util/error.h"
+#include "util/fs.h"
+
+namespace {
+
+std::string vision_dir(const std::string& name) { return ot::test::shared_path("fixtures/hf-vision/" + name); }
+
+const char* const kFashionMnist = "/usr/share/datasets/fashion-mnist";
+
+// n random 32 x 32 RGB images, labels i % classes, in CIFAR-10's binary layout under `dir`.
+std::shared_ptr<const ot::ImageDataset> random_cifar(const std::string& dir, int64_t n, int64_t seed) {
+  std::string records;
+  torch::manual_seed(seed);
+  at::Tensor pix = torch::randint(0, 256, {n, 3 * 32 * 32}, torch::kLong);
+  for (int64_t i = 0; i < n; ++i) {
+    records += static_cast<char>(i % 10);
+    for (int64_t j = 0; j < 3 * 32 * 32; ++j) records += static_cast<char>(pix[i][j].item<int64_t>());
+  }
+  ot::write_text_file_atomically(ot::path_join(dir, "test_batch.bin"), records);
+  return std::make_shared<const ot::ImageDataset>(ot::load_image_dataset("cifar10", dir, "test"));
+}
+
+// ---------------------------------------------------------------- classifiers
+
+TEST(VisionClassifier, ANewClassifierForADatasetSavesAndReloads) {
+  ot::test::TempDir tmp;
+  for (const char* name : {"vit", "clip_vision"}) {
+    ot::VisionEncoder m = ot::load_vision_model(vision_dir(name));
+    torch::manual_seed(1);
+    m->set_classifier({"cat", "dog", "eel"}, 0.02);
+    EXPECT_EQ(m->config().num_labels, 3);
+    EXPECT_FALSE(m->has_projection()) << "CLIPForImageClassification has no projection";
+    at::Tensor pixels = torch::randn({2, 3, 32, 32});
+    torch::NoGradGuard ng;
+    const at::Tensor logits = m->forward(pixels).logits;
+    ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{2, 3}));
+    const std::string dir = tmp.file(name);
+    ot::save_model(m, dir);
+    const auto cfg = nlohmann::json::parse(ot::read_text_file(dir + "/config.json"));
+    EXPECT_EQ(cfg["architectures"][0], std::string(name) == "vit" ? "ViTForImageClassification" : "CLIPForImageClassification");
+    EXPECT_EQ(cfg["id2label"]["2"], "eel");
+    EXPECT_EQ(cfg["label2id"]["dog"], 1);
+    EXPECT_FALSE(cfg.contains("projection_dim")) << name;
+    ot::VisionEncoder back = ot::load_vision_model(dir);
+    EXPECT_TRUE(back->forward(pixels).logits.equal(logits)) << name;
+  }
+}
+
+// transformers' CLIPForImageClassification classifies the mean of the patch tokens of the
+// encoder's output (no post_layernorm, class token left out); ViTForImageClassification
+// the final-normed class token.
+TEST(VisionClassifier, PoolingAsTransformersClassesDo) {
+  torch::NoGradGuard ng;
+  at::Tensor pixels = torch::randn({2, 3, 32, 32});
+  ot::VisionEncoder clip = ot::load_vision_model(vision_dir("clip_vision"));
+  clip->set_classifier({"a", "b"}, 0.5);
+  const ot::VisionOutput o = clip->forward(pixels);
+  auto cp = clip->named_parameters();
+  const at::Tensor by_hand = torch::nn::functional::linear(o.last_hidden_state.slice(1, 1).mean(1),
+                                                           cp["classifier.weight"], cp["classifier.bias"]);
+  EXPECT_LT((o.logits - by_hand).abs().max().item<double>(), 1e-6);
+  ot::VisionEncoder vit = ot::load_vision_model(vision_dir("vit"));
+  const ot::VisionOutput v = vit->forward(pixels);
+  auto vp = vit->named_parameters();
+  const at::Tensor vit_by_hand = torch::nn::functional::linear(v.last_hidden_state.select(1, 0), vp["classifier.weight"],
+                                                               vp["classifier.bias"]);
+  EXPECT_LT((v.logits - vit_by_hand).abs().max().item<double>(), 1e-6);
+}
+
+// Adam's first step moves every weight by about its learning rate (m / sqrt(v) = +-1): the
+// classifier's by head_lr_scale times the rest's, through the schedule's warmup too.
+TEST(VisionClassifier, TheClassifierTrainsAtHeadLrScaleTimesTheRate) {
+  at::Tensor block = torch::zeros({4, 4}, torch::requires_grad());
+  at::Tensor cls = torch::zeros({3, 4}, torch::requires_grad());
+  ot::TrainerOptions to;
+  to.lr = 1e-3;
+  to.max_steps = 1;
+  to.schedule = "constant";
+  to.clip_norm = 0;
+  to.keep_best = false;
+  to.head_lr_scale = 10;
+  ot::Trainer trainer({{"blocks.0.fc1.weight", block}, {"classifier.weight", cls}}, to);
+  struct One : ot::BatchSource {
+    int64_t size() const override { return 1; }
+    ot::Batch batch(const std::vector<int64_t>&) const override { return {}; }
+  } data;
+  trainer.fit(data, [&](const ot::Batch&, ot::Metrics&) { return block.sum() + cls.sum(); });
+  EXPECT_NEAR(block.abs().mean().item<double>(), 1e-3, 1e-6);
+  EXPECT_NEAR(cls.abs().mean().item<double>(), 1e-2, 1e-5);
+  to.head_lr_scale = 0;
+  EXPECT_THROW(ot::Trainer({{"classifier.weight", cls}}, to), ot::Error);
+}
+
+// ---------------------------------------------------------------- image batches
+
+TEST(VisionData, TrainingBatchesAugmentPerEpochAndValidationNever) {
+  ot::test::TempDir tmp;
+  auto data = random_cifar(tmp.path(), 12, 3);
+  ot::ImageSourceOptions so;
+  so.augment = true;
+  so.seed = 7;
+  so.tokens_per_image = 17;
+  ot::ImageClassificationSource src(data, {2, 5, 7, 9}, ot::default_image_processor_config(32), so);
+  EXPECT_EQ(src.size(), 4);
+  const ot::Batch plain = src.batch({0, 3});
+  EXPECT_EQ(plain.pixel_values.sizes(), (std::vector<int64_t>{2, 3, 32, 32}));
+  EXPECT_EQ(plain.labels[0].item<int64_t>(), 2);  // example 2 of the dataset
+  EXPECT_EQ(plain.labels[1].item<int64_t>(), 9);
+  EXPECT_EQ(plain.tokens, 34);
+  const ot::Batch e0 = src.training_batch({0, 3}, 0), e0b = src.training_batch({0, 3}, 0), e1 = src.training_batch({0, 3}, 1);
+  EXPECT_TRUE(e0.pixel_values.equal(e0b.pixel_values)) << "the same epoch draws the same crops";
+  EXPECT_FALSE(e0.pixel_values.equal(e1.pixel_values)) << "another epoch draws others";
+  EXPECT_FALSE(e0.pixel_values.equal(plain.pixel_values));
+  so.augment = false;
+  ot::ImageClassificationSource eval_src(data, {2, 5, 7, 9}, ot::default_image_processor_config(32), so);
+  EXPECT_TRUE(eval_src.training_batch({0, 3}, 4).pixel_values.equal(plain.pixel_values));
+  EXPECT_THROW(src.batch({4}), ot::Error);
+}
+
+TEST(VisionData, ValidationSplitIsSeededDisjointAndComplete) {
+  const ot::ImageSplit a = ot::split_image_validation(1000, 5, 42), b = ot::split_image_validation(1000, 5, 42);
+  EXPECT_EQ(a.validation.size(), 50u);
+  EXPECT_EQ(a.train.size(), 950u);
+  EXPECT_EQ(a.validation, b.validation);
+  EXPECT_NE(ot::split_image_validation(1000, 5, 43).validation, a.validation);
+  std::set<int64_t> all(a.train.begin(), a.train.end());
+  for (int64_t v : a.validation) EXPECT_TRUE(all.insert(v).second);
+  EXPECT_EQ(all.size(), 1000u);
+  EXPECT_TRUE(std::is_sorted(a.validation.begin(), a.validation.end()));
+  // Not the first 5%: image folders list their examples class by class.
+  EXPECT_GT(a.validation.back(), 500);
+  EXPECT_EQ(ot::split_image_validation(10, 5, 0).validation.size(), 0u);  // round(0.5) = 0, as the text split
+  EXPECT_THROW(ot::split_image_validation(10, 101, 0), ot::Error);
+}
+
+// ---------------------------------------------------------------- feature-KD distillation
+
+TEST(VisionDistillation, FeatureKdTrainsOnlyTheEmulatorAndLowersTheLoss) {
+  at::set_num_threads(1);
+  ot::test::TempDir tmp;
+  auto data = random_cifar(tmp.path(), 16, 9);
+  for (const char* name : {"vit", "clip_vision"}) {
+    ot::VisionEncoder full = ot::load_vision_model(vision_dir(name));
+    ot::EmulatorOptions o;
+    o.bottom = 1;
+    o.top = 1;
+    auto layout = ot::make_layout(4, o, ot::select_middle_blocks(2, 1, "uniform"));
+    ot::VisionEncoder bundle = ot::build_bundle(full, layout, o);
+    EXPECT_THROW(ot::Distiller(bundle.ptr(), full.ptr(), layout, ot::DistillOptions{1.0, 1.0}), ot::Error)
+        << "a vision encoder has no LM loss";
+    ot::Distiller d(bundle.ptr(), full.ptr(), layout, ot::DistillOptions{0.0, 1.0});
+    auto params = d.trainable();
+    EXPECT_EQ(params.size(), bundle->block(1).parameters().size()) << "only the emulator block trains";
+    ot::ImageClassificationSource src(data, {}, ot::default_image_processor_config(32), {});
+    const ot::Batch probe = src.batch({0, 1, 2, 3, 4, 5, 6, 7});
+    // kd_sum: the per-example KD losses, summed.
+    double by_example = 0;
+    for (int64_t i = 0; i < 8; ++i) by_example += d.kd_sum(src.batch({i}));
+    EXPECT_NEAR(d.kd_sum(probe), by_example, 1e-6 * by_example);  // fp32 GEMMs of other shapes
+    const double before = d.kd_sum(probe);
+    const at::Tensor frozen = bundle->block(0).parameters()[0].clone();
+    ot::TrainerOptions to;
+    to.lr = 3e-3;
+    to.epochs = 15;
+    to.batch_size = 8;
+    to.keep_best = false;
+    ot::Trainer trainer(params, to);
+    trainer.fit(src, [&](const ot::Batch& b, ot::Metrics& m) { return d.loss(b, m); });
+    EXPECT_LT(d.kd_sum(probe), 0.5 * before) << name;
+    EXPECT_TRUE(bundle->block(0).parameters()[0].equal(frozen)) << "the adapter stays as issued";
+    ot::Batch tokens;
+    tokens.input_ids = torch::zeros({1, 4}, torch::kLong);
+    ot::Metrics m;
+    EXPECT_THROW(d.loss(tokens, m), ot::Error);
+  }
+}
+
+// ---------------------------------------------------------------- the workflow
+
+// The model owner issues a ViT bundle with a 10-class classifier and a distilled emulator;
+// the data owner fine-tunes adapter + classifier on Fashion-MNIST and returns the adapter; the
+// owner plugs it in. The three settings are scored on the test split; the plugged-in model
+// carries exactly the returned weights, and a tampered adapter is refused.
+TEST(VisionWorkflow, OwnerAndDataOwnerThroughTheCli) {
+  if (!ot::dir_exists(kFashionMnist)) GTEST_SKIP() << kFashionMnist << " missing (scripts/setup.sh installs it)";
+  ot::test::TempDir tmp;
+  const std::string fm = std::string("idx=") + kFashionMnist;
+  const std::string vit = vision_dir("vit");
+  auto run = [&](const std::string& args) {
+    auto r = ot::test::run_cli(args);
+    EXPECT_EQ(r.exit_code, 0) << args << "\n" << r.err;
+    return r;
+  };
+  run("emulator --model " + vit + " --adapter 1,1 --emulator-layers 1 --num-labels 10 --distill-images " + fm +
+      " --max-images 96 --eval-images " + fm + " --max-eval-images 48 --max-steps 6 --batch-size 16 --eval-every 3"
+      " --record " + tmp.file("emulator.h5") + " --out " + tmp.file("bundle"));
+  const auto bundle_cfg = nlohmann::json::parse(ot::read_text_file(tmp.file("bundle/config.json")));
+  EXPECT_TRUE(bundle_cfg["offsite"]["adapter"]["head"].get<bool>()) << "the new classifier is issued trainable";
+  EXPECT_EQ(bundle_cfg["offsite"]["distill"]["kd_weight"], 1.0);
+  EXPECT_EQ(bundle_cfg["offsite"]["distill"]["lm_weight"], 0.0);
+  run("finetune --model " + tmp.file("bundle") + " --images " + fm + " --max-images 256 --train-head --head-lr-scale 10"
+      " --max-steps 8 --batch-size 16 --max-eval-examples 64 --out " + tmp.file("adapter"));
+  run("finetune --model " + vit + " --trainable all --new-classifier --images " + fm +
+      " --max-images 256 --max-steps 8 --batch-size 16 --max-eval-examples 64 --out " + tmp.file("ft"));
+  run("plugin --model " + vit + " --bundle " + tmp.file("bundle") + " --adapter " + tmp.file("adapter") + " --out " +
+      tmp.file("plugged"));
+  // The plugged-in model's classifier and adapter blocks are the returned tensors, bit for bit.
+  const ot::StateDict returned = ot::SafetensorsFile::open(tmp.file("adapter/adapter.safetensors")).all();
+  const ot::StateDict plugged = ot::SafetensorsFile::open(tmp.file("plugged/model.safetensors")).all();
+  ASSERT_TRUE(returned.count("classifier.weight"));
+  for (const auto& [name, t] : returned) EXPECT_TRUE(plugged.at(name).equal(t)) << name;
+  for (const auto& [setting, args] : std::vector<std::pair<std::string, std::string>>{
+           {"ft", "--model " + tmp.file("ft")},
+           {"emulator", "--model " + tmp.file("bundle") + " --adapter " + tmp.file("adapter")},
+           {"plugin", "--model " + tmp.file("plugged")}}) {
+    auto r = run("eval " + args + " --images " + fm + " --batch-size 200 --output " + tmp.file(setting + ".json"));
+    const auto res = nlohmann::json::parse(ot::read_text_file(tmp.file(setting + ".json")));
+    const double acc = res["results"]["idx"]["acc"].get<double>();
+    EXPECT_GE(acc, 0.0) << setting;
+    EXPECT_LE(acc, 1.0) << setting;
+    EXPECT_GT(res["results"]["idx"]["acc_stderr"].get<double>(), 0.0) << setting;
+  }
+  // A classifier of another shape in the returned adapter is refused by name.
+  ot::StateDict bad = returned;
+  bad["classifier.weight"] = torch::zeros({11, bad["classifier.weight"].size(1)});
+  ot::save_safetensors(tmp.file("adapter/adapter.safetensors"), bad);
+  auto r = ot::test::run_cli("plugin --model " + vit + " --bundle " + tmp.file("bundle") + " --adapter " +
+                             tmp.file("adapter") + " --out " + tmp.file("plugged2"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("classifier.weight"), std::string::npos) << r.err;
+  EXPECT_FALSE(ot::dir_exists(tmp.file("plugged2")));
+}
+
+}  // namespace
