@@ -405,6 +405,7 @@ std::string group_summary(const GroupTable& t) {
 std::string paper_source(const PaperRef& ref) {
   if (ref.table == "table1") return "PAPER.md Table 1, " + ref.model;
   if (ref.table == "table2") return "PAPER.md Table 2, " + ref.model;
+  if (ref.table == "table3") return "PAPER.md Table 3, " + ref.model;
   if (ref.table == "efficiency") return "PAPER.md efficiency table, " + ref.model;
   return "PAPER.md " + ref.table + ", " + ref.model;
 }

@@ -43,7 +43,7 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
     struct Args {
       EmulatorJob job;
       std::string adapter = "2,2", record, distill, eval, calibration, text_field = "text";
-      std::string distill_images, eval_images, eval_split = "test";
+      std::string distill_images, eval_images, calibration_images, eval_split = "test";
       int64_t block_size = 512, eval_blocks = 0, max_images = 0, max_eval_images = 0;
       RuntimeOptions rt;
     };
@@ -68,6 +68,8 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
                     "vision: distil the emulator by feature KD on these images, FORMAT=PATH (train split)");
     cmd->add_option("--eval-images", a->eval_images,
                     "vision: held-out images, FORMAT=PATH; the distilled emulator with the lowest mean KD loss on them is kept");
+    cmd->add_option("--calibration-images", a->calibration_images,
+                    "vision: images for --strategy cka, FORMAT=PATH (train split; the first 64)");
     cmd->add_option("--eval-split", a->eval_split, "split of --eval-images")->capture_default_str();
     cmd->add_option("--max-images", a->max_images, "use only the first N distillation images (0: all)")->check(at_least(0));
     cmd->add_option("--max-eval-images", a->max_eval_images, "use only the first N held-out images (0: all)")->check(at_least(0));
@@ -101,6 +103,8 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
         a->job.distill_images = parse_image_spec("--distill-images", a->distill_images, "train", a->max_images);
       if (!a->eval_images.empty())
         a->job.eval_images = parse_image_spec("--eval-images", a->eval_images, a->eval_split, a->max_eval_images);
+      if (!a->calibration_images.empty())
+        a->job.calibration_images = parse_image_spec("--calibration-images", a->calibration_images, "train");
       if (is_vision_model_dir(a->job.model_dir)) {  // the paper distils vision encoders by feature KD alone
         if (lm->count() == 0) a->job.distill_loss.lm_weight = 0.0;
         if (kd->count() == 0) a->job.distill_loss.kd_weight = 1.0;

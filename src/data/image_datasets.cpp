@@ -219,6 +219,56 @@ at::Tensor ImageDataset::image(int64_t i) const {
   return pixels.narrow(0, s.offset, s.height * s.width * s.channels).view({s.height, s.width, s.channels});
 }
 
+ImageDataset select_examples(const ImageDataset& ds, const std::vector<int64_t>& classes, int64_t skip,
+                             int64_t max_examples, const std::string& where) {
+  OT_REQUIRE(max_examples >= 0 && skip >= 0, where, ": skip_examples and max_examples must be >= 0, got ", skip,
+             " and ", max_examples);
+  std::vector<int64_t> new_label(static_cast<size_t>(ds.num_classes()), classes.empty() ? 0 : -1);
+  if (classes.empty()) {
+    for (int64_t c = 0; c < ds.num_classes(); ++c) new_label[static_cast<size_t>(c)] = c;
+  } else {
+    for (size_t k = 0; k < classes.size(); ++k) {
+      const int64_t c = classes[k];
+      OT_REQUIRE(c >= 0 && c < ds.num_classes(), where, ": class ", c, " is not one of the dataset's ",
+                 ds.num_classes(), " (0 to ", ds.num_classes() - 1, ")");
+      OT_REQUIRE(new_label[static_cast<size_t>(c)] < 0, where, ": class ", c, " is listed twice");
+      new_label[static_cast<size_t>(c)] = static_cast<int64_t>(k);
+    }
+  }
+  ImageDataset out;
+  out.format = ds.format;
+  out.root = ds.root;
+  out.split = ds.split;
+  out.pixels = ds.pixels;
+  if (classes.empty()) {
+    out.class_names = ds.class_names;
+  } else {
+    for (int64_t c : classes) out.class_names.push_back(ds.class_names[static_cast<size_t>(c)]);
+  }
+  const auto* labels = ds.labels.data_ptr<int64_t>();
+  std::vector<int64_t> kept_labels, kept_coarse;
+  for (int64_t i = 0; i < ds.size(); ++i) {
+    if (max_examples > 0 && static_cast<int64_t>(out.slots.size()) == max_examples) break;
+    const int64_t l = new_label[static_cast<size_t>(labels[i])];
+    if (l < 0) continue;
+    if (skip > 0) {
+      --skip;
+      continue;
+    }
+    out.slots.push_back(ds.slots[static_cast<size_t>(i)]);
+    kept_labels.push_back(l);
+    if (ds.coarse_labels.defined()) kept_coarse.push_back(ds.coarse_labels[i].item<int64_t>());
+    if (!ds.files.empty()) out.files.push_back(ds.files[static_cast<size_t>(i)]);
+  }
+  OT_REQUIRE(!out.slots.empty(), where, ": no example is left after selecting the classes");
+  out.labels = at::tensor(kept_labels, at::kLong);
+  if (ds.coarse_labels.defined()) {
+    out.coarse_labels = at::tensor(kept_coarse, at::kLong);
+    out.coarse_class_names = ds.coarse_class_names;
+  }
+  return out;
+}
+
 const std::vector<std::string>& image_dataset_formats() {
   static const std::vector<std::string> formats = {"imagefolder", "cifar10", "cifar100", "idx"};
   return formats;

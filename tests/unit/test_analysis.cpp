@@ -628,7 +628,7 @@ TEST(Analysis, AggregateIsTheMeanAndTheStandardErrorOfTheMean) {
 
 TEST(Analysis, PaperNumbersAreThePapersTables) {
   const PaperNumbers p = PaperNumbers::load(ot::test::repo_root() + "/analysis/paper_numbers.csv");
-  EXPECT_EQ(p.numbers().size(), 2u * 5 * 9 + 2u * 4 * 9 + 16);
+  EXPECT_EQ(p.numbers().size(), 2u * 5 * 9 + 2u * 4 * 9 + 16 + 2u * 3 * 6);
   // PAPER.md's derived values: OPT-1.3B 8-task averages 49.0 (Plug-in), 46.6 (OT Emulator), 49.9 (FT).
   auto average = [&](const std::string& setting) {
     double sum = 0;
@@ -652,6 +652,11 @@ TEST(Analysis, PaperNumbersAreThePapersTables) {
   EXPECT_NEAR(eff["ft/peak_memory_mb"] / eff["ot_lora/peak_memory_mb"], 5.58, 0.005);
   for (const PaperNumber& x : p.select({"table2", "bloom-7.1b"})) EXPECT_NE(x.setting, "ft_full") << "Table 2 has no FT";
   EXPECT_TRUE(p.select({"table3", "opt-1.3b"}).empty());
+  // Table 3: EVA-ViT-g's CIFAR-100 row of PAPER.md (FT, OT Emulator, OT Plug-in).
+  std::map<std::string, double> cifar100;
+  for (const PaperNumber& x : p.select({"table3", "eva-vit-g"}))
+    if (x.task == "cifar100") cifar100[x.setting] = x.value;
+  EXPECT_EQ(cifar100, (std::map<std::string, double>{{"ft_full", 93.96}, {"ft_emulator", 93.31}, {"plugin", 94.21}}));
 }
 
 TEST(Analysis, PaperNumbersErrorsNameTheLine) {

@@ -17,8 +17,10 @@
 #include "model/load.h"
 #include "model/vision_encoder.h"
 #include "offsite/adapter.h"
+#include "offsite/cka.h"
 #include "offsite/distill.h"
 #include "offsite/emulator.h"
+#include "results/run_file.h"
 #include "train/trainer.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -155,6 +157,26 @@ TEST(VisionData, ValidationSplitIsSeededDisjointAndComplete) {
   EXPECT_THROW(ot::split_image_validation(10, 101, 0), ot::Error);
 }
 
+// Classes kept and relabelled in the order given, then examples skipped and capped; pixels
+// shared with the dataset read.
+TEST(VisionData, ClassesAreSelectedRelabelledSkippedAndCapped) {
+  ot::test::TempDir tmp;
+  auto data = random_cifar(tmp.path(), 30, 6);  // labels i % 10
+  const ot::ImageDataset s = ot::select_examples(*data, {7, 2}, 1, 3, "data.x");
+  ASSERT_EQ(s.size(), 3);
+  EXPECT_EQ(s.class_names, (std::vector<std::string>{data->class_names[7], data->class_names[2]}));
+  // In dataset order, classes 7 and 2 are examples 2, 7, 12, 17, 22, 27; skip 1, keep 3.
+  EXPECT_EQ(s.labels[0].item<int64_t>(), 0);  // example 7 -> class 7 -> 0
+  EXPECT_EQ(s.labels[1].item<int64_t>(), 1);  // example 12 -> class 2 -> 1
+  EXPECT_EQ(s.labels[2].item<int64_t>(), 0);  // example 17
+  EXPECT_TRUE(s.image(0).equal(data->image(7)));
+  EXPECT_EQ(s.pixels.data_ptr(), data->pixels.data_ptr());
+  EXPECT_EQ(ot::select_examples(*data, {}, 0, 0, "x").size(), 30);
+  ot::test::expect_error([&] { ot::select_examples(*data, {10}, 0, 0, "data.x"); }, {"data.x", "class 10 is not one of"});
+  ot::test::expect_error([&] { ot::select_examples(*data, {1, 1}, 0, 0, "data.x"); }, {"class 1 is listed twice"});
+  ot::test::expect_error([&] { ot::select_examples(*data, {1}, 5, 0, "data.x"); }, {"no example is left"});
+}
+
 // ---------------------------------------------------------------- feature-KD distillation
 
 TEST(VisionDistillation, FeatureKdTrainsOnlyTheEmulatorAndLowersTheLoss) {
@@ -195,6 +217,33 @@ TEST(VisionDistillation, FeatureKdTrainsOnlyTheEmulatorAndLowersTheLoss) {
     ot::Metrics m;
     EXPECT_THROW(d.loss(tokens, m), ot::Error);
   }
+}
+
+// CKA layer selection on an encoder: the middle blocks' outputs on calibration images; the
+// bundle keeps the chosen blocks; without images the strategy is refused by name.
+TEST(VisionDistillation, CkaSelectsMiddleBlocksOnImages) {
+  ot::test::TempDir tmp;
+  random_cifar(tmp.path(), 24, 4);
+  auto r = ot::test::run_cli("emulator --model " + vision_dir("vit") + " --adapter 1,1 --emulator-layers 1 --strategy cka"
+                             " --calibration-images cifar10=" + tmp.path() + " --out " + tmp.file("bundle"));
+  EXPECT_NE(r.exit_code, 0) << "the CIFAR batch written is a test split";
+  std::filesystem::rename(tmp.file("test_batch.bin"), tmp.file("data_batch_1.bin"));
+  r = ot::test::run_cli("emulator --model " + vision_dir("vit") + " --adapter 1,1 --emulator-layers 1 --strategy cka"
+                        " --calibration-images cifar10=" + tmp.path() + " --out " + tmp.file("bundle"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const ot::VisionEncoder b = ot::load_vision_model(tmp.file("bundle"));
+  ASSERT_EQ(b->block_origin().size(), 3u);
+  EXPECT_TRUE(b->block_origin()[1] == 1 || b->block_origin()[1] == 2);
+  // The same choice by hand: CKA of the two middle blocks' outputs, one cluster, its middle.
+  ot::VisionEncoder full = ot::load_vision_model(vision_dir("vit"));
+  auto data = std::make_shared<const ot::ImageDataset>(ot::load_image_dataset("cifar10", tmp.path(), "train"));
+  ot::ImageClassificationSource src(data, {}, ot::default_image_processor_config(32), {});
+  std::vector<ot::Batch> batches = {src.batch({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}),
+                                    src.batch({16, 17, 18, 19, 20, 21, 22, 23})};
+  EXPECT_EQ(ot::cka_select_middle_blocks(*full, 1, 1, 1, batches)[0] + 1, b->block_origin()[1]);
+  r = ot::test::run_cli("emulator --model " + vision_dir("vit") + " --adapter 1,1 --emulator-layers 1 --strategy cka --out " +
+                        tmp.file("b2"));
+  EXPECT_NE(r.err.find("--strategy cka: needs calibration images"), std::string::npos) << r.err;
 }
 
 // ---------------------------------------------------------------- the workflow
@@ -251,6 +300,143 @@ TEST(VisionWorkflow, OwnerAndDataOwnerThroughTheCli) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("classifier.weight"), std::string::npos) << r.err;
   EXPECT_FALSE(ot::dir_exists(tmp.file("plugged2")));
+}
+
+// ---------------------------------------------------------------- the experiment layer
+
+// CIFAR-10 batches written under `dir`: 40 training and 20 test images, labels i % 10.
+void write_cifar(const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  auto batch = [&](const std::string& file, int64_t n, int64_t seed) {
+    std::string records;
+    torch::manual_seed(seed);
+    at::Tensor pix = torch::randint(0, 256, {n, 3 * 32 * 32}, torch::kLong);
+    for (int64_t i = 0; i < n; ++i) {
+      records += static_cast<char>(i % 10);
+      for (int64_t j = 0; j < 3 * 32 * 32; ++j) records += static_cast<char>(pix[i][j].item<int64_t>());
+    }
+    ot::write_text_file_atomically(ot::path_join(dir, file), records);
+  };
+  batch("data_batch_1.bin", 40, 1);
+  batch("test_batch.bin", 20, 2);
+}
+
+// An offsite experiment on the fixture ViT: the owner's classes 0-4, the data owner's
+// `classes`; `emulator` is the [emulator] section's extra lines, `distill` the [distill] section.
+std::string vision_experiment(const std::string& name, const std::string& dir, const std::string& classes,
+                              const std::string& emulator, const std::string& distill) {
+  const std::string cifar = ot::path_join(dir, "cifar");
+  return R"(
+[experiment]
+name = ")" + name + R"("
+recipe = "offsite"
+work_dir = ")" + ot::path_join(dir, "work") + R"("
+results_dir = ")" + ot::path_join(dir, "results") + R"("
+
+[runtime]
+threads = 1
+
+[model]
+path = ")" + vision_dir("vit") + R"("
+
+[data.owner]
+images = "cifar10"
+path = ")" + cifar + R"("
+split = "train"
+classes = [0, 1, 2, 3, 4]
+
+[data.kinds]
+images = "cifar10"
+path = ")" + cifar + R"("
+split = "train"
+classes = )" + classes + R"(
+min_crop_scale = 0.5
+
+[data.kinds_test]
+images = "cifar10"
+path = ")" + cifar + R"("
+split = "test"
+classes = )" + classes + R"(
+
+[emulator]
+adapter = [1, 1]
+layers = 1
+)" + emulator + R"(
+
+[distill]
+)" + distill + R"(
+
+[finetune]
+data = "kinds"
+train_head = true
+max_steps = 3
+batch_size = 4
+head_lr_scale = 10.0
+
+[full_finetune]
+max_steps = 3
+batch_size = 4
+
+[eval]
+settings = ["ft_emulator", "plugin", "ft_full"]
+data = ["kinds_test"]
+batch_size = 8
+)";
+}
+
+std::string only_run_file(const std::string& dir) {
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().extension() == ".h5" && e.path().filename().string()[0] != '.') files.push_back(e.path().string());
+  EXPECT_EQ(files.size(), 1u) << dir;
+  return files.empty() ? "" : files[0];
+}
+
+std::string only_run_dir(const std::string& dir) {
+  std::vector<std::string> dirs;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) dirs.push_back(e.path().string());
+  EXPECT_EQ(dirs.size(), 1u) << dir;
+  return dirs.empty() ? "" : dirs[0];
+}
+
+// recipe offsite from TOML on a vision encoder: image data sources (classes selected and
+// relabelled), a distilled emulator with a classifier issued for the fine-tuning classes,
+// the three vision settings scored on the test images, a rerun that reproduces every value;
+// then that bundle, given as emulator.bundle to a run on another label set, re-issued with a
+// classifier of that set's size.
+TEST(VisionExperiment, OffsiteRecipeFromTomlAndRerun) {
+  ot::test::TempDir tmp;
+  write_cifar(tmp.file("cifar"));
+  ot::write_text_file_atomically(
+      tmp.file("vision.toml"),
+      vision_experiment("vision", tmp.path(), "[5, 6, 7]", "",
+                        "data = \"owner\"\neval_data = \"owner\"\nmax_steps = 3\nbatch_size = 4\nlm_weight = 0.0\nkd_weight = 1.0"));
+  auto r = ot::test::run_cli("run " + tmp.file("vision.toml"));
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  const std::string file = only_run_file(tmp.file("results/vision"));
+  ot::results::RunReader run = ot::results::RunReader::open(file);
+  std::set<std::string> settings;
+  for (const auto& row : run.eval())
+    if (row.task == "kinds_test" && row.metric == "acc") {
+      settings.insert(row.setting);
+      EXPECT_EQ(row.n, 6);  // the test images of classes 5, 6 and 7
+    }
+  EXPECT_EQ(settings, (std::set<std::string>{"ft_emulator", "plugin", "ft_full"}));
+  EXPECT_GT(run.curve("distill").rows(), 0u);
+  const std::string bundle = ot::path_join(only_run_dir(tmp.file("work/runs/vision")), "bundle");
+  EXPECT_EQ(ot::load_vision_model(bundle)->config().num_labels, 3) << "issued for the fine-tuning classes";
+
+  auto rr = ot::test::run_cli("rerun " + file);
+  ASSERT_EQ(rr.exit_code, 0) << rr.err << rr.out;
+  EXPECT_NE(rr.out.find(", 0 different"), std::string::npos) << rr.out;
+
+  ot::write_text_file_atomically(tmp.file("reuse.toml"),
+                                 vision_experiment("reuse", tmp.path(), "[5, 6, 7, 8]", "bundle = \"" + bundle + "\"", ""));
+  r = ot::test::run_cli("run " + tmp.file("reuse.toml"));
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  const std::string reissued = ot::path_join(only_run_dir(tmp.file("work/runs/reuse")), "bundle");
+  EXPECT_EQ(ot::load_vision_model(reissued)->config().num_labels, 4);
+  EXPECT_EQ(ot::load_vision_model(bundle)->config().num_labels, 3) << "the distilled bundle itself is untouched";
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "experiment/recipes/recipe.h"
+#include "model/load.h"
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -31,6 +32,16 @@ class OffsiteRecipe : public Recipe {
       OT_REQUIRE(file_exists(path_join(bundle, "config.json")), "emulator.bundle: '", bundle,
                  "' is not a bundle directory (make one with recipe distill)", s.where("emulator.bundle"));
       if (run.recorder()) run.recorder()->set_attribute("bundle", bundle);
+      if (is_vision_model_dir(bundle)) {
+        // A distilled vision bundle serves every dataset: the owner issues it anew with a
+        // classifier for this run's classes.
+        const std::string issued = path_join(run_dir, "bundle");
+        const int64_t classes = load_image_data(run.workspace().image_data(s.finetune.data))->num_classes();
+        run.stage(issued, "bundle for the fine-tuning classes", [&](const std::string& out) {
+          reissue_vision_bundle(bundle, classes, s.seed, out, s.runtime.load);
+        });
+        bundle = issued;
+      }
     }
     run.stage(adapter, "adapter fine-tuning", [&](const std::string& out) {
       run_finetune_job(run.finetune_job(bundle, out, "finetune", s.finetune, "adapter"), run.recorder());

@@ -8,7 +8,11 @@
 #include <map>
 #include <optional>
 
+#include "checkpoint/hf_checkpoint.h"
 #include "data/tasks.h"
+#include "eval/image_classification.h"
+#include "model/offsite_section.h"
+#include "model/precision.h"
 #include "dist/context.h"
 #include "model/load.h"
 #include "offsite/adapter.h"
@@ -58,7 +62,8 @@ EvalSpec RunContext::eval_spec() {
                  "' does not exist (set finetune.task_root or $OT_DATA)", spec_.where("finetune.task_root"));
     spec.tasks.emplace_back(name, load_task(name, f.eval).eval_docs);
   }
-  for (const std::string& d : e.data) spec.texts.emplace_back(d, read_text_file(workspace_.ensure_text(d)));
+  for (const std::string& d : e.data)
+    if (!workspace_.is_images(d)) spec.texts.emplace_back(d, read_text_file(workspace_.ensure_text(d)));
   spec.block_size = e.block_size;
   spec.batch_size = e.batch_size;
   spec.limit = e.limit;
@@ -68,6 +73,7 @@ EvalSpec RunContext::eval_spec() {
 
 void RunContext::evaluate(const std::string& setting, const std::string& model, const std::string& adapter,
                           const EvalSpec& spec, const std::string& bundle) {
+  if (is_vision_model_dir(model)) return evaluate_images(setting, model, adapter, bundle);
   if (spec.tasks.empty() && spec.texts.empty()) return;
   if (dist::is_writer()) std::cerr << "eval: " << setting << "\n";
   const std::string memo = workspace_.foundation_scores_path(model, adapter, spec);
@@ -91,6 +97,28 @@ void RunContext::evaluate(const std::string& setting, const std::string& model, 
   if (rec_) record_results(*rec_, setting, *results);
 }
 
+// A vision encoder scored on every image source of eval.data: top-1 (and top-5) accuracy.
+void RunContext::evaluate_images(const std::string& setting, const std::string& model, const std::string& adapter,
+                                 const std::string& bundle) {
+  if (dist::is_writer()) std::cerr << "eval: " << setting << "\n";
+  VisionEncoder m = load_vision_model(model, spec_.runtime.load);
+  if (!adapter.empty())
+    attach_adapter(*m, model, adapter, bundle,
+                   "eval.adapter: plugging an adapter into the full model needs the bundle it was trained on "
+                   "(eval.bundle)" + spec_.where("eval.adapter"));
+  const ImageProcessorConfig processor = image_processor_for_model(model, m->config().image_size);
+  for (const std::string& d : spec_.eval.data) {
+    OT_REQUIRE(workspace_.is_images(d), "eval.data: '", d, "' is text, but ", model, " is a vision encoder",
+               spec_.where("eval.data"));
+    const std::shared_ptr<const ImageDataset> data = load_image_data(workspace_.image_data(d));
+    AutocastGuard autocast(m->device(), spec_.runtime.precision);
+    const std::vector<TaskResult> results = evaluate_image_classification(
+        m, *data, processor, d, spec_.eval.batch_size, dist::host_communicator());
+    for (const TaskResult& r : results) rows_.emplace_back(setting, r);
+    if (rec_) record_results(*rec_, setting, results);
+  }
+}
+
 EmulatorJob RunContext::emulator_job(const std::string& out) {
   const DistillSpec& d = spec_.distill;
   EmulatorJob job;
@@ -99,10 +127,24 @@ EmulatorJob RunContext::emulator_job(const std::string& out) {
   job.tokenizer = workspace_.ensure_tokenizer();
   job.emulator = spec_.emulator.options;
   job.hash_files = spec_.runtime.hash_files;
-  if (!spec_.emulator.calibration_data.empty())
-    job.calibration = workspace_.corpus(spec_.emulator.calibration_data, d.block_size, 16);
-  if (!d.data.empty()) job.distill = workspace_.corpus(d.data, d.block_size);
-  if (!d.eval_data.empty()) job.eval = workspace_.corpus(d.eval_data, d.block_size, d.eval_blocks);
+  const std::string& calibration = spec_.emulator.calibration_data;
+  if (!calibration.empty() && workspace_.is_images(calibration))
+    job.calibration_images = workspace_.image_data(calibration);
+  else if (!calibration.empty())
+    job.calibration = workspace_.corpus(calibration, d.block_size, 16);
+  if (is_vision_model_dir(job.model_dir)) {
+    job.tokenizer.clear();
+    if (!d.data.empty()) job.distill_images = workspace_.image_data(d.data);
+    if (!d.eval_data.empty()) job.eval_images = workspace_.image_data(d.eval_data);
+    // The bundle carries a classifier for the data owner's classes, issued with the adapter.
+    const FinetuneSpec& f = spec_.finetune;
+    OT_REQUIRE(!f.data.empty(), "finetune.data: a vision encoder's fine-tuning images are needed to issue its "
+               "classifier", spec_.where("finetune"));
+    job.num_labels = load_image_data(workspace_.image_data(f.data))->num_classes();
+  } else {
+    if (!d.data.empty()) job.distill = workspace_.corpus(d.data, d.block_size);
+    if (!d.eval_data.empty()) job.eval = workspace_.corpus(d.eval_data, d.block_size, d.eval_blocks);
+  }
   job.distill_loss = d.loss;
   job.trainer = d.trainer;
   job.trainer.state_path = path_join(workspace_.run_dir(), "distill.state");
@@ -139,6 +181,12 @@ FinetuneJob RunContext::finetune_job(const std::string& model, const std::string
     if (job.validation_file.empty() && !files.validation.empty() && file_exists(files.validation.front()))
       job.validation_file = files.validation.front();
     if (f.prefix_token >= 0) job.prefix_token = f.prefix_token;
+  } else if (is_vision_model_dir(model)) {
+    job.tokenizer.clear();
+    job.images = workspace_.image_data(f.data);
+    if (!f.eval_data.empty()) job.eval_images = workspace_.image_data(f.eval_data);
+    job.new_classifier = trainable == "all" && !is_offsite_bundle(load_hf_config(model));
+    job.train_head = job.train_head || trainable != "all";  // the issued classifier is the data owner's to train
   } else {
     job.corpus = workspace_.corpus(f.data, job.block_size);
     if (!f.eval_data.empty()) job.eval_corpus = workspace_.corpus(f.eval_data, job.block_size, section.eval_blocks);

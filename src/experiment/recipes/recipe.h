@@ -63,6 +63,8 @@ class RunContext {
                            const TrainingSpec& section, const std::string& trainable);
 
  private:
+  void evaluate_images(const std::string& setting, const std::string& model, const std::string& adapter,
+                       const std::string& bundle);
   EmulatorJob emulator_job(const std::string& out);
 
   const ExperimentSpec& spec_;
