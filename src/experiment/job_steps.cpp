@@ -149,6 +149,14 @@ TrainerOptions finetune_trainer_options(const FinetuneJob& job, bool has_validat
   return to;
 }
 
+Trainer finetune_trainer(BlockModelImpl& model, const TrainerOptions& to) {
+  model.set_activation_checkpointing(to.checkpoint_activations);
+  Trainer trainer(trainable_tensors(model), to);
+  wire_data_parallel(trainer, model.device());
+  trainer.set_mode_callback([&model](bool t) { model.train(t); });
+  return trainer;
+}
+
 void record_finetune(results::RunRecorder* rec, const FinetuneJob& job, const FinetuneOutcome& out,
                      BlockModelImpl& model, const TrainerOptions& to, double flops_per_token) {
   if (!rec) return;

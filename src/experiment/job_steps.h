@@ -69,6 +69,11 @@ NamedTensors trainable_tensors(BlockModelImpl& model);
 // kept when there is validation data.
 TrainerOptions finetune_trainer_options(const FinetuneJob& job, bool has_validation);
 
+// The trainer of a fine-tuning stage: `model`'s trainable tensors with options `to`, data
+// parallel over the team, switching the model's dropout around evaluations, activation
+// checkpointing as the options say.
+Trainer finetune_trainer(BlockModelImpl& model, const TrainerOptions& to);
+
 // A finished fine-tuning's efficiency rows (throughput, time, memory, parameter counts,
 // device measures), prefixed "<label>_" unless the label is "finetune".
 void record_finetune(results::RunRecorder* rec, const FinetuneJob& job, const FinetuneOutcome& out,

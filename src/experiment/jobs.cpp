@@ -250,10 +250,7 @@ FinetuneOutcome run_finetune_job(const FinetuneJob& job, results::RunRecorder* r
   }
 
   TrainerOptions to = finetune_trainer_options(job, val_src != nullptr);
-  model->set_activation_checkpointing(to.checkpoint_activations);
-  Trainer trainer(trainable_tensors(*model), to);
-  wire_data_parallel(trainer, model->device());
-  trainer.set_mode_callback([&](bool t) { model->train(t); });
+  Trainer trainer = finetune_trainer(*model, to);
   Trainer::EvalFn eval;
   if (val_src)
     eval = [&] {

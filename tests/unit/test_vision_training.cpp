@@ -31,8 +31,8 @@ std::string vision_dir(const std::string& name) { return ot::test::shared_path("
 
 const char* const kFashionMnist = "/usr/share/datasets/fashion-mnist";
 
-// n random 32 x 32 RGB images, labels i % classes, in CIFAR-10's binary layout under `dir`.
-std::shared_ptr<const ot::ImageDataset> random_cifar(const std::string& dir, int64_t n, int64_t seed) {
+// n random 32 x 32 RGB images, labels i % 10, as the CIFAR-10 batch `dir`/`file`.
+void write_cifar_batch(const std::string& dir, const std::string& file, int64_t n, int64_t seed) {
   std::string records;
   torch::manual_seed(seed);
   at::Tensor pix = torch::randint(0, 256, {n, 3 * 32 * 32}, torch::kLong);
@@ -40,7 +40,12 @@ std::shared_ptr<const ot::ImageDataset> random_cifar(const std::string& dir, int
     records += static_cast<char>(i % 10);
     for (int64_t j = 0; j < 3 * 32 * 32; ++j) records += static_cast<char>(pix[i][j].item<int64_t>());
   }
-  ot::write_text_file_atomically(ot::path_join(dir, "test_batch.bin"), records);
+  ot::write_text_file_atomically(ot::path_join(dir, file), records);
+}
+
+// The same as the test split of a CIFAR-10 folder, read back.
+std::shared_ptr<const ot::ImageDataset> random_cifar(const std::string& dir, int64_t n, int64_t seed) {
+  write_cifar_batch(dir, "test_batch.bin", n, seed);
   return std::make_shared<const ot::ImageDataset>(ot::load_image_dataset("cifar10", dir, "test"));
 }
 
@@ -307,18 +312,8 @@ TEST(VisionWorkflow, OwnerAndDataOwnerThroughTheCli) {
 // CIFAR-10 batches written under `dir`: 40 training and 20 test images, labels i % 10.
 void write_cifar(const std::string& dir) {
   std::filesystem::create_directories(dir);
-  auto batch = [&](const std::string& file, int64_t n, int64_t seed) {
-    std::string records;
-    torch::manual_seed(seed);
-    at::Tensor pix = torch::randint(0, 256, {n, 3 * 32 * 32}, torch::kLong);
-    for (int64_t i = 0; i < n; ++i) {
-      records += static_cast<char>(i % 10);
-      for (int64_t j = 0; j < 3 * 32 * 32; ++j) records += static_cast<char>(pix[i][j].item<int64_t>());
-    }
-    ot::write_text_file_atomically(ot::path_join(dir, file), records);
-  };
-  batch("data_batch_1.bin", 40, 1);
-  batch("test_batch.bin", 20, 2);
+  write_cifar_batch(dir, "data_batch_1.bin", 40, 1);
+  write_cifar_batch(dir, "test_batch.bin", 20, 2);
 }
 
 // An offsite experiment on the fixture ViT: the owner's classes 0-4, the data owner's
