@@ -105,7 +105,13 @@ ImageDataSpec parse_image_spec(const std::string& flag, const std::string& arg, 
   OT_REQUIRE(eq != std::string::npos && eq > 0 && eq + 1 < arg.size(), flag, " '", arg,
              "': expected FORMAT=PATH, e.g. cifar10=data/cifar-10-batches-bin (formats: imagefolder, cifar10, "
              "cifar100, idx)");
-  return ImageDataSpec{arg.substr(0, eq), arg.substr(eq + 1), split, max_examples};
+  ImageDataSpec spec;
+  spec.format = arg.substr(0, eq);
+  spec.path = arg.substr(eq + 1);
+  spec.split = split;
+  spec.max_examples = max_examples;
+  spec.where = flag;
+  return spec;
 }
 
 void run_recorded(results::RunRecorder* rec, const std::function<void()>& body) {

@@ -105,7 +105,8 @@ double mean_kd(Distiller& d, const BatchSource& source, int64_t batch_size) {
     for (int64_t i = b; i < std::min(end, b + batch_size); ++i) idx.push_back(i);
     sum += d.kd_sum(source.batch(idx));
   }
-  return comm.all_reduce_sum(std::vector<double>{sum})[0] / static_cast<double>(std::max<int64_t>(source.size(), 1));
+  const std::vector<double> total = comm.all_reduce_sum(std::vector<double>(1, sum));
+  return total.front() / static_cast<double>(std::max<int64_t>(source.size(), 1));
 }
 
 }  // namespace
