@@ -99,14 +99,15 @@ void refuse_text_options(const FinetuneJob& job) {
 double mean_kd(Distiller& d, const BatchSource& source, int64_t batch_size) {
   dist::Communicator& comm = dist::host_communicator();
   const auto [begin, end] = dist::shard_range(source.size(), comm.rank(), comm.size());
-  double sum = 0.0;
+  double sum = 0.0, examples = 0.0;
   for (int64_t b = begin; b < end; b += batch_size) {
     std::vector<int64_t> idx;
     for (int64_t i = b; i < std::min(end, b + batch_size); ++i) idx.push_back(i);
     sum += d.kd_sum(source.batch(idx));
+    examples += static_cast<double>(idx.size());
   }
-  const std::vector<double> total = comm.all_reduce_sum(std::vector<double>(1, sum));
-  return total.front() / static_cast<double>(std::max<int64_t>(source.size(), 1));
+  const std::vector<double> total = comm.all_reduce_sum(std::vector<double>{sum, examples});
+  return total[0] / std::max(total[1], 1.0);
 }
 
 }  // namespace

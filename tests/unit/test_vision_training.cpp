@@ -325,6 +325,7 @@ std::string vision_experiment(const std::string& name, const std::string& dir, c
 [experiment]
 name = ")" + name + R"("
 recipe = "offsite"
+paper_table = "table3:clip-vit-g"
 work_dir = ")" + ot::path_join(dir, "work") + R"("
 results_dir = ")" + ot::path_join(dir, "results") + R"("
 
@@ -347,7 +348,7 @@ split = "train"
 classes = )" + classes + R"(
 min_crop_scale = 0.5
 
-[data.kinds_test]
+[data.cifar10]
 images = "cifar10"
 path = ")" + cifar + R"("
 split = "test"
@@ -374,7 +375,7 @@ batch_size = 4
 
 [eval]
 settings = ["ft_emulator", "plugin", "ft_full"]
-data = ["kinds_test"]
+data = ["cifar10"]
 batch_size = 8
 )";
 }
@@ -412,7 +413,7 @@ TEST(VisionExperiment, OffsiteRecipeFromTomlAndRerun) {
   ot::results::RunReader run = ot::results::RunReader::open(file);
   std::set<std::string> settings;
   for (const auto& row : run.eval())
-    if (row.task == "kinds_test" && row.metric == "acc") {
+    if (row.task == "cifar10" && row.metric == "acc") {
       settings.insert(row.setting);
       EXPECT_EQ(row.n, 6);  // the test images of classes 5, 6 and 7
     }
@@ -424,6 +425,15 @@ TEST(VisionExperiment, OffsiteRecipeFromTomlAndRerun) {
   auto rr = ot::test::run_cli("rerun " + file);
   ASSERT_EQ(rr.exit_code, 0) << rr.err << rr.out;
   EXPECT_NE(rr.out.find(", 0 different"), std::string::npos) << rr.out;
+
+  // ot analyze: the run's accuracies beside Table 3's published CLIP-ViT-g CIFAR-10 row.
+  auto a = ot::test::run_cli("analyze " + tmp.file("results/vision") + " --no-figures");
+  ASSERT_EQ(a.exit_code, 0) << a.err << a.out;
+  const std::string tables = ot::read_text_file(tmp.file("results/vision/analysis/tables.md"));
+  const std::size_t published = tables.find("Published (PAPER.md Table 3, clip-vit-g)");
+  ASSERT_NE(published, std::string::npos) << tables;
+  for (const char* row : {"| FT | 99.1 |", "| OT Emulator | 99.1 |", "| OT Plug-in | 99.1 |"})  // 99.13, 99.11, 99.13
+    EXPECT_NE(tables.find(row, published), std::string::npos) << row << "\n" << tables;
 
   ot::write_text_file_atomically(tmp.file("reuse.toml"),
                                  vision_experiment("reuse", tmp.path(), "[5, 6, 7, 8]", "bundle = \"" + bundle + "\"", ""));
