@@ -1,6 +1,5 @@
 // experiment/jobs.cpp: see jobs.h.
 #include "experiment/jobs.h"
-#include "experiment/job_steps.h"
 
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -13,15 +12,14 @@
 #include "data/tasks.h"
 #include "dist/context.h"
 #include "eval/vocabulary.h"
+#include "experiment/job_steps.h"
 #include "model/flops.h"
 #include "offsite/adapter.h"
 #include "offsite/cka.h"
-#include "offsite/layer_selection.h"
 #include "tokenizer/tokenizer.h"
 #include "util/content_hash.h"
 #include "util/error.h"
 #include "util/fs.h"
-#include "util/gpu.h"
 #include "util/memory.h"
 #include "util/signals.h"
 
