@@ -246,6 +246,7 @@ ImageDataset select_examples(const ImageDataset& ds, const std::vector<int64_t>&
     for (int64_t c : classes) out.class_names.push_back(ds.class_names[static_cast<size_t>(c)]);
   }
   const auto* labels = ds.labels.data_ptr<int64_t>();
+  const int64_t* coarse = ds.coarse_labels.defined() ? ds.coarse_labels.data_ptr<int64_t>() : nullptr;
   std::vector<int64_t> kept_labels, kept_coarse;
   for (int64_t i = 0; i < ds.size(); ++i) {
     if (max_examples > 0 && static_cast<int64_t>(out.slots.size()) == max_examples) break;
@@ -257,7 +258,7 @@ ImageDataset select_examples(const ImageDataset& ds, const std::vector<int64_t>&
     }
     out.slots.push_back(ds.slots[static_cast<size_t>(i)]);
     kept_labels.push_back(l);
-    if (ds.coarse_labels.defined()) kept_coarse.push_back(ds.coarse_labels[i].item<int64_t>());
+    if (coarse) kept_coarse.push_back(coarse[i]);
     if (!ds.files.empty()) out.files.push_back(ds.files[static_cast<size_t>(i)]);
   }
   OT_REQUIRE(!out.slots.empty(), where, ": no example is left after selecting the classes");

@@ -121,6 +121,12 @@ ImageDataSpec Workspace::image_data(const std::string& name) const {
                        s.augment, s.min_crop_scale, key + spec_.where(key)};
 }
 
+std::shared_ptr<const ImageDataset> Workspace::images(const std::string& name) {
+  auto it = images_.find(name);
+  if (it == images_.end()) it = images_.emplace(name, load_image_data(image_data(name))).first;
+  return it->second;
+}
+
 std::string Workspace::image_data_id(const std::string& name) const {
   // The selection (the section's TOML) and every file of the dataset's folder, by content.
   const DataSourceSpec& s = spec_.data_source(name);

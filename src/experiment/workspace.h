@@ -15,6 +15,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -49,6 +50,9 @@ class Workspace {
   // Whether data source `name` is an image dataset, and its job description (an error for text).
   bool is_images(const std::string& name) const;
   ImageDataSpec image_data(const std::string& name) const;
+  // That dataset read (classes selected), once per run: the recipe counts its classes and
+  // scores every setting on it.
+  std::shared_ptr<const ImageDataset> images(const std::string& name);
 
   // The tokenizer path for jobs ("" = the model's own); a configured BPE is trained on first use.
   std::string ensure_tokenizer();
@@ -77,6 +81,7 @@ class Workspace {
   results::RunRecorder* rec_;
   std::string run_dir_, token_cache_;
   std::map<std::string, std::string> texts_;
+  std::map<std::string, std::shared_ptr<const ImageDataset>> images_;
   std::string tokenizer_, model_dir_;
   bool tokenizer_ready_ = false;
 };

@@ -36,7 +36,7 @@ class OffsiteRecipe : public Recipe {
         // A distilled vision bundle serves every dataset: the owner issues it anew with a
         // classifier for this run's classes.
         const std::string issued = path_join(run_dir, "bundle");
-        const int64_t classes = load_image_data(run.workspace().image_data(s.finetune.data))->num_classes();
+        const int64_t classes = run.workspace().images(s.finetune.data)->num_classes();
         run.stage(issued, "bundle for the fine-tuning classes", [&](const std::string& out) {
           reissue_vision_bundle(bundle, classes, s.seed, out, s.runtime.load);
         });

@@ -110,7 +110,7 @@ void RunContext::evaluate_images(const std::string& setting, const std::string& 
   for (const std::string& d : spec_.eval.data) {
     OT_REQUIRE(workspace_.is_images(d), "eval.data: '", d, "' is text, but ", model, " is a vision encoder",
                spec_.where("eval.data"));
-    const std::shared_ptr<const ImageDataset> data = load_image_data(workspace_.image_data(d));
+    const std::shared_ptr<const ImageDataset> data = workspace_.images(d);
     AutocastGuard autocast(m->device(), spec_.runtime.precision);
     const std::vector<TaskResult> results = evaluate_image_classification(
         m, *data, processor, d, spec_.eval.batch_size, dist::host_communicator());
@@ -140,7 +140,7 @@ EmulatorJob RunContext::emulator_job(const std::string& out) {
     const FinetuneSpec& f = spec_.finetune;
     OT_REQUIRE(!f.data.empty(), "finetune.data: a vision encoder's fine-tuning images are needed to issue its "
                "classifier", spec_.where("finetune"));
-    job.num_labels = load_image_data(workspace_.image_data(f.data))->num_classes();
+    job.num_labels = workspace_.images(f.data)->num_classes();
   } else {
     if (!d.data.empty()) job.distill = workspace_.corpus(d.data, d.block_size);
     if (!d.eval_data.empty()) job.eval = workspace_.corpus(d.eval_data, d.block_size, d.eval_blocks);
