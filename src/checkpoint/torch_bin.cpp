@@ -56,7 +56,7 @@ std::string archive_name(const std::vector<ZipEntry>& entries, const std::string
 
 }  // namespace
 
-StateDict load_torch_bin(const std::string& path) {
+StateDict load_torch_bin(const std::string& path, const std::string& entry) {
   OT_REQUIRE(file_exists(path), path, ": no such file");
   const std::vector<char> data = read_binary_file(path);
   OT_REQUIRE(!data.empty(), path, ": file is empty, expected a PyTorch zip checkpoint");
@@ -90,7 +90,7 @@ StateDict load_torch_bin(const std::string& path) {
   OT_REQUIRE(pkl != by_name.end(), path, ": no '", archive, "/data.pkl' entry (not a torch.save file?)");
   const std::vector<char> pickle = entry_bytes(*pkl->second);
   const std::vector<PickledTensor> tensors =
-      read_state_dict_pickle(pickle.data(), pickle.size(), path + ": " + pkl->second->name);
+      read_state_dict_pickle(pickle.data(), pickle.size(), path + ": " + pkl->second->name, entry);
 
   // One tensor per storage; views of it keep tied weights tied, as torch.load does.
   std::map<std::string, at::Tensor> storages;

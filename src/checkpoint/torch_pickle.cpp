@@ -442,10 +442,20 @@ const char* storage_type_name(TorchStorageType t) {
   return "?";
 }
 
-std::vector<PickledTensor> read_state_dict_pickle(const char* pickle, std::size_t size, const std::string& where) {
-  const Ref root = Machine(pickle, size, where).run();
-  OT_REQUIRE(root->kind == Kind::kDict, where, ": expected a pickled state dict (dict of str -> Tensor), got a ",
-             kind_name(root->kind));
+std::vector<PickledTensor> read_state_dict_pickle(const char* pickle, std::size_t size, const std::string& where,
+                                                  const std::string& entry) {
+  Ref root = Machine(pickle, size, where).run();
+  if (!entry.empty()) {
+    OT_REQUIRE(root->kind == Kind::kDict, where, ": expected a pickled dict holding a state dict under '", entry,
+               "', got a ", kind_name(root->kind));
+    Ref held;
+    for (std::size_t k = 0; k + 1 < root->items.size(); k += 2)
+      if (root->items[k]->kind == Kind::kString && root->items[k]->s == entry) held = root->items[k + 1];
+    OT_REQUIRE(held, where, ": the pickled dict has no key '", entry, "'");
+    root = held;
+  }
+  OT_REQUIRE(root->kind == Kind::kDict, where, ": expected a pickled state dict (dict of str -> Tensor)",
+             entry.empty() ? "" : " under '" + entry + "'", ", got a ", kind_name(root->kind));
   std::vector<PickledTensor> out;
   std::set<std::string> names;
   std::map<std::string, const PickledTensor*> storages;
@@ -454,7 +464,7 @@ std::vector<PickledTensor> read_state_dict_pickle(const char* pickle, std::size_
     const Value& value = *root->items[k + 1];
     OT_REQUIRE(key.kind == Kind::kString, where, ": state dict key of type ", kind_name(key.kind), ", expected str");
     OT_REQUIRE(value.kind == Kind::kTensor, where, ": entry '", key.s, "' is a ", kind_name(value.kind),
-               ", expected a Tensor", value.kind == Kind::kDict ? " (a training checkpoint? save model.state_dict())" : "");
+               ", expected a Tensor", value.kind == Kind::kDict ? " (a training checkpoint holding its state dict under this key?)" : "");
     OT_REQUIRE(names.insert(key.s).second, where, ": state dict key '", key.s, "' appears twice");
     out.push_back(value.tensor);
     out.back().name = key.s;

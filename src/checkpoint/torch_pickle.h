@@ -28,11 +28,14 @@ struct PickledTensor {
   std::vector<std::int64_t> sizes, strides;
 };
 
-// The tensors of the state dict pickled in the `size` bytes at `pickle`, in pickled order.
+// The tensors of the state dict pickled in the `size` bytes at `pickle`, in pickled order;
+// with `entry` set, of the state dict held under that key of the pickled dict (training
+// checkpoints such as {"model": state_dict, ...}; the other values are parsed, not used).
 // Every tensor is checked to lie inside its storage, storage keys to be plain names (letters,
 // digits, '_') and one storage to keep one type and size. Throws ot::Error naming `where`
 // (the file and entry) and the byte at fault for anything else: another opcode or callable,
 // a malformed program, a key that is not a string, a value that is not a tensor.
-std::vector<PickledTensor> read_state_dict_pickle(const char* pickle, std::size_t size, const std::string& where);
+std::vector<PickledTensor> read_state_dict_pickle(const char* pickle, std::size_t size, const std::string& where,
+                                                  const std::string& entry = "");
 
 }  // namespace ot

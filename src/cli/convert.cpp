@@ -1,9 +1,11 @@
 // cli/convert.cpp: `ot convert <format>`: turns foreign checkpoints into Hugging Face
-// checkpoint directories. Formats: llama2c (llama2.c fp32 checkpoint + tokenizer.bin).
+// checkpoint directories. Formats: llama2c (llama2.c fp32 checkpoint + tokenizer.bin) and
+// eva-vit (LAVIS's EVA image encoders, e.g. BLIP-2's eva_vit_g.pth).
 #include <filesystem>
 #include <iostream>
 #include <memory>
 
+#include "checkpoint/eva_vit.h"
 #include "checkpoint/llama2c.h"
 #include "cli/commands.h"
 #include "util/error.h"
@@ -16,6 +18,14 @@ namespace {
 struct Llama2cOptions {
   std::string checkpoint;
   std::string tokenizer;
+  std::string out;
+  bool force = false;
+};
+
+struct EvaVitOptions {
+  std::string checkpoint;
+  std::string entry;
+  int64_t num_heads = 0;
   std::string out;
   bool force = false;
 };
@@ -52,6 +62,29 @@ void register_convert(CLI::App& app) {
     require_writable_output(opts->out, opts->force);
     convert_llama2c(opts->checkpoint, opts->tokenizer, opts->out);
     std::cout << "wrote " << opts->out << " (config.json, model.safetensors, tokenizer.bin)\n";
+  });
+
+  auto eva = std::make_shared<EvaVitOptions>();
+  CLI::App* ev = convert->add_subcommand(
+      "eva-vit",
+      "EVA image encoder in LAVIS's layout (BLIP-2's eva_vit_g.pth, or a BLIP-2 checkpoint's visual_encoder "
+      "with ln_vision) -> ViT-layout directory of model_type eva_vit (config.json, model.safetensors)");
+  ev->add_option("--checkpoint", eva->checkpoint, "torch.save file holding the state dict")->required();
+  ev->add_option("--state-dict-key", eva->entry,
+                 "key of the pickled dict that holds the state dict (LAVIS's BLIP-2 checkpoints: model)");
+  ev->add_option("--num-heads", eva->num_heads, "attention heads (default: 16 for EVA-ViT-g's width 1408)")
+      ->check(CLI::PositiveNumber);
+  ev->add_option("--out", eva->out, "output directory (written atomically)")->required();
+  ev->add_flag("--force", eva->force, "replace a non-empty output directory");
+  ev->callback([eva] {
+    require_writable_output(eva->out, eva->force);
+    const EvaVitImport m = convert_eva_vit(eva->checkpoint, eva->entry, eva->num_heads, eva->out);
+    std::cout << "wrote " << eva->out << " (model_type eva_vit, " << m.config["num_hidden_layers"] << " blocks of width "
+              << m.config["hidden_size"] << ", " << m.config["architectures"][0].get<std::string>()
+              << (m.config["final_layernorm"].get<bool>() ? ", final LayerNorm" : ", no final LayerNorm") << ")\n";
+    if (!m.left_out.empty())
+      std::cout << "left out " << m.left_out.size() << " tensor(s) outside the image encoder (first: '"
+                << m.left_out.front() << "')\n";
   });
 }
 

@@ -20,6 +20,8 @@ std::string arch_name(Arch a) {
 
 bool is_vision(Arch a) { return a == Arch::kViT || a == Arch::kCLIPVision; }
 
+std::string model_type_name(const ModelConfig& c) { return c.eva ? "eva_vit" : arch_name(c.arch); }
+
 namespace {
 
 constexpr int64_t kMaxSize = 2147483647;  // largest accepted size or count in config.json
@@ -110,7 +112,7 @@ struct Reader {
   }
 };
 
-constexpr const char* kSupportedTypes = "opt, gpt2, bloom, llama, vit, clip_vision_model, clip";
+constexpr const char* kSupportedTypes = "opt, gpt2, bloom, llama, vit, eva_vit, clip_vision_model, clip";
 
 // A classifier's class count: id2label's size (what transformers derives num_labels from),
 // else num_labels, else transformers' default of 2.
@@ -122,9 +124,11 @@ int64_t read_num_labels(const Reader& r) {
   return static_cast<int64_t>(labels->size());
 }
 
-// ViT (ViTModel, ViTForImageClassification) and CLIP's vision tower (CLIPVisionModel
-// [WithProjection], CLIPForImageClassification, or the vision half of a CLIPModel's config),
-// with transformers' defaults for the keys save_pretrained leaves out.
+// ViT (ViTModel, ViTForImageClassification), EVA's encoder in ViT layout (eva_vit: ViT
+// blocks, no pooler, `final_layernorm` false by default as in BLIP-2's EVA-ViT-g) and CLIP's
+// vision tower (CLIPVisionModel[WithProjection], CLIPForImageClassification, or the vision
+// half of a CLIPModel's config), with transformers' defaults for the keys save_pretrained
+// leaves out.
 void parse_vision(ModelConfig& c, const nlohmann::json& j, const std::string& source, const std::string& type) {
   const nlohmann::json* tower = &j;
   std::string where = source;
@@ -138,7 +142,8 @@ void parse_vision(ModelConfig& c, const nlohmann::json& j, const std::string& so
   }
   Reader r{*tower, where, type};
   Reader top{j, source, type};
-  const bool vit = type == "vit";
+  c.eva = type == "eva_vit";
+  const bool vit = type == "vit" || c.eva;
   c.arch = vit ? Arch::kViT : Arch::kCLIPVision;
   c.hidden_size = r.positive_or({"hidden_size"}, 768);
   c.num_layers = r.positive_or({"num_hidden_layers"}, 12);
@@ -152,13 +157,17 @@ void parse_vision(ModelConfig& c, const nlohmann::json& j, const std::string& so
                  c.activation == "relu",
              where, ": key 'hidden_act': '", c.activation,
              "' is not supported for a vision encoder (expected gelu, quick_gelu, gelu_new or relu)");
-  c.norm_eps = r.number_or("layer_norm_eps", vit ? 1e-12 : 1e-5);
+  c.norm_eps = r.number_or("layer_norm_eps", c.eva ? 1e-6 : vit ? 1e-12 : 1e-5);
   if (vit) {
     c.qkv_bias = r.bool_or("qkv_bias", true);
+    if (c.eva) c.vit_final_norm = r.bool_or("final_layernorm", false);
+    if (c.eva) c.final_norm_eps = r.number_or("final_layernorm_eps", c.norm_eps);
     c.residual_dropout = r.number_or("hidden_dropout_prob", 0.0);
     c.attention_dropout = r.number_or("attention_probs_dropout_prob", 0.0);
     if (r.names_class("ViTForImageClassification")) {
       c.num_labels = read_num_labels(r);
+    } else if (c.eva) {
+      c.vit_pooler = false;  // EVA has none
     } else {
       for (const char* other : {"ViTForMaskedImageModeling", "ViTMAEModel", "ViTMAEForPreTraining"})
         OT_REQUIRE(!r.names_class(other), where, ": key 'architectures': ", other,
@@ -268,7 +277,7 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
                ": key 'rope_scaling': RoPE scaling is not supported (expected null)");
     OT_REQUIRE(c.activation == "silu", source, ": key 'hidden_act': expected \"silu\", got \"",
                c.activation, "\"");
-  } else if (type == "vit" || type == "clip_vision_model" || type == "clip") {
+  } else if (type == "vit" || type == "eva_vit" || type == "clip_vision_model" || type == "clip") {
     parse_vision(c, j, source, type);
     return c;
   } else {
@@ -309,8 +318,9 @@ nlohmann::json model_config_to_json(const ModelConfig& c) {
       vision["architectures"] = {c.num_labels > 0 ? "CLIPForImageClassification" : "CLIPVisionModelWithProjection"};
       j = vision;
     }
-    j["model_type"] = arch_name(c.arch);
+    j["model_type"] = model_type_name(c);
     j["num_hidden_layers"] = c.num_layers;
+    if (c.eva) j["final_layernorm"] = c.vit_final_norm;
     return j;
   }
   j["model_type"] = arch_name(c.arch);

@@ -1,6 +1,6 @@
 // model/config.h: the architecture description of a model, parsed from a Hugging Face
 // config.json. One struct covers the supported families: the decoder LMs (OPT, GPT-2, BLOOM,
-// LLaMA) and the vision encoders (ViT, CLIP's vision tower); family-specific fields are
+// LLaMA) and the vision encoders (ViT, EVA's ViT, CLIP's vision tower); family-specific fields are
 // grouped and documented. The raw JSON is kept so a
 // written checkpoint carries every key the user's config had.
 #pragma once
@@ -16,6 +16,11 @@ enum class Arch { kOPT, kGPT2, kBloom, kLlama, kViT, kCLIPVision };
 
 std::string arch_name(Arch a);  // the HF model_type: opt, gpt2, bloom, llama, vit, clip_vision_model
 bool is_vision(Arch a);         // an image encoder (ViT, CLIP vision), not a decoder LM
+
+struct ModelConfig;
+// The model_type written to config.json: arch_name, except `eva_vit` for a ViT-layout EVA
+// encoder (vit_final_norm may be false there, which transformers' `vit` cannot express).
+std::string model_type_name(const ModelConfig& c);
 
 struct ModelConfig {
   Arch arch = Arch::kOPT;
@@ -61,12 +66,16 @@ struct ModelConfig {
   bool qkv_bias = true;         // ViT
   int64_t num_labels = 0;       // rows of ViTForImageClassification's classifier (0: none)
   bool vit_pooler = false;      // ViTModel's pooler (dense + tanh on the class token)
+  bool eva = false;             // model_type eva_vit (checkpoint/eva_vit.h): ViT blocks, no pooler
+  bool vit_final_norm = true;   // ViT's final `layernorm` (EVA: `final_layernorm`, often absent)
+  double final_norm_eps = 0.0;  // its eps when it differs (EVA: `final_layernorm_eps`); 0: norm_eps
   int64_t projection_dim = 0;   // CLIP's visual_projection (0: none)
   bool clip_two_towers = false; // read from a full CLIP checkpoint (the text tower is ignored)
 
   nlohmann::json raw;  // the config.json this came from (updated on write)
 
   int64_t num_patches() const { return patch_size > 0 ? (image_size / patch_size) * (image_size / patch_size) : 0; }
+  double vit_final_norm_eps() const { return final_norm_eps > 0 ? final_norm_eps : norm_eps; }
   bool opt_projects() const { return arch == Arch::kOPT && word_embed_proj_dim != hidden_size; }
   bool opt_final_norm() const {
     return arch == Arch::kOPT && do_layer_norm_before && !remove_final_layer_norm;

@@ -29,7 +29,7 @@ nlohmann::json inspect_model_dir(const std::string& dir) {
 
   nlohmann::json j;
   j["directory"] = dir;
-  j["model_type"] = arch_name(cfg.arch);
+  j["model_type"] = model_type_name(cfg);
   j["layers"] = cfg.num_layers;
   j["hidden_size"] = cfg.hidden_size;
   j["heads"] = cfg.num_heads;
@@ -40,6 +40,7 @@ nlohmann::json inspect_model_dir(const std::string& dir) {
     j["patch_size"] = cfg.patch_size;
     j["num_channels"] = cfg.num_channels;
     j["patches"] = cfg.num_patches();
+    if (cfg.arch == Arch::kViT) j["final_norm"] = cfg.vit_final_norm;
     if (cfg.num_labels > 0) j["head"] = {{"kind", "classifier"}, {"labels", cfg.num_labels}};
     else if (cfg.projection_dim > 0) j["head"] = {{"kind", "projection"}, {"dim", cfg.projection_dim}};
     else j["head"] = {{"kind", cfg.vit_pooler ? "pooler" : "class token"}};
@@ -88,6 +89,7 @@ std::string format_inspection(const nlohmann::json& j) {
     os << "head         " << h["kind"].get<std::string>();
     if (h.contains("labels")) os << ", " << h["labels"] << " labels";
     if (h.contains("dim")) os << " to " << h["dim"] << " dimensions";
+    if (j.contains("final_norm") && !j["final_norm"].get<bool>()) os << " (no final LayerNorm)";
     os << "\n";
   } else {
     os << ", vocab " << j["vocab_size"];

@@ -65,8 +65,8 @@ struct Pickle {
   std::string done() { return b + '.'; }
 };
 
-std::vector<ot::PickledTensor> read(const std::string& pickle) {
-  return ot::read_state_dict_pickle(pickle.data(), pickle.size(), "m.bin: archive/data.pkl");
+std::vector<ot::PickledTensor> read(const std::string& pickle, const std::string& entry = "") {
+  return ot::read_state_dict_pickle(pickle.data(), pickle.size(), "m.bin: archive/data.pkl", entry);
 }
 
 // A zip archive of (name, bytes) entries, stored or deflated, without zip64 (which
@@ -250,7 +250,17 @@ TEST(TorchPickle, StateDictShapeIsChecked) {
   expect_error([&] { read(Pickle().op('}').int1(1).tensor("FloatStorage", "0", 1, 0, {1}, {1}).op('s').done()); },
                {"key of type int, expected str"});
   expect_error([&] { read(Pickle().op('}').str("model").op('}').op('s').done()); },
-               {"entry 'model' is a dict", "save model.state_dict()"});
+               {"entry 'model' is a dict", "a training checkpoint holding its state dict under this key?"});
+  // Such a checkpoint's state dict is read by naming its key; the other values are not used.
+  Pickle held;
+  held.op('}').op('(').str("epoch").int1(3).str("model").op('}').str("w");
+  held.tensor("FloatStorage", "0", 2, 0, {2}, {1}).op('s').op('u');
+  const auto got = read(held.done(), "model");
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].name, "w");
+  expect_error([&] { read(held.done()); }, {"entry 'epoch' is a int, expected a Tensor"});
+  expect_error([&] { read(held.done(), "optimizer"); }, {"m.bin", "no key 'optimizer'"});
+  expect_error([&] { read(held.done(), "epoch"); }, {"expected a pickled state dict", "under 'epoch'", "got a int"});
   Pickle twice;
   twice.op('}').op('(').str("a").tensor("FloatStorage", "0", 1, 0, {1}, {1});
   twice.str("a").tensor("FloatStorage", "1", 1, 0, {1}, {1}).op('u');

@@ -2,7 +2,8 @@
 // transformers 4.35 computes it: a Conv2d patch projection with bias, a learned class token
 // and learned positions (bicubically resized for other image sizes when asked), pre-LN
 // encoder layers with exact-erf GELU, a final LayerNorm; ViTModel's optional pooler (dense +
-// tanh on the class token). The classifier lives in the model (model/vision_encoder.h).
+// tanh on the class token). EVA encoders converted to this layout (eva_vit) may have no final
+// LayerNorm. The classifier lives in the model (model/vision_encoder.h).
 #include <torch/torch.h>
 
 #include "model/block.h"
@@ -77,7 +78,7 @@ class ViTBlock : public BlockBase {
 // HF's ViTEmbeddings with its `patch_embeddings.projection`.
 class ViTEmbedder : public PatchEmbedderBase {
  public:
-  explicit ViTEmbedder(const ModelConfig& c) : p_emb(c.residual_dropout) {
+  explicit ViTEmbedder(const ModelConfig& c) : p_emb(c.residual_dropout), eva(c.eva) {
     auto emb = std::make_shared<torch::nn::Module>();
     cls_token = emb->register_parameter("cls_token", torch::empty({1, 1, c.hidden_size}));
     position_embeddings = emb->register_parameter("position_embeddings",
@@ -92,11 +93,13 @@ class ViTEmbedder : public PatchEmbedderBase {
     auto grid = projection(pixels);  // (B, C, h, w)
     const int64_t B = grid.size(0), h = grid.size(2), w = grid.size(3);
     auto tokens = torch::cat({cls_token.expand({B, 1, cls_token.size(2)}), grid.flatten(2).transpose(1, 2)}, 1);
-    auto positions = interpolate ? nn::resize_patch_positions(position_embeddings, h, w, /*vit_4_35=*/true)
+    // EVA resizes as LAVIS's interpolate_pos_embed does: to the grid's size, not by a scale.
+    auto positions = interpolate ? nn::resize_patch_positions(position_embeddings, h, w, /*vit_4_35=*/!eva)
                                  : position_embeddings;
     return dropout_if(tokens + positions, p_emb, is_training());
   }
   double p_emb;
+  bool eva;
   at::Tensor cls_token, position_embeddings;
   nn::PatchConv projection{nullptr};
 };
@@ -104,16 +107,17 @@ class ViTEmbedder : public PatchEmbedderBase {
 class ViTHead : public VisionHeadBase {
  public:
   explicit ViTHead(const ModelConfig& c) {
-    layernorm = register_module("layernorm", nn::LayerNorm(nn::LayerNormOptions(c.hidden_size).with_eps(c.norm_eps)));
+    if (c.vit_final_norm)
+      layernorm = register_module("layernorm", nn::LayerNorm(nn::LayerNormOptions(c.hidden_size).with_eps(c.vit_final_norm_eps())));
     if (c.vit_pooler) {
       auto pool = std::make_shared<torch::nn::Module>();
       pooler = pool->register_module("dense", nn::Linear(nn::LinearOptions(c.hidden_size, c.hidden_size)));
       register_module("pooler", pool);
     }
   }
-  at::Tensor sequence(const at::Tensor& h) override { return layernorm(h); }
+  at::Tensor sequence(const at::Tensor& h) override { return layernorm ? layernorm(h) : h; }
   at::Tensor pooled(const at::Tensor& h) override {
-    auto first = layernorm(h).select(1, 0);  // the class token (B, C)
+    auto first = sequence(h).select(1, 0);  // the class token (B, C)
     return pooler ? torch::tanh(pooler(first)) : first;
   }
   nn::LayerNorm layernorm{nullptr};
