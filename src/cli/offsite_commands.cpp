@@ -44,7 +44,8 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
       EmulatorJob job;
       std::string adapter = "2,2", record, distill, eval, calibration, text_field = "text";
       std::string distill_images, eval_images, calibration_images, eval_split = "test";
-      int64_t block_size = 512, eval_blocks = 0, max_images = 0, max_eval_images = 0;
+      int64_t block_size = 512, eval_blocks = 0, max_images = 0, max_eval_images = 0, report_batches = 4;
+      bool report = false;
       RuntimeOptions rt;
     };
     auto a = std::make_shared<Args>();
@@ -86,6 +87,11 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
                                       "weight of the LM loss (vision default: 0, feature KD alone)")
                           ->capture_default_str()->check(at_least(0));
     cmd->add_option("--cache-dir", a->job.cache_dir, "token cache directory");
+    cmd->add_flag("--report", a->report,
+                  "print the gradient alignment: cosine of the adapter's gradients through the emulator and through "
+                  "the full model, per adapter block, before and after distillation");
+    cmd->add_option("--report-batches", a->report_batches, "batches of --eval-corpus (else --distill) for --report")
+        ->capture_default_str()->check(at_least(1));
     cmd->add_option("--record", a->record, "record the run to this HDF5 file");
     cmd->add_flag("--hash-files", a->job.hash_files, "record the SHA-256 digest of the bundle written (with --record)");
     cmd->add_option("--out", a->job.out_dir, "bundle directory to write")->required();
@@ -96,6 +102,7 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
       auto spec = [&](const std::string& p, int64_t max_blocks) {
         return std::optional<CorpusSpec>(CorpusSpec{p, a->text_field, a->block_size, max_blocks});
       };
+      if (a->report) a->job.report_batches = a->report_batches;
       if (!a->distill.empty()) a->job.distill = spec(a->distill, 0);
       if (!a->eval.empty()) a->job.eval = spec(a->eval, a->eval_blocks);
       if (!a->calibration.empty()) a->job.calibration = spec(a->calibration, 16);
@@ -123,6 +130,7 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
         if (o.zs_emulator_kd) os << "; held-out KD emulator " << *o.zs_emulator_kd;
         if (o.distilled_emulator_kd) os << ", distilled emulator " << *o.distilled_emulator_kd;
         std::cout << os.str() << "\n";
+        if (o.zs_alignment) std::cout << format_gradient_alignment(*o.zs_alignment, o.distilled_alignment);
       });
     });
   }

@@ -33,6 +33,15 @@ Trainer::LogFn recorder_log(results::RunRecorder* rec) {
   };
 }
 
+void record_alignment(results::RunRecorder* rec, const std::string& setting, const std::string& corpus,
+                      const GradientAlignment& a) {
+  if (!rec) return;
+  record_eval(rec, setting, corpus, "grad_cosine", a.mean_cosine, a.batches);
+  const nlohmann::json j = {{"adapter_blocks", a.adapter_blocks}, {"block_cosine", a.block_cosine},
+                            {"batches", a.batches}, {"corpus", corpus}};
+  rec->set_attribute("gradient_alignment_" + setting, j.dump());
+}
+
 void record_eval(results::RunRecorder* rec, const std::string& setting, const std::string& task,
                  const std::string& metric, double value, int64_t n) {
   if (!rec) return;

@@ -14,6 +14,7 @@
 #include "offsite/adapter.h"
 #include "model/precision.h"
 #include "offsite/emulator.h"
+#include "offsite/gradient_alignment.h"
 #include "results/run_file.h"
 #include "train/trainer.h"
 
@@ -21,6 +22,12 @@ namespace ot {
 
 // Curve rows of a trainer into the run file (nothing for a null recorder).
 Trainer::LogFn recorder_log(results::RunRecorder* rec);
+
+// Gradient alignment of `setting` (zs_emulator, distilled_emulator) on `corpus`: the mean
+// cosine as an eval row (metric grad_cosine, n = batches) and the per-block values as the
+// JSON attribute gradient_alignment_<setting> (nothing for a null recorder).
+void record_alignment(results::RunRecorder* rec, const std::string& setting, const std::string& corpus,
+                      const GradientAlignment& a);
 
 // One eval row without a standard error (nothing for a null recorder).
 void record_eval(results::RunRecorder* rec, const std::string& setting, const std::string& task,

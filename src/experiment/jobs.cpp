@@ -149,6 +149,29 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
     }
   }
 
+  // Gradient alignment: the first report_batches batches of the eval (else distillation) corpus.
+  std::vector<Batch> report;
+  std::string report_corpus;
+  if (job.report_batches > 0) {
+    OT_REQUIRE(job.eval || job.distill, "--report: gradient alignment needs batches: give --eval-corpus or --distill");
+    const CorpusSpec& spec = job.eval ? *job.eval : *job.distill;
+    const auto src = job.eval ? eval_src : corpus_blocks(spec, *tok, tok_path, job.cache_dir);
+    report_corpus = corpus_name(spec);
+    for (int64_t i = 0; i < job.report_batches && i * job.trainer.batch_size < src->size(); ++i) {
+      std::vector<int64_t> idx;
+      for (int64_t j = i * job.trainer.batch_size; j < std::min(src->size(), (i + 1) * job.trainer.batch_size); ++j)
+        idx.push_back(j);
+      report.push_back(src->batch(idx));
+    }
+  }
+  auto measure_alignment = [&](const std::string& setting) {
+    AutocastGuard autocast(full->device(), job.trainer.precision);
+    GradientAlignment a = gradient_alignment(*bundle, *full, out.layout, report);
+    record_alignment(rec, setting, report_corpus, a);
+    return a;
+  };
+  if (!report.empty()) out.zs_alignment = measure_alignment("zs_emulator");
+
   nlohmann::json section = offsite_section(out.layout, emu, model_fingerprint(*full));
   if (job.distill) {
     auto train_src = corpus_blocks(*job.distill, *tok, tok_path, job.cache_dir);
@@ -191,6 +214,7 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
     }
   }
   if (job.distill) record_rank_throughput(rec, out.train);
+  if (job.distill && !report.empty()) out.distilled_alignment = measure_alignment("distilled_emulator");
   bundle->set_config_entry("offsite", section);
   write_on_rank0([&] {
     save_model_and_tokenizer(bundle, job.out_dir, tokenizer_path_for(job.tokenizer, job.model_dir));  // ships with the bundle

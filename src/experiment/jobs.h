@@ -16,6 +16,7 @@
 #include "model/load.h"
 #include "offsite/distill.h"
 #include "offsite/emulator.h"
+#include "offsite/gradient_alignment.h"
 #include "model/peft.h"
 #include "results/run_file.h"
 #include "tokenizer/tokenizer.h"
@@ -66,12 +67,16 @@ struct EmulatorJob {
   std::string cache_dir;                  // token caches
   bool record_perplexities = true;        // record the held-out scores (perplexities, vision: KD) as eval rows
   bool hash_files = false;                // record the bundle's SHA-256 (bundle_sha256)
+  // > 0: measure the gradient alignment (offsite/gradient_alignment.h) on this many batches
+  // of the eval corpus (else the distillation corpus), before and after distillation.
+  int64_t report_batches = 0;
 };
 
 struct EmulatorOutcome {
   OffsiteLayout layout;
   std::optional<double> zs_emulator_ppl, distilled_emulator_ppl, full_ppl;
   std::optional<double> zs_emulator_kd, distilled_emulator_kd;  // vision: mean KD on the held-out images
+  std::optional<GradientAlignment> zs_alignment, distilled_alignment;  // with report_batches
   TrainResult train;
 };
 

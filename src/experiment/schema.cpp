@@ -128,6 +128,8 @@ const std::vector<Section>& sections() {
         {"repeat", Kind::kBool, "false", "keep the depth: dropped blocks reuse the nearest kept one"},
         {"prune", Kind::kFloat, "0.0", "magnitude pruning ratio of emulator weights", {}, 0.0, 0.999},
         {"quantize_bits", Kind::kInt, "0", "uniform quantization bits (0: off)", {}, 0.0, 16.0},
+        {"report_batches", Kind::kInt, "0",
+         "batches of distill.eval_data (else distill.data) for the gradient alignment of the adapter (0: off)", {}, 0.0},
         {"calibration_data", Kind::kString, "\"\"", "data source for strategy = cka"},
         {"bundle", Kind::kString, "\"\"", "use this existing bundle (e.g. a distilled emulator) instead of building one"},
         {"save_to", Kind::kString, "\"\"", "recipe distill: write the bundle here (default: the run's work directory)"}}},

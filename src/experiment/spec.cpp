@@ -139,6 +139,7 @@ ExperimentSpec spec_of(const Config& c, const RuntimeSpec& runtime) {
   s.emulator.calibration_data = c.str("emulator.calibration_data");
   s.emulator.bundle = c.str("emulator.bundle");
   s.emulator.save_to = c.str("emulator.save_to");
+  s.emulator.report_batches = c.integer("emulator.report_batches");
 
   read_training_section(c, "distill", s.distill);
   s.distill.data = c.str("distill.data");

@@ -78,6 +78,7 @@ struct EmulatorSpec {
   std::string calibration_data;   // strategy cka
   std::string bundle;             // an existing bundle to use instead of making one
   std::string save_to;            // recipe distill: where the bundle goes
+  int64_t report_batches = 0;     // gradient alignment batches (0: off)
 };
 
 struct DistillSpec : TrainingSpec {

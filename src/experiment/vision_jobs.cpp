@@ -83,6 +83,9 @@ void refuse_text_options(const EmulatorJob& job) {
   refuse(job.distill.has_value(), "--distill", " (distil on images: --distill-images FORMAT=PATH)");
   refuse(job.eval.has_value(), "--eval-corpus", " (held-out images: --eval-images FORMAT=PATH)");
   refuse(job.calibration.has_value(), "--calibration", " (CKA on images: --calibration-images FORMAT=PATH)");
+  OT_REQUIRE(job.report_batches == 0, job.model_dir, ": --report: the gradient alignment is measured on the "
+             "language-modelling loss of a decoder; a vision bundle's classifier is new, so there is no loss the "
+             "full model shares with it");
 }
 
 void refuse_text_options(const FinetuneJob& job) {

@@ -59,6 +59,37 @@ class OffsiteWorkflow : public ::testing::Test {
 };
 ot::test::TempDir* OffsiteWorkflow::dir_ = nullptr;
 
+// `ot emulator --report`: the gradient alignment before and after distillation, printed per
+// adapter block and recorded (eval rows grad_cosine, per-block values as an attribute).
+TEST_F(OffsiteWorkflow, EmulatorReportsGradientAlignment) {
+  auto r = run_cli("emulator --model " + p("full") + " --adapter 1,1 --emulator-layers 1 --distill " + p("distill.txt") +
+                   " --eval-corpus " + p("distill_val.txt") + " --eval-blocks 8 --max-steps 4 --block-size 64"
+                   " --batch-size 4 --threads 1 --report --report-batches 2 --record " + p("report.h5") +
+                   " --cache-dir " + p("cache") + " --out " + p("report_bundle"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("gradient alignment"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("zero-shot  distilled"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\n  mean "), std::string::npos) << r.out;
+  auto run = ot::results::RunReader::open(p("report.h5"));
+  int rows = 0;
+  for (const auto& row : run.eval())
+    if (row.metric == "grad_cosine") {
+      ++rows;
+      EXPECT_TRUE(row.setting == "zs_emulator" || row.setting == "distilled_emulator") << row.setting;
+      EXPECT_GE(row.value, -1.0);
+      EXPECT_LE(row.value, 1.0);
+      EXPECT_EQ(row.n, 2);
+    }
+  EXPECT_EQ(rows, 2);
+  const auto blocks = nlohmann::json::parse(run.string_attribute("gradient_alignment_distilled_emulator"));
+  EXPECT_EQ(blocks["adapter_blocks"], nlohmann::json({0, 4}));
+  EXPECT_EQ(blocks["block_cosine"].size(), 2u);
+  // Without batches to measure on, --report says what it needs.
+  r = run_cli("emulator --model " + p("full") + " --adapter 1,1 --emulator-layers 1 --report --out " + p("x"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--report: gradient alignment needs batches"), std::string::npos) << r.err;
+}
+
 TEST_F(OffsiteWorkflow, FiveSettingsRecordedAndPluginBeatsZeroShot) {
   const std::string common = " --block-size 64 --batch-size 8 --threads 1 --cache-dir " + p("cache");
   auto emu = run_cli("emulator --model " + p("full") + " --adapter 1,1 --emulator-layers 1 --distill " + p("distill.txt") +

@@ -127,6 +127,7 @@ EmulatorJob RunContext::emulator_job(const std::string& out) {
   job.tokenizer = workspace_.ensure_tokenizer();
   job.emulator = spec_.emulator.options;
   job.hash_files = spec_.runtime.hash_files;
+  job.report_batches = spec_.emulator.report_batches;
   const std::string& calibration = spec_.emulator.calibration_data;
   if (!calibration.empty() && workspace_.is_images(calibration))
     job.calibration_images = workspace_.image_data(calibration);
