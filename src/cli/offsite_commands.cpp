@@ -87,6 +87,8 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
                                       "weight of the LM loss (vision default: 0, feature KD alone)")
                           ->capture_default_str()->check(at_least(0));
     cmd->add_option("--cache-dir", a->job.cache_dir, "token cache directory");
+    cmd->add_flag("--layerwise-kd", a->job.distill_loss.layerwise,
+                  "distil every emulator block toward its teacher block (FedBiOT), not only the emulator's output");
     cmd->add_flag("--report", a->report,
                   "print the gradient alignment: cosine of the adapter's gradients through the emulator and through "
                   "the full model, per adapter block, before and after distillation");

@@ -203,6 +203,7 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
     }
     section["distill"] = {{"corpus", job.distill->path}, {"steps", out.train.steps},
                           {"lm_weight", job.distill_loss.lm_weight}, {"kd_weight", job.distill_loss.kd_weight},
+                          {"layerwise_kd", job.distill_loss.layerwise},
                           {"best_step", out.train.best_step}};
     if (rec) {
       rec->set_efficiency("distill_tokens_per_s", out.train.tokens_per_second, "tokens/s");

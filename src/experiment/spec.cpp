@@ -146,6 +146,7 @@ ExperimentSpec spec_of(const Config& c, const RuntimeSpec& runtime) {
   s.distill.eval_data = c.str("distill.eval_data");
   s.distill.loss.kd_weight = c.number("distill.kd_weight");
   s.distill.loss.lm_weight = c.number("distill.lm_weight");
+  s.distill.loss.layerwise = c.flag("distill.layerwise_kd");
 
   FinetuneSpec& f = s.finetune;
   read_training_section(c, "finetune", f);

@@ -208,7 +208,8 @@ EmulatorOutcome run_vision_emulator_job(const EmulatorJob& job, results::RunReco
     nlohmann::json section = bundle->config().raw.at("offsite");
     section["distill"] = {{"images", job.distill_images->format + "=" + job.distill_images->path},
                           {"steps", out.train.steps}, {"lm_weight", job.distill_loss.lm_weight},
-                          {"kd_weight", job.distill_loss.kd_weight}, {"best_step", out.train.best_step}};
+                          {"kd_weight", job.distill_loss.kd_weight},
+                          {"layerwise_kd", job.distill_loss.layerwise}, {"best_step", out.train.best_step}};
     bundle->set_config_entry("offsite", section);
     if (rec) {
       rec->set_efficiency("distill_tokens_per_s", out.train.tokens_per_second, "tokens/s");

@@ -35,6 +35,13 @@ Distiller::Distiller(std::shared_ptr<BlockModelImpl> bundle, std::shared_ptr<Blo
   first_emulator_ = layout_.bottom;
   end_emulator_ = bundle_->num_blocks() - layout_.top;
   OT_REQUIRE(end_emulator_ > first_emulator_, "distill: the bundle has no emulator blocks");
+  const int64_t middle = layout_.num_original - layout_.bottom - layout_.top;
+  const bool same_depth = end_emulator_ - first_emulator_ == middle;
+  for (int64_t p = first_emulator_; p < end_emulator_; ++p) {
+    const int64_t next = p + 1 < end_emulator_ ? layout_.block_origin.at(static_cast<size_t>(p + 1))
+                                               : layout_.bottom + middle;
+    targets_.push_back(same_depth ? layout_.bottom + (p - first_emulator_) : next - 1);
+  }
 }
 
 NamedTensors Distiller::trainable() {
@@ -60,15 +67,22 @@ Distiller::Middle Distiller::run_to_emulator_output(const Batch& b, AttentionCon
     for (int64_t j = 0; j < first_emulator_; ++j) m.input = bundle_->run_block(j, m.input, ctx);
   }
   m.student = m.input;
-  for (int64_t j = first_emulator_; j < end_emulator_; ++j) m.student = bundle_->run_block(j, m.student, ctx);
+  for (int64_t j = first_emulator_; j < end_emulator_; ++j) {
+    m.student = bundle_->run_block(j, m.student, ctx);
+    m.per_block.push_back(m.student);
+  }
   return m;
 }
 
-at::Tensor Distiller::teacher_output(const at::Tensor& input, const AttentionContext& ctx) {
+std::vector<at::Tensor> Distiller::teacher_outputs(const at::Tensor& input, const AttentionContext& ctx) {
   torch::NoGradGuard ng;
+  std::vector<at::Tensor> out;
   at::Tensor t = input;
-  for (int64_t i = layout_.bottom; i < layout_.num_original - layout_.top; ++i) t = teacher_->run_block(i, t, ctx);
-  return t;
+  for (int64_t i = layout_.bottom; i < layout_.num_original - layout_.top; ++i) {
+    t = teacher_->run_block(i, t, ctx);
+    out.push_back(t);
+  }
+  return out;
 }
 
 at::Tensor Distiller::loss(const Batch& b, Metrics& extra) {
@@ -76,7 +90,16 @@ at::Tensor Distiller::loss(const Batch& b, Metrics& extra) {
   const Middle m = run_to_emulator_output(b, ctx);
   at::Tensor total = torch::zeros({}, m.student.options().dtype(torch::kFloat));
   if (o_.kd_weight > 0.0) {
-    auto kd = kd_loss(teacher_output(m.input, ctx), m.student);
+    const std::vector<at::Tensor> t = teacher_outputs(m.input, ctx);
+    at::Tensor kd;
+    if (o_.layerwise) {
+      kd = torch::zeros({}, total.options());
+      for (size_t j = 0; j < targets_.size(); ++j)
+        kd = kd + kd_loss(t.at(static_cast<size_t>(targets_[j] - layout_.bottom)), m.per_block[j]);
+      kd = kd / double(targets_.size());
+    } else {
+      kd = kd_loss(t.back(), m.student);
+    }
     extra["kd"] = kd.item<double>();
     total = total + o_.kd_weight * kd;
   }
@@ -95,7 +118,7 @@ double Distiller::kd_sum(const Batch& b) {
   torch::NoGradGuard ng;
   AttentionContext ctx;
   const Middle m = run_to_emulator_output(b, ctx);
-  const at::Tensor t = teacher_output(m.input, ctx);
+  const at::Tensor t = teacher_outputs(m.input, ctx).back();
   // Per example, as kd_loss computes it over the batch: rms over that example's tensor.
   double sum = 0.0;
   for (int64_t i = 0; i < t.size(0); ++i) sum += kd_loss(t[i], m.student[i]).item<double>();

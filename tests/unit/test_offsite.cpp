@@ -533,6 +533,56 @@ TEST(Distillation, KdLossIsTheNormalisedMse) {
   EXPECT_NEAR(ot::kd_loss(t, s).item<double>(), (1.0 + 0.0 + 4.0 + 1.0) / 4.0 / 3.5, 1e-7);
 }
 
+// Layer-wise KD (FedBiOT): every emulator block against the teacher block whose output the
+// next kept block reads, averaged; keeping the whole middle makes it 0, a dropped block
+// gives the mean worked out block by block here.
+TEST(Distillation, LayerwiseKdMatchesEachBlockToItsTeacherBlock) {
+  ot::DecoderLM full = ot::load_model(fixture_dir("llama"));
+  ot::EmulatorOptions o;
+  o.bottom = 1;
+  o.top = 0;
+  ot::DistillOptions lw{0.0, 1.0, /*layerwise=*/true};
+  TokenBlocks data(4, 16, 1000, 5);
+  const ot::Batch b = data.batch({0, 1, 2, 3});
+  auto kd_of = [&](ot::Distiller& d) {
+    torch::NoGradGuard ng;
+    ot::Metrics m;
+    d.loss(b, m);
+    return m.at("kd");
+  };
+  {  // 1 + 3 blocks: the middle kept whole
+    auto layout = ot::make_layout(4, o, ot::select_middle_blocks(3, 3, "uniform"));
+    ot::DecoderLM bundle = ot::build_bundle(full, layout, o);
+    ot::Distiller d(bundle.ptr(), full.ptr(), layout, lw);
+    EXPECT_EQ(d.layerwise_targets(), (std::vector<int64_t>{1, 2, 3}));
+    EXPECT_LT(kd_of(d), 1e-12);
+  }
+  // Middle blocks 1 and 3 kept of 1..3: block 1 stands for 1-2 (the next kept block, 3, reads
+  // block 2's output), block 3 for itself.
+  auto layout = ot::make_layout(4, o, ot::select_middle_blocks(3, 2, "0,2"));
+  ASSERT_EQ(layout.block_origin, (std::vector<int64_t>{0, 1, 3}));
+  ot::DecoderLM bundle = ot::build_bundle(full, layout, o);
+  ot::Distiller d(bundle.ptr(), full.ptr(), layout, lw);
+  EXPECT_EQ(d.layerwise_targets(), (std::vector<int64_t>{2, 3}));
+  torch::NoGradGuard ng;
+  auto ctx = full->make_context(b.input_ids, at::Tensor(), at::Tensor(), 0);
+  at::Tensor x = full->embed(b.input_ids, ctx);
+  x = full->run_block(0, x, ctx);
+  const at::Tensor t1 = full->run_block(1, x, ctx), t2 = full->run_block(2, t1, ctx), t3 = full->run_block(3, t2, ctx);
+  const at::Tensor s1 = bundle->run_block(1, x, ctx), s2 = bundle->run_block(2, s1, ctx);
+  const double expected = (ot::kd_loss(t2, s1).item<double>() + ot::kd_loss(t3, s2).item<double>()) / 2;
+  EXPECT_NEAR(kd_of(d), expected, 1e-6 * expected);
+  // The output KD of the same batch is the last term alone.
+  ot::Distiller out(bundle.ptr(), full.ptr(), layout, ot::DistillOptions{0.0, 1.0});
+  EXPECT_NEAR(kd_of(out), ot::kd_loss(t3, s2).item<double>(), 1e-6);
+  // With the depth kept (repeat), each position is matched to the block at its place.
+  o.repeat = true;
+  auto repeated = ot::make_layout(4, o, ot::select_middle_blocks(3, 2, "0,2"));
+  ot::DecoderLM rb = ot::build_bundle(full, repeated, o);
+  ot::Distiller dr(rb.ptr(), full.ptr(), repeated, lw);
+  EXPECT_EQ(dr.layerwise_targets(), (std::vector<int64_t>{1, 2, 3}));
+}
+
 TEST(Distillation, TrainingTheEmulatorLowersTheKdLoss) {
   at::set_num_threads(1);
   for (const char* arch : {"opt", "llama"}) {
