@@ -60,6 +60,14 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
                   "issue the final norm and LM head with the adapter (the data owner may train them)");
     cmd->add_flag("--repeat", a->job.emulator.repeat, "keep the depth: dropped blocks replaced by the nearest kept one (CRaSh)");
     cmd->add_option("--prune", a->job.emulator.prune_ratio, "magnitude pruning ratio of emulator weights")->capture_default_str()->check(in_range(0.0, 0.999));
+    cmd->add_option("--prune-channels", a->job.emulator.prune_channels,
+                    "share of each emulator block's MLP channels removed (structured)")
+        ->capture_default_str()->check(in_range(0.0, 0.999));
+    cmd->add_option("--channel-score", a->job.emulator.channel_score,
+                    "magnitude, or gradot (Fisher curvature and loss gap on --calibration text)")
+        ->capture_default_str()->check(CLI::IsMember({"magnitude", "gradot"}));
+    cmd->add_option("--gradot-lambda", a->job.emulator.gradot_lambda,
+                    "gradot: weight of the loss-gap (privacy) term")->capture_default_str()->check(at_least(0.0));
     cmd->add_option("--quantize", a->job.emulator.quantize_bits, "uniform quantization bits of emulator weights (0: off)")->capture_default_str()->check(in_range(0, 16));
     cmd->add_option("--distill", a->distill, "distil the emulator on this corpus (text or JSONL)");
     cmd->add_option("--eval-corpus", a->eval, "perplexity text for choosing the best distilled emulator");

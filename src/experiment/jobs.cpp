@@ -15,6 +15,7 @@
 #include "experiment/job_steps.h"
 #include "model/flops.h"
 #include "offsite/adapter.h"
+#include "offsite/channel_pruning.h"
 #include "offsite/cka.h"
 #include "tokenizer/tokenizer.h"
 #include "util/content_hash.h"
@@ -115,23 +116,27 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
   const std::string tok_path = tokenizer_path_for(job.tokenizer, job.model_dir);
   if (job.calibration || job.distill || job.eval) tok = load_tokenizer(tok_path);
 
-  std::vector<int64_t> kept;
-  if (emu.strategy == "cka") {
-    OT_REQUIRE(job.calibration.has_value(), "--strategy cka: needs --calibration CORPUS");
+  // Calibration text (CKA selection, gradot channel scores): its first blocks, 4 per batch.
+  std::vector<Batch> calibration;
+  if (job.calibration) {
     auto src = corpus_blocks(*job.calibration, *tok, tok_path, job.cache_dir);
-    std::vector<Batch> batches;
     const int64_t blocks = std::min<int64_t>(src->size(), job.calibration->max_blocks > 0 ? job.calibration->max_blocks : 16);
     for (int64_t i = 0; i < blocks; i += 4) {
       std::vector<int64_t> idx;
       for (int64_t j = i; j < std::min(blocks, i + 4); ++j) idx.push_back(j);
-      batches.push_back(src->batch(idx));
+      calibration.push_back(src->batch(idx));
     }
-    kept = cka_select_middle_blocks(full, emu.bottom, emu.top, emu.layers, batches);
+  }
+  std::vector<int64_t> kept;
+  if (emu.strategy == "cka") {
+    OT_REQUIRE(job.calibration.has_value(), "--strategy cka: needs --calibration CORPUS");
+    kept = cka_select_middle_blocks(full, emu.bottom, emu.top, emu.layers, calibration);
   } else {
     kept = select_middle_blocks(m, emu.layers, emu.strategy);
   }
   out.layout = make_layout(n, emu, kept);
   DecoderLM bundle = build_bundle(full, out.layout, emu);
+  const std::vector<int64_t> mlp_widths = prune_emulator_channels(*bundle, out.layout, emu, calibration);
   record_layout(rec, out.layout);
 
   std::shared_ptr<BatchSource> eval_src;
@@ -173,6 +178,7 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
   if (!report.empty()) out.zs_alignment = measure_alignment("zs_emulator");
 
   nlohmann::json section = offsite_section(out.layout, emu, model_fingerprint(*full));
+  if (emu.prune_channels > 0.0) section["mlp_channels"] = mlp_widths;
   if (job.distill) {
     auto train_src = corpus_blocks(*job.distill, *tok, tok_path, job.cache_dir);
     bundle->set_activation_checkpointing(job.trainer.checkpoint_activations);

@@ -135,6 +135,9 @@ ExperimentSpec spec_of(const Config& c, const RuntimeSpec& runtime) {
   e.repeat = c.flag("emulator.repeat");
   e.prune_ratio = c.number("emulator.prune");
   e.quantize_bits = static_cast<int>(c.integer("emulator.quantize_bits"));
+  e.prune_channels = c.number("emulator.prune_channels");
+  e.channel_score = c.str("emulator.channel_score");
+  e.gradot_lambda = c.number("emulator.gradot_lambda");
   e.train_head = c.flag("finetune.train_head");
   s.emulator.calibration_data = c.str("emulator.calibration_data");
   s.emulator.bundle = c.str("emulator.bundle");

@@ -20,6 +20,7 @@
 #include "model/load.h"
 #include "model/peft.h"
 #include "offsite/adapter.h"
+#include "offsite/channel_pruning.h"
 #include "offsite/cka.h"
 #include "offsite/distill.h"
 #include "util/content_hash.h"
@@ -160,6 +161,11 @@ EmulatorOutcome run_vision_emulator_job(const EmulatorJob& job, results::RunReco
   }
   out.layout = make_layout(n, emu, kept);
   VisionEncoder bundle = build_bundle(full, out.layout, emu);
+  if (emu.prune_channels > 0.0) {  // by magnitude: an encoder has no language-modelling loss for gradot
+    nlohmann::json section = bundle->config().raw.at("offsite");
+    section["mlp_channels"] = prune_emulator_channels(*bundle, out.layout, emu, {});
+    bundle->set_config_entry("offsite", section);
+  }
   if (job.num_labels > 0) {
     std::vector<std::string> names;
     for (int64_t i = 0; i < job.num_labels; ++i) names.push_back(std::to_string(i));

@@ -9,6 +9,7 @@
 
 #include "checkpoint/hf_checkpoint.h"
 #include "model/decoder_lm.h"
+#include "model/load.h"
 #include "model/vision_encoder.h"
 #include "util/device.h"
 #include "util/error.h"
@@ -25,6 +26,7 @@ nlohmann::json inspect_model_dir(const std::string& dir) {
   std::shared_ptr<BlockModelImpl> model;
   if (is_vision(cfg.arch)) model = std::make_shared<VisionEncoderImpl>(cfg);
   else model = std::make_shared<DecoderLMImpl>(cfg);
+  shape_from_config(*model, cfg_json, dir);
   model->load_hf_state_dict(weights, dir, /*strict=*/true);
 
   nlohmann::json j;

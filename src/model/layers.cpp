@@ -47,6 +47,25 @@ void ProjectionBase::add_bottleneck(int64_t size, double dropout) {
   adapter_dropout_ = dropout;
 }
 
+void ProjectionBase::keep_outputs(const at::Tensor& index) {
+  OT_REQUIRE(!has_lora() && !has_bottleneck(), "channel pruning: a projection carrying LoRA or a bottleneck adapter "
+             "cannot shrink");
+  torch::NoGradGuard ng;
+  const at::Tensor idx = index.to(weight.device(), torch::kLong);
+  weight.set_data(weight.index_select(output_dim(), idx).contiguous());
+  if (bias.defined()) bias.set_data(bias.index_select(0, idx).contiguous());
+  out_features = idx.numel();
+}
+
+void ProjectionBase::keep_inputs(const at::Tensor& index) {
+  OT_REQUIRE(!has_lora() && !has_bottleneck(), "channel pruning: a projection carrying LoRA or a bottleneck adapter "
+             "cannot shrink");
+  torch::NoGradGuard ng;
+  const at::Tensor idx = index.to(weight.device(), torch::kLong);
+  weight.set_data(weight.index_select(1 - output_dim(), idx).contiguous());
+  in_features = idx.numel();
+}
+
 at::Tensor ProjectionBase::with_peft(const at::Tensor& x, at::Tensor y) {
   namespace F = torch::nn::functional;
   if (has_lora()) {

@@ -31,6 +31,13 @@ class ProjectionBase : public torch::nn::Module {
   bool has_lora() const { return lora_A.defined(); }
   void add_bottleneck(int64_t size, double dropout);
   bool has_bottleneck() const { return adapter_down.defined(); }
+  // Structured pruning: keeps only the outputs (or inputs) listed in `index` (int64), so the
+  // projection computes exactly those entries of its former result (or ignores the other
+  // inputs). Refused once LoRA or a bottleneck is attached (their shapes follow the weight).
+  void keep_outputs(const at::Tensor& index);
+  void keep_inputs(const at::Tensor& index);
+  // The weight's dimension that indexes outputs (Linear 0, Conv1D 1); inputs are the other.
+  int64_t output_dim() const { return weight_is_in_out() ? 1 : 0; }
   int64_t in_features = 0, out_features = 0;
   at::Tensor weight, bias;
   at::Tensor lora_A, lora_B, adapter_down, adapter_down_bias, adapter_up, adapter_up_bias;

@@ -3,9 +3,12 @@
 
 #include <torch/torch.h>
 
+#include <numeric>
+
 #include "checkpoint/hf_checkpoint.h"
-#include "model/peft.h"
+#include "model/mlp_channels.h"
 #include "model/offsite_section.h"
+#include "model/peft.h"
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -25,25 +28,43 @@ ModelConfig read_config(const std::string& dir, nlohmann::json& cfg_json) {
   return parse_model_config(cfg_json, path_join(dir, "config.json"));
 }
 
-// Bundle block origins, saved bottleneck adapters and the weights, for either kind of model.
-template <class Holder>
-void fill(Holder& model, const ModelConfig& config, const nlohmann::json& cfg_json, const std::string& dir,
-          const LoadOptions& opts) {
+}  // namespace
+
+void shape_from_config(BlockModelImpl& model, const nlohmann::json& cfg_json, const std::string& dir) {
+  const ModelConfig config = model.config();
+  const std::string source = path_join(dir, "config.json");
   // Offsite bundles record which original block each of their blocks came from; blocks
   // are built with their original index (GPT-2 can scale attention by it).
-  std::vector<int64_t> o = bundle_block_origin(cfg_json, model->num_blocks(), path_join(dir, "config.json"));
+  std::vector<int64_t> o = bundle_block_origin(cfg_json, model.num_blocks(), source);
   if (!o.empty()) {
     std::vector<std::shared_ptr<BlockBase>> blocks;
     for (int64_t b : o) blocks.push_back(make_block(config, b));
-    model->set_blocks(std::move(blocks), std::move(o));
+    model.set_blocks(std::move(blocks), std::move(o));
+  }
+  // Blocks whose MLP channels were pruned: shaped to their stored widths.
+  const std::vector<int64_t> widths = bundle_mlp_channels(cfg_json, model.num_blocks(), config.intermediate_size, source);
+  for (size_t b = 0; b < widths.size(); ++b) {
+    BlockBase& block = model.block(static_cast<int64_t>(b));
+    if (widths[b] == mlp_width(block, config)) continue;
+    std::vector<int64_t> first(static_cast<size_t>(widths[b]));
+    std::iota(first.begin(), first.end(), 0);
+    keep_mlp_channels(block, config, first);
   }
   // Bottleneck adapters saved with the model (they cannot be merged into its weights).
   if (cfg_json.contains(kPeftConfigKey)) {
     const auto& pj = cfg_json[kPeftConfigKey];
-    PeftOptions po = peft_from_json(pj, path_join(dir, "config.json"));
+    PeftOptions po = peft_from_json(pj, source);
     std::vector<int64_t> blocks = pj.value("blocks", std::vector<int64_t>{});
-    apply_peft(*model, blocks, po);
+    apply_peft(model, blocks, po);
   }
+}
+
+namespace {
+
+// The structure config.json describes, then the weights, for either kind of model.
+template <class Holder>
+void fill(Holder& model, const nlohmann::json& cfg_json, const std::string& dir, const LoadOptions& opts) {
+  shape_from_config(*model, cfg_json, dir);
   StateDict weights = load_hf_weights(dir);
   // Match the checkpoint's dtype first so same-dtype tensors are adopted without a copy.
   model->to(opts.device, opts.dtype);
@@ -70,7 +91,7 @@ DecoderLM load_model(const std::string& dir, const LoadOptions& opts) {
              "' is a vision encoder; this command takes a language model (opt, gpt2, bloom, llama)");
   // Parameters stay uninitialised (and their pages untouched) until replaced below.
   DecoderLM model(config);
-  fill(model, config, cfg_json, dir, opts);
+  fill(model, cfg_json, dir, opts);
   return model;
 }
 
@@ -80,7 +101,7 @@ VisionEncoder load_vision_model(const std::string& dir, const LoadOptions& opts)
   OT_REQUIRE(is_vision(config.arch), path_join(dir, "config.json"), ": model_type '", arch_name(config.arch),
              "' is a language model; this command takes a vision encoder (vit, clip_vision_model, clip)");
   VisionEncoder model(config);
-  fill(model, config, cfg_json, dir, opts);
+  fill(model, cfg_json, dir, opts);
   return model;
 }
 

@@ -25,6 +25,12 @@ VisionEncoder load_vision_model(const std::string& dir, const LoadOptions& opts 
 // Whether `dir`'s config.json describes a vision encoder (ViT, CLIP).
 bool is_vision_model_dir(const std::string& dir);
 
+// What a checkpoint's config.json says about its structure beyond the architecture: an
+// offsite bundle's block map (blocks built with their original index) and MLP widths
+// (channel pruning), and bottleneck adapters saved with the model. Applied to a freshly built
+// model before its weights are loaded; `dir` names config.json in messages.
+void shape_from_config(BlockModelImpl& model, const nlohmann::json& cfg_json, const std::string& dir);
+
 // A model with uninitialised weights (call init_weights or load_hf_state_dict).
 DecoderLM build_model(const ModelConfig& config, const LoadOptions& opts = {});
 

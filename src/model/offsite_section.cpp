@@ -42,6 +42,22 @@ std::vector<int64_t> bundle_block_origin(const nlohmann::json& config, int64_t n
   return o;
 }
 
+std::vector<int64_t> bundle_mlp_channels(const nlohmann::json& config, int64_t num_blocks, int64_t intermediate_size,
+                                         const std::string& source) {
+  std::vector<int64_t> widths;
+  const nlohmann::json* s = offsite_section(config, source);
+  if (s == nullptr || !s->contains("mlp_channels")) return widths;
+  const nlohmann::json& w = (*s)["mlp_channels"];
+  OT_REQUIRE(w.is_array() && static_cast<int64_t>(w.size()) == num_blocks, source,
+             ": offsite.mlp_channels: expected one MLP width per block (", num_blocks, "), got ", w.dump());
+  for (const auto& v : w) {
+    OT_REQUIRE(v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= intermediate_size, source,
+               ": offsite.mlp_channels: expected widths in [1, ", intermediate_size, "], got ", v.dump());
+    widths.push_back(v.get<int64_t>());
+  }
+  return widths;
+}
+
 int64_t bundle_num_original_layers(const nlohmann::json& config, int64_t fallback,
                                    const std::string& source) {
   const nlohmann::json* s = offsite_section(config, source);

@@ -23,6 +23,12 @@ bool is_offsite_bundle(const nlohmann::json& config_json);
 std::vector<int64_t> bundle_block_origin(const nlohmann::json& config, int64_t num_blocks,
                                          const std::string& source);
 
+// `offsite.mlp_channels` of a bundle's config.json (its blocks' MLP widths after channel
+// pruning, offsite/channel_pruning.h): empty when absent; otherwise `num_blocks` integers in
+// [1, intermediate_size].
+std::vector<int64_t> bundle_mlp_channels(const nlohmann::json& config, int64_t num_blocks, int64_t intermediate_size,
+                                         const std::string& source);
+
 // `offsite.num_original_layers` of a bundle's config.json, or `fallback` when the config
 // has no `offsite` section or the section lacks the key; a present value must be a
 // positive integer.

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <numeric>
 #include <set>
 
+#include "model/mlp_channels.h"
 #include "offsite/layer_selection.h"
 #include "util/error.h"
 
@@ -64,6 +66,11 @@ OffsiteLayout make_layout(int64_t n, const EmulatorOptions& o, const std::vector
 std::shared_ptr<BlockBase> copy_block(const ModelConfig& cfg, BlockBase& src, int64_t layer_index) {
   torch::NoGradGuard ng;
   auto dst = make_block(cfg, layer_index);
+  if (const int64_t width = mlp_width(src, cfg); width != mlp_width(*dst, cfg)) {  // channel-pruned
+    std::vector<int64_t> first(static_cast<size_t>(width));
+    std::iota(first.begin(), first.end(), 0);
+    keep_mlp_channels(*dst, cfg, first);
+  }
   auto sp = src.named_parameters(true);
   auto dp = dst->named_parameters(true);
   OT_REQUIRE(sp.size() == dp.size(), "copy_block: parameter sets differ");
@@ -165,6 +172,9 @@ nlohmann::json offsite_section(const OffsiteLayout& L, const EmulatorOptions& o,
   s["emulator"] = {{"strategy", o.strategy}, {"layers", static_cast<int64_t>(L.middle_kept.size())},
                    {"kept_blocks", kept},    {"repeat", o.repeat},
                    {"prune_ratio", o.prune_ratio}, {"quantize_bits", o.quantize_bits}};
+  if (o.prune_channels > 0.0)
+    s["emulator"]["channel_pruning"] = {{"ratio", o.prune_channels}, {"score", o.channel_score},
+                                        {"gradot_lambda", o.gradot_lambda}};
   s["block_origin"] = L.block_origin;
   s["fingerprint"] = fp;
   return s;

@@ -26,6 +26,10 @@ struct EmulatorOptions {
   double prune_ratio = 0.0;     // magnitude pruning of emulator weight matrices, [0, 1)
   int quantize_bits = 0;        // uniform per-tensor quantization bits, 0 = off
   bool train_head = false;      // the adapter includes the final norm and LM head
+  // Structured MLP channel pruning of the emulator blocks (offsite/channel_pruning.h).
+  double prune_channels = 0.0;             // share of each emulator block's channels removed, [0, 1)
+  std::string channel_score = "magnitude";  // magnitude | gradot
+  double gradot_lambda = 0.0;              // gradot: weight of the loss-gap (privacy) term
 };
 
 // Where the blocks of a bundle come from.
