@@ -60,6 +60,10 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
                   "issue the final norm and LM head with the adapter (the data owner may train them)");
     cmd->add_flag("--repeat", a->job.emulator.repeat, "keep the depth: dropped blocks replaced by the nearest kept one (CRaSh)");
     cmd->add_option("--prune", a->job.emulator.prune_ratio, "magnitude pruning ratio of emulator weights")->capture_default_str()->check(in_range(0.0, 0.999));
+    cmd->add_option("--svd", a->job.emulator.svd,
+                    "rank compression of the emulator's attention projections: a rank >= 1, or the energy fraction "
+                    "(0, 1) of squared singular values kept; stored as two factors")
+        ->check(CLI::PositiveNumber);
     cmd->add_option("--prune-channels", a->job.emulator.prune_channels,
                     "share of each emulator block's MLP channels removed (structured)")
         ->capture_default_str()->check(in_range(0.0, 0.999));

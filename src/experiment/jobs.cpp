@@ -17,6 +17,7 @@
 #include "offsite/adapter.h"
 #include "offsite/channel_pruning.h"
 #include "offsite/cka.h"
+#include "offsite/rank_compression.h"
 #include "tokenizer/tokenizer.h"
 #include "util/content_hash.h"
 #include "util/error.h"
@@ -137,6 +138,7 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
   out.layout = make_layout(n, emu, kept);
   DecoderLM bundle = build_bundle(full, out.layout, emu);
   const std::vector<int64_t> mlp_widths = prune_emulator_channels(*bundle, out.layout, emu, calibration);
+  const nlohmann::json svd_ranks = emu.svd > 0.0 ? compress_emulator_ranks(*bundle, out.layout, emu.svd) : nlohmann::json();
   record_layout(rec, out.layout);
 
   std::shared_ptr<BatchSource> eval_src;
@@ -179,6 +181,7 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
 
   nlohmann::json section = offsite_section(out.layout, emu, model_fingerprint(*full));
   if (emu.prune_channels > 0.0) section["mlp_channels"] = mlp_widths;
+  if (emu.svd > 0.0) section["svd_ranks"] = svd_ranks;
   if (job.distill) {
     auto train_src = corpus_blocks(*job.distill, *tok, tok_path, job.cache_dir);
     bundle->set_activation_checkpointing(job.trainer.checkpoint_activations);

@@ -136,6 +136,7 @@ ExperimentSpec spec_of(const Config& c, const RuntimeSpec& runtime) {
   e.prune_ratio = c.number("emulator.prune");
   e.quantize_bits = static_cast<int>(c.integer("emulator.quantize_bits"));
   e.prune_channels = c.number("emulator.prune_channels");
+  e.svd = c.number("emulator.svd");
   e.channel_score = c.str("emulator.channel_score");
   e.gradot_lambda = c.number("emulator.gradot_lambda");
   e.train_head = c.flag("finetune.train_head");

@@ -23,6 +23,7 @@
 #include "offsite/channel_pruning.h"
 #include "offsite/cka.h"
 #include "offsite/distill.h"
+#include "offsite/rank_compression.h"
 #include "util/content_hash.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -164,6 +165,11 @@ EmulatorOutcome run_vision_emulator_job(const EmulatorJob& job, results::RunReco
   if (emu.prune_channels > 0.0) {  // by magnitude: an encoder has no language-modelling loss for gradot
     nlohmann::json section = bundle->config().raw.at("offsite");
     section["mlp_channels"] = prune_emulator_channels(*bundle, out.layout, emu, {});
+    bundle->set_config_entry("offsite", section);
+  }
+  if (emu.svd > 0.0) {
+    nlohmann::json section = bundle->config().raw.at("offsite");
+    section["svd_ranks"] = compress_emulator_ranks(*bundle, out.layout, emu.svd);
     bundle->set_config_entry("offsite", section);
   }
   if (job.num_labels > 0) {

@@ -66,6 +66,92 @@ void ProjectionBase::keep_inputs(const at::Tensor& index) {
   in_features = idx.numel();
 }
 
+void ProjectionBase::grow_outputs(int64_t count) {
+  OT_REQUIRE(count >= out_features, "grow_outputs: ", count, " < ", out_features);
+  torch::NoGradGuard ng;
+  std::vector<int64_t> shape = weight.sizes().vec();
+  shape[static_cast<size_t>(output_dim())] = count;
+  at::Tensor w = torch::zeros(shape, weight.options());
+  w.narrow(output_dim(), 0, out_features).copy_(weight);
+  weight.set_data(w);
+  if (bias.defined()) {
+    at::Tensor b = torch::zeros({count}, bias.options());
+    b.narrow(0, 0, out_features).copy_(bias);
+    bias.set_data(b);
+  }
+  out_features = count;
+}
+
+void ProjectionBase::grow_inputs(int64_t count) {
+  OT_REQUIRE(count >= in_features, "grow_inputs: ", count, " < ", in_features);
+  torch::NoGradGuard ng;
+  const int64_t dim = 1 - output_dim();
+  std::vector<int64_t> shape = weight.sizes().vec();
+  shape[static_cast<size_t>(dim)] = count;
+  at::Tensor w = torch::zeros(shape, weight.options());
+  w.narrow(dim, 0, in_features).copy_(weight);
+  weight.set_data(w);
+  in_features = count;
+}
+
+at::Tensor ProjectionBase::singular_values() const {
+  torch::NoGradGuard ng;
+  at::Tensor w = is_low_rank() ? torch::mm(svd_b.to(torch::kDouble), svd_a.to(torch::kDouble)) : weight.to(torch::kDouble);
+  if (!is_low_rank() && weight_is_in_out()) w = w.t();
+  return std::get<1>(torch::linalg_svd(w, /*full_matrices=*/false));
+}
+
+void ProjectionBase::factorize(int64_t r) {
+  OT_REQUIRE(!is_low_rank(), "svd: the projection is already low rank");
+  OT_REQUIRE(!has_lora() && !has_bottleneck(), "svd: a projection carrying LoRA or a bottleneck adapter cannot be factorized");
+  torch::NoGradGuard ng;
+  const int64_t rank = std::max<int64_t>(1, std::min(r, std::min(in_features, out_features)));
+  at::Tensor w = weight.to(torch::kDouble);
+  if (weight_is_in_out()) w = w.t();  // (out, in)
+  auto [u, sv, vh] = torch::linalg_svd(w, /*full_matrices=*/false);
+  const at::Tensor root = sv.narrow(0, 0, rank).sqrt();
+  const at::Tensor a = root.unsqueeze(1) * vh.narrow(0, 0, rank);     // (rank, in)
+  const at::Tensor b = u.narrow(1, 0, rank) * root.unsqueeze(0);      // (out, rank)
+  const auto opts = weight.options();
+  const bool grad = weight.requires_grad();
+  parameters_.erase("weight");
+  weight = at::Tensor();
+  svd_a = register_parameter("svd_a", a.to(opts.dtype()).contiguous(), grad);
+  svd_b = register_parameter("svd_b", b.to(opts.dtype()).contiguous(), grad);
+}
+
+void ProjectionBase::make_low_rank(int64_t r) {
+  OT_REQUIRE(!is_low_rank(), "svd: the projection is already low rank");
+  OT_REQUIRE(r >= 1 && r <= std::min(in_features, out_features), "svd: rank ", r, " outside [1, ",
+             std::min(in_features, out_features), "]");
+  const auto opts = weight.options();
+  const bool grad = weight.requires_grad();
+  parameters_.erase("weight");
+  weight = at::Tensor();
+  svd_a = register_parameter("svd_a", torch::empty({r, in_features}, opts), grad);
+  svd_b = register_parameter("svd_b", torch::empty({out_features, r}, opts), grad);
+}
+
+void ProjectionBase::densify() {
+  if (!is_low_rank()) return;
+  torch::NoGradGuard ng;
+  at::Tensor w = torch::mm(svd_b.to(torch::kFloat), svd_a.to(torch::kFloat));  // (out, in)
+  if (weight_is_in_out()) w = w.t();
+  w = w.to(svd_a.scalar_type()).contiguous();
+  const bool grad = svd_a.requires_grad();
+  parameters_.erase("svd_a");
+  parameters_.erase("svd_b");
+  svd_a = svd_b = at::Tensor();
+  weight = register_parameter("weight", w, grad);
+}
+
+at::Tensor ProjectionBase::low_rank_or(const at::Tensor& x, const std::function<at::Tensor()>& dense) {
+  if (!is_low_rank()) return dense();
+  namespace F = torch::nn::functional;
+  const at::Tensor y = F::linear(F::linear(x, svd_a), svd_b);
+  return bias.defined() ? y + bias : y;
+}
+
 at::Tensor ProjectionBase::with_peft(const at::Tensor& x, at::Tensor y) {
   namespace F = torch::nn::functional;
   if (has_lora()) {
@@ -88,7 +174,7 @@ LinearImpl::LinearImpl(const LinearOptions& o) : options(o) {
 }
 
 at::Tensor LinearImpl::forward(const at::Tensor& x) {
-  return with_peft(x, torch::nn::functional::linear(x, weight, bias));
+  return with_peft(x, low_rank_or(x, [&] { return torch::nn::functional::linear(x, weight, bias); }));
 }
 
 Conv1DImpl::Conv1DImpl(int64_t in, int64_t out) {
@@ -101,7 +187,7 @@ Conv1DImpl::Conv1DImpl(int64_t in, int64_t out) {
 at::Tensor Conv1DImpl::forward(const at::Tensor& x) {
   auto shape = x.sizes().vec();
   shape.back() = out_features;
-  return with_peft(x, torch::addmm(bias, x.reshape({-1, in_features}), weight).view(shape));
+  return with_peft(x, low_rank_or(x, [&] { return torch::addmm(bias, x.reshape({-1, in_features}), weight).view(shape); }));
 }
 
 LayerNormImpl::LayerNormImpl(const LayerNormOptions& o) : options(o) {

@@ -7,6 +7,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include <functional>
 #include <string>
 
 namespace ot::nn {
@@ -38,6 +39,24 @@ class ProjectionBase : public torch::nn::Module {
   void keep_inputs(const at::Tensor& index);
   // The weight's dimension that indexes outputs (Linear 0, Conv1D 1); inputs are the other.
   int64_t output_dim() const { return weight_is_in_out() ? 1 : 0; }
+  // Zero outputs (inputs) appended up to `count`: the inverse of keep_* for export, exact
+  // because a channel whose weights are all zero contributes nothing.
+  void grow_outputs(int64_t count);
+  void grow_inputs(int64_t count);
+
+  // Low rank (truncated SVD): W (out, in) = U S V^T is replaced by its `rank` leading
+  // triplets as two factors, svd_a = sqrt(S) V^T (rank, in) and svd_b = U sqrt(S) (out, rank),
+  // registered in place of `weight`; the projection computes x A^T B^T + b. factorize()
+  // computes them from the weight; make_low_rank() only shapes them (for loading);
+  // densify() multiplies them out into `weight` again.
+  void factorize(int64_t rank);
+  void make_low_rank(int64_t rank);
+  void densify();
+  bool is_low_rank() const { return svd_a.defined(); }
+  int64_t rank() const { return is_low_rank() ? svd_a.size(0) : std::min(in_features, out_features); }
+  // W's singular values (descending), in float64.
+  at::Tensor singular_values() const;
+  at::Tensor svd_a, svd_b;
   int64_t in_features = 0, out_features = 0;
   at::Tensor weight, bias;
   at::Tensor lora_A, lora_B, adapter_down, adapter_down_bias, adapter_up, adapter_up_bias;
@@ -45,6 +64,8 @@ class ProjectionBase : public torch::nn::Module {
  protected:
   // Adds the enabled PEFT paths to the base output y = base(x).
   at::Tensor with_peft(const at::Tensor& x, at::Tensor y);
+  // x A^T B^T + b when low rank, else dense().
+  at::Tensor low_rank_or(const at::Tensor& x, const std::function<at::Tensor()>& dense);
   virtual bool weight_is_in_out() const = 0;  // Conv1D stores (in, out)
   double lora_scale_ = 0.0, lora_dropout_ = 0.0, adapter_dropout_ = 0.0;
 };

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "checkpoint/hf_checkpoint.h"
+#include "model/low_rank.h"
 #include "model/mlp_channels.h"
 #include "model/offsite_section.h"
 #include "model/peft.h"
@@ -50,6 +51,15 @@ void shape_from_config(BlockModelImpl& model, const nlohmann::json& cfg_json, co
     std::iota(first.begin(), first.end(), 0);
     keep_mlp_channels(block, config, first);
   }
+  // Attention projections stored as low-rank factors (rank compression).
+  const auto ranks = bundle_svd_ranks(cfg_json, model.num_blocks(), source);
+  for (size_t b = 0; b < ranks.size(); ++b)
+    for (const auto& [name, rank] : ranks[b]) {
+      auto p = find_projection(model.block(static_cast<int64_t>(b)), name, source + ": offsite.svd_ranks");
+      OT_REQUIRE(rank <= std::min(p->in_features, p->out_features), source, ": offsite.svd_ranks: block ", b, " '",
+                 name, "': rank ", rank, " exceeds the projection's ", std::min(p->in_features, p->out_features));
+      p->make_low_rank(rank);
+    }
   // Bottleneck adapters saved with the model (they cannot be merged into its weights).
   if (cfg_json.contains(kPeftConfigKey)) {
     const auto& pj = cfg_json[kPeftConfigKey];

@@ -58,6 +58,28 @@ std::vector<int64_t> bundle_mlp_channels(const nlohmann::json& config, int64_t n
   return widths;
 }
 
+std::vector<std::map<std::string, int64_t>> bundle_svd_ranks(const nlohmann::json& config, int64_t num_blocks,
+                                                             const std::string& source) {
+  std::vector<std::map<std::string, int64_t>> ranks;
+  const nlohmann::json* s = offsite_section(config, source);
+  if (s == nullptr || !s->contains("svd_ranks")) return ranks;
+  const nlohmann::json& r = (*s)["svd_ranks"];
+  OT_REQUIRE(r.is_array() && static_cast<int64_t>(r.size()) == num_blocks, source,
+             ": offsite.svd_ranks: expected one object per block (", num_blocks, "), got ", r.dump().substr(0, 200));
+  for (const auto& block : r) {
+    OT_REQUIRE(block.is_object(), source, ": offsite.svd_ranks: expected objects of projection -> rank, got ",
+               block.dump().substr(0, 200));
+    std::map<std::string, int64_t> m;
+    for (auto it = block.begin(); it != block.end(); ++it) {
+      OT_REQUIRE(it.value().is_number_integer() && it.value().get<int64_t>() >= 1, source, ": offsite.svd_ranks: '",
+                 it.key(), "': expected a positive integer rank, got ", it.value().dump());
+      m[it.key()] = it.value().get<int64_t>();
+    }
+    ranks.push_back(std::move(m));
+  }
+  return ranks;
+}
+
 int64_t bundle_num_original_layers(const nlohmann::json& config, int64_t fallback,
                                    const std::string& source) {
   const nlohmann::json* s = offsite_section(config, source);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -28,6 +29,12 @@ std::vector<int64_t> bundle_block_origin(const nlohmann::json& config, int64_t n
 // [1, intermediate_size].
 std::vector<int64_t> bundle_mlp_channels(const nlohmann::json& config, int64_t num_blocks, int64_t intermediate_size,
                                          const std::string& source);
+
+// `offsite.svd_ranks` of a bundle's config.json (rank compression, offsite/
+// rank_compression.h): empty when absent; otherwise one object per block mapping projection
+// module names (inside the block) to positive ranks; blocks left dense map nothing.
+std::vector<std::map<std::string, int64_t>> bundle_svd_ranks(const nlohmann::json& config, int64_t num_blocks,
+                                                             const std::string& source);
 
 // `offsite.num_original_layers` of a bundle's config.json, or `fallback` when the config
 // has no `offsite` section or the section lacks the key; a present value must be a

@@ -172,6 +172,7 @@ nlohmann::json offsite_section(const OffsiteLayout& L, const EmulatorOptions& o,
   s["emulator"] = {{"strategy", o.strategy}, {"layers", static_cast<int64_t>(L.middle_kept.size())},
                    {"kept_blocks", kept},    {"repeat", o.repeat},
                    {"prune_ratio", o.prune_ratio}, {"quantize_bits", o.quantize_bits}};
+  if (o.svd > 0.0) s["emulator"]["svd"] = o.svd;
   if (o.prune_channels > 0.0)
     s["emulator"]["channel_pruning"] = {{"ratio", o.prune_channels}, {"score", o.channel_score},
                                         {"gradot_lambda", o.gradot_lambda}};

@@ -30,6 +30,9 @@ struct EmulatorOptions {
   double prune_channels = 0.0;             // share of each emulator block's channels removed, [0, 1)
   std::string channel_score = "magnitude";  // magnitude | gradot
   double gradot_lambda = 0.0;              // gradot: weight of the loss-gap (privacy) term
+  // Rank compression of the emulator's attention projections (offsite/rank_compression.h):
+  // a rank >= 1 or an energy fraction in (0, 1); 0 = off.
+  double svd = 0.0;
 };
 
 // Where the blocks of a bundle come from.
