@@ -63,7 +63,10 @@ at::Tensor within_window(const at::Tensor& allowed, int64_t T, int64_t past, int
 
 // RoPE inverse frequencies (head_dim / 2) float32, as transformers 4.55 computes them:
 // 1 / theta^(2i/D), then scaled (linear: / factor; llama3: by wavelength band; dynamic: theta
-// grown for `seq_len` beyond max_positions). `seq_len` only matters for dynamic scaling.
+// grown for `seq_len` beyond max_positions). `seq_len` only matters for dynamic scaling; the
+// caller passes each forward's own max(position_ids) + 1, where transformers keeps the grown
+// frequencies across calls until one stays below max_position_embeddings (the two agree on
+// any single forward, and on calls whose lengths never shrink).
 at::Tensor rope_inv_freq(int64_t head_dim, double theta, const RopeScaling& scaling, int64_t max_positions,
                          int64_t seq_len, const at::TensorOptions& device);
 
