@@ -322,6 +322,46 @@ TEST(FamilyConfig, KeysThatAreNotComputedExactlyAreRefusedByName) {
             (std::vector<std::string>{"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}));
 }
 
+TEST(FamilyConfig, CliInspectReportsHeadDimAndTheSlidingWindow) {
+  auto r = ot::test::run_cli("inspect " + family_dir("mistral") + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["model_type"], "mistral");
+  EXPECT_EQ(j["head_dim"], 16);
+  EXPECT_EQ(j["sliding_window"]["window"], 8);
+  EXPECT_EQ(j["sliding_window"]["blocks"], 4);
+  r = ot::test::run_cli("inspect " + family_dir("phi3"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("architecture phi3: 4 blocks"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("sliding window"), std::string::npos) << r.out;
+}
+
+// Llama 3.2 ties its head to the embeddings: no lm_head is written, and reloading re-ties it.
+TEST(FamilyConfig, LlamaWithATiedHeadWritesAndReadsNoLmHead) {
+  auto j = tiny_config("llama");
+  j["tie_word_embeddings"] = true;
+  ot::DecoderLM m(ot::parse_model_config(j, "tiny/config.json"));
+  EXPECT_TRUE(m->config().tie_word_embeddings);
+  torch::manual_seed(2);
+  m->init_weights(0.2);
+  ot::test::TempDir tmp;
+  ot::save_model(m, tmp.file("tied"));
+  auto sd = ot::SafetensorsFile::open(tmp.file("tied/model.safetensors")).all();
+  EXPECT_EQ(sd.count("lm_head.weight"), 0u);
+  EXPECT_EQ(sd.count("model.embed_tokens.weight"), 1u);
+  ot::DecoderLM back = ot::load_model(tmp.file("tied"));
+  torch::NoGradGuard ng;
+  auto ids = torch::randint(3, 80, {1, 9}, torch::kLong);
+  auto logits = back->forward(ids).logits;
+  EXPECT_TRUE(torch::equal(logits, m->forward(ids).logits));
+  // The head is the embedding table: zeroing the row of a token not in the input zeroes
+  // exactly that token's logits.
+  back->hf_state_dict().at("model.embed_tokens.weight")[90].zero_();
+  auto after = back->forward(ids).logits;
+  EXPECT_TRUE(torch::equal(after.select(-1, 90), torch::zeros_like(after.select(-1, 90))));
+  EXPECT_TRUE(torch::equal(after.narrow(-1, 0, 90), logits.narrow(-1, 0, 90)));
+}
+
 TEST(FamilyConfig, FlopsCountWindowedKeysAndExplicitHeadDim) {
   ot::DecoderLM mistral(ot::parse_model_config(tiny_config("mistral"), "tiny/config.json"));
   // Every Mistral block sees at most 4 keys: the count stops growing past the window.
