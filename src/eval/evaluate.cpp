@@ -64,7 +64,8 @@ std::vector<TaskResult> evaluate_model(DecoderLM& model, const Tokenizer& tok, c
   for (const auto& [name, text] : spec.texts) {
     int64_t bos = -1;
     const Arch arch = model->config().arch;
-    if (spec.row_bos && (arch == Arch::kOPT || arch == Arch::kLlama)) {
+    // The families whose tokenizers put BOS before each row (Qwen2's and Phi-3's do not).
+    if (spec.row_bos && (arch == Arch::kOPT || arch == Arch::kLlama || arch == Arch::kMistral || arch == Arch::kGemma)) {
       auto b = tok.bos_id() ? tok.bos_id() : model->config().bos_token_id;
       OT_REQUIRE(b.has_value(), name, ": this model's tokenizer puts BOS before each row, but neither the "
                  "tokenizer nor config.json names one");

@@ -82,10 +82,43 @@ at::Tensor alibi_bias(const at::Tensor& key_mask, int64_t num_heads, at::ScalarT
   return alibi.unsqueeze(2).to(dtype);                           // (B, H, 1, S)
 }
 
-void rope_tables(const at::Tensor& position_ids, int64_t head_dim, double theta,
-                 at::ScalarType dtype, at::Tensor& cos, at::Tensor& sin) {
-  auto fopts = position_ids.options().dtype(torch::kFloat);
-  auto inv_freq = 1.0 / torch::pow(theta, torch::arange(0, head_dim, 2, fopts) / double(head_dim));
+at::Tensor within_window(const at::Tensor& allowed, int64_t T, int64_t past, int64_t window) {
+  const int64_t S = past + T;
+  auto opts = allowed.options().dtype(torch::kLong);
+  auto q_pos = torch::arange(past, S, opts).view({T, 1});
+  auto k_pos = torch::arange(0, S, opts).view({1, S});
+  return allowed & (k_pos > q_pos - window).unsqueeze(0);
+}
+
+at::Tensor rope_inv_freq(int64_t head_dim, double theta, const RopeScaling& s, int64_t max_positions,
+                         int64_t seq_len, const at::TensorOptions& device) {
+  auto exponents = torch::arange(0, head_dim, 2, device.dtype(torch::kLong)).to(torch::kFloat) / double(head_dim);
+  using K = RopeScaling::Kind;
+  if (s.kind == K::kDynamic && seq_len > max_positions) {
+    // theta * ((factor * L / max) - (factor - 1))^(D / (D - 2)), in float32 as transformers
+    // computes it from the tensor max(position_ids) + 1.
+    auto L = torch::full({}, seq_len, device.dtype(torch::kLong));
+    auto grown = torch::pow(L * s.factor / double(max_positions) - (s.factor - 1.0),
+                            double(head_dim) / double(head_dim - 2)) * theta;
+    return 1.0 / torch::pow(grown, exponents);
+  }
+  auto inv = 1.0 / torch::pow(theta, exponents);
+  if (s.kind == K::kLinear) return inv / s.factor;
+  if (s.kind != K::kLlama3) return inv;
+  // llama3: wavelengths shorter than original / high_freq_factor keep their frequency, longer
+  // than original / low_freq_factor are divided by factor, the band between is interpolated.
+  const double orig = double(s.original_max_positions);
+  const double low_wavelen = orig / s.low_freq_factor, high_wavelen = orig / s.high_freq_factor;
+  auto wavelen = 2.0 * M_PI / inv;
+  auto scaled = torch::where(wavelen > low_wavelen, inv / s.factor, inv);
+  auto smooth = (orig / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+  auto smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
+  auto medium = (wavelen >= high_wavelen).logical_and(wavelen <= low_wavelen);
+  return torch::where(medium, smoothed, scaled);
+}
+
+void rope_tables(const at::Tensor& position_ids, const at::Tensor& inv_freq, at::ScalarType dtype,
+                 at::Tensor& cos, at::Tensor& sin) {
   auto freqs = position_ids.to(torch::kFloat).unsqueeze(-1) * inv_freq;  // (B, T, D/2)
   auto emb = torch::cat({freqs, freqs}, -1);                           // (B, T, D)
   cos = emb.cos().to(dtype).unsqueeze(1);

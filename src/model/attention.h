@@ -9,6 +9,8 @@
 
 #include <vector>
 
+#include "model/config.h"
+
 namespace ot {
 
 // Keys and values of one block for all positions seen so far: (B, Hkv, S, D) each.
@@ -27,6 +29,10 @@ struct AttentionContext {
   // dtype's lowest value where not (HF's convention: finite, so fully padded rows never
   // turn into NaN). Undefined when plain causal attention needs no bias at all.
   at::Tensor bias;
+  // The bias of sliding-window blocks (ModelConfig::sliding_window): `bias` with keys at or
+  // before q - window masked too. Equal to `bias` (possibly undefined) when the window
+  // covers every key.
+  at::Tensor window_bias;
   at::Tensor position_ids;  // (B, T) int64, absolute positions of the new tokens
   at::Tensor rope_cos, rope_sin;  // (B, 1, T, D) for RoPE families, else undefined
   int64_t past_length = 0;
@@ -51,9 +57,22 @@ at::Tensor additive_bias_summed(const at::Tensor& key_mask, int64_t batch, int64
 at::Tensor alibi_bias(const at::Tensor& key_mask, int64_t num_heads, at::ScalarType dtype);
 std::vector<double> alibi_slopes(int64_t num_heads);
 
+// Allowed mask (B, T, S) with the sliding window applied: key k stays visible to the query at
+// absolute position q only if k > q - window (positions are indices into the S keys).
+at::Tensor within_window(const at::Tensor& allowed, int64_t T, int64_t past, int64_t window);
+
+// RoPE inverse frequencies (head_dim / 2) float32, as transformers 4.55 computes them:
+// 1 / theta^(2i/D), then scaled (linear: / factor; llama3: by wavelength band; dynamic: theta
+// grown for `seq_len` beyond max_positions). `seq_len` only matters for dynamic scaling; the
+// caller passes each forward's own max(position_ids) + 1, where transformers keeps the grown
+// frequencies across calls until one stays below max_position_embeddings (the two agree on
+// any single forward, and on calls whose lengths never shrink).
+at::Tensor rope_inv_freq(int64_t head_dim, double theta, const RopeScaling& scaling, int64_t max_positions,
+                         int64_t seq_len, const at::TensorOptions& device);
+
 // RoPE tables for positions (B, T): cos/sin (B, 1, T, D), rotate-half convention.
-void rope_tables(const at::Tensor& position_ids, int64_t head_dim, double theta,
-                 at::ScalarType dtype, at::Tensor& cos, at::Tensor& sin);
+void rope_tables(const at::Tensor& position_ids, const at::Tensor& inv_freq, at::ScalarType dtype,
+                 at::Tensor& cos, at::Tensor& sin);
 // x * cos + rotate_half(x) * sin for x (B, H, T, D).
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 

@@ -58,7 +58,7 @@ struct FamilyParts {
   std::shared_ptr<EmbedderBase> embed;
   std::vector<std::shared_ptr<BlockBase>> blocks;
   std::shared_ptr<HeadBase> head;
-  std::string base_prefix;   // "model.decoder." (OPT), "transformer." (GPT-2, BLOOM), "model." (LLaMA)
+  std::string base_prefix;   // "model.decoder." (OPT), "transformer." (GPT-2, BLOOM), "model." (the RoPE decoders)
   std::string block_prefix;  // "layers." or "h.", relative to base_prefix
 };
 
@@ -78,7 +78,7 @@ namespace families {
 FamilyParts make_opt(const ModelConfig& c);
 FamilyParts make_gpt2(const ModelConfig& c);
 FamilyParts make_bloom(const ModelConfig& c);
-FamilyParts make_llama(const ModelConfig& c);
+FamilyParts make_llama(const ModelConfig& c);  // LLaMA, Mistral, Qwen2, Gemma, Phi-3
 std::shared_ptr<BlockBase> make_opt_block(const ModelConfig& c, int64_t layer_index);
 std::shared_ptr<BlockBase> make_gpt2_block(const ModelConfig& c, int64_t layer_index);
 std::shared_ptr<BlockBase> make_bloom_block(const ModelConfig& c, int64_t layer_index);

@@ -150,7 +150,7 @@ void BlockModelImpl::init_weights(double std) {
       if (n->weight.defined()) n->weight.fill_(1.0);
       if (n->bias.defined()) n->bias.zero_();
     } else if (auto* r = dynamic_cast<nn::RMSNormImpl*>(m)) {
-      r->weight.fill_(1.0);
+      r->weight.fill_(r->plus_one ? 0.0 : 1.0);  // Gemma's (1 + w) starts at 1 too
     }
   }
   init_extra(std);

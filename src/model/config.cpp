@@ -2,6 +2,9 @@
 #include "model/config.h"
 #include "model/offsite_section.h"
 
+#include <cmath>
+#include <cstdio>
+
 #include "util/error.h"
 
 namespace ot {
@@ -12,6 +15,10 @@ std::string arch_name(Arch a) {
     case Arch::kGPT2: return "gpt2";
     case Arch::kBloom: return "bloom";
     case Arch::kLlama: return "llama";
+    case Arch::kMistral: return "mistral";
+    case Arch::kQwen2: return "qwen2";
+    case Arch::kGemma: return "gemma";
+    case Arch::kPhi3: return "phi3";
     case Arch::kViT: return "vit";
     case Arch::kCLIPVision: return "clip_vision_model";
   }
@@ -21,6 +28,9 @@ std::string arch_name(Arch a) {
 bool is_vision(Arch a) { return a == Arch::kViT || a == Arch::kCLIPVision; }
 
 std::string model_type_name(const ModelConfig& c) { return c.eva ? "eva_vit" : arch_name(c.arch); }
+bool is_rope_decoder(Arch a) {
+  return a == Arch::kLlama || a == Arch::kMistral || a == Arch::kQwen2 || a == Arch::kGemma || a == Arch::kPhi3;
+}
 
 namespace {
 
@@ -112,7 +122,8 @@ struct Reader {
   }
 };
 
-constexpr const char* kSupportedTypes = "opt, gpt2, bloom, llama, vit, eva_vit, clip_vision_model, clip";
+constexpr const char* kSupportedTypes =
+    "opt, gpt2, bloom, llama, mistral, qwen2, gemma, phi3, vit, eva_vit, clip_vision_model, clip";
 
 // A classifier's class count: id2label's size (what transformers derives num_labels from),
 // else num_labels, else transformers' default of 2.
@@ -122,6 +133,187 @@ int64_t read_num_labels(const Reader& r) {
   OT_REQUIRE(labels->is_object() && !labels->empty(), r.source,
              ": key 'id2label': expected an object mapping class indices to names");
   return static_cast<int64_t>(labels->size());
+}
+
+// A number of the `rope_scaling` object, required.
+double rope_number(const nlohmann::json& rs, const char* key, const std::string& source, const std::string& kind) {
+  auto it = rs.find(key);
+  OT_REQUIRE(it != rs.end() && it->is_number(), source, ": key 'rope_scaling.", key, "': expected a number (needed by '",
+             kind, "' RoPE scaling), got ", it == rs.end() ? std::string("nothing") : it->dump());
+  return it->get<double>();
+}
+
+// `rope_scaling` as transformers 4.55 reads it: null or absent = default; `rope_type`, or the
+// older `type`, picks linear, dynamic or llama3 (others are refused by name). `allowed`: false
+// for families whose scaling kinds this project does not compute (Phi-3's longrope / su).
+RopeScaling read_rope_scaling(const nlohmann::json& j, const std::string& source, const std::string& family,
+                              bool allowed) {
+  RopeScaling s;
+  auto it = j.find("rope_scaling");
+  if (it == j.end() || it->is_null()) return s;
+  OT_REQUIRE(it->is_object(), source, ": key 'rope_scaling': expected an object or null, got ", it->dump());
+  const nlohmann::json& rs = *it;
+  const char* type_key = rs.contains("rope_type") ? "rope_type" : "type";
+  auto t = rs.find(type_key);
+  OT_REQUIRE(t != rs.end() && t->is_string(), source,
+             ": key 'rope_scaling': expected a string 'rope_type' (or 'type'), got ", rs.dump());
+  const std::string kind = t->get<std::string>();
+  OT_REQUIRE(allowed, source, ": key 'rope_scaling': ", family, " RoPE scaling '", kind,
+             "' is not supported (expected null)");
+  if (kind == "default") return s;
+  if (kind == "linear" || kind == "dynamic" || kind == "llama3") {
+    s.factor = rope_number(rs, "factor", source, kind);
+    OT_REQUIRE(s.factor >= 1.0, source, ": key 'rope_scaling.factor': expected a number >= 1, got ", s.factor);
+  }
+  if (kind == "linear") {
+    s.kind = RopeScaling::Kind::kLinear;
+  } else if (kind == "dynamic") {
+    s.kind = RopeScaling::Kind::kDynamic;
+  } else if (kind == "llama3") {
+    s.kind = RopeScaling::Kind::kLlama3;
+    s.low_freq_factor = rope_number(rs, "low_freq_factor", source, kind);
+    s.high_freq_factor = rope_number(rs, "high_freq_factor", source, kind);
+    OT_REQUIRE(s.high_freq_factor > s.low_freq_factor, source,
+               ": key 'rope_scaling.high_freq_factor': expected more than low_freq_factor (", s.low_freq_factor,
+               "), got ", s.high_freq_factor);
+    auto o = rs.find("original_max_position_embeddings");
+    OT_REQUIRE(o != rs.end() && o->is_number_integer() && o->get<int64_t>() > 0, source,
+               ": key 'rope_scaling.original_max_position_embeddings': expected a positive integer (needed by "
+               "'llama3' RoPE scaling)");
+    s.original_max_positions = o->get<int64_t>();
+  } else {
+    fail(source, ": key 'rope_scaling.", type_key, "': '", kind,
+         "' is not supported (expected default, linear, dynamic or llama3)");
+  }
+  return s;
+}
+
+// transformers_version "MAJOR.MINOR..." below 4.36: the summed padding mask (config.h).
+bool written_before_4_36(const nlohmann::json& j) {
+  auto it = j.find("transformers_version");
+  if (it == j.end() || !it->is_string()) return false;
+  int major = 0, minor = 0;
+  if (std::sscanf(it->get<std::string>().c_str(), "%d.%d", &major, &minor) != 2) return false;
+  return major < 4 || (major == 4 && minor < 36);
+}
+
+// The window of a sliding-window key: a positive integer, or null / absent (no window).
+int64_t window_or_none(const Reader& r, const char* key, int64_t fallback) {
+  const nlohmann::json* v = r.find({key});
+  if (v == nullptr) return r.j.contains(key) ? 0 : fallback;  // null: no window
+  return r.positive({key});
+}
+
+// Qwen2's sliding-window layers as transformers 4.55's Qwen2Config derives them: the window
+// applies only with use_sliding_window; `layer_types` (one entry per original layer) wins
+// when present, else layers at index >= max_window_layers slide.
+void read_qwen2_window(ModelConfig& c, const Reader& r, int64_t original_layers) {
+  const bool use = r.bool_or("use_sliding_window", false);
+  const int64_t window = use ? window_or_none(r, "sliding_window", 4096) : 0;
+  const int64_t max_window_layers = r.find({"max_window_layers"}) ? r.positive({"max_window_layers"}) : 28;
+  std::vector<bool> sliding(static_cast<size_t>(original_layers), false);
+  if (const nlohmann::json* lt = r.find({"layer_types"})) {
+    OT_REQUIRE(lt->is_array() && static_cast<int64_t>(lt->size()) == original_layers, r.source,
+               ": key 'layer_types': expected a list of ", original_layers,
+               " entries (one per layer of the original model), got ", lt->dump());
+    for (size_t i = 0; i < lt->size(); ++i) {
+      const auto& e = (*lt)[i];
+      OT_REQUIRE(e.is_string() && (e == "full_attention" || e == "sliding_attention"), r.source,
+                 ": key 'layer_types': entry ", i, ": expected \"full_attention\" or \"sliding_attention\", got ",
+                 e.dump());
+      sliding[i] = e == "sliding_attention";
+    }
+  } else if (window > 0) {
+    for (int64_t i = max_window_layers; i < original_layers; ++i) sliding[static_cast<size_t>(i)] = true;
+  }
+  bool any = false;
+  for (bool b : sliding) any = any || b;
+  if (!any) return;
+  OT_REQUIRE(window > 0, r.source, ": key 'layer_types': sliding_attention layers need 'use_sliding_window' true "
+             "and a positive 'sliding_window'");
+  c.sliding_window = window;
+  c.sliding_layers = sliding;
+}
+
+// The activation of Gemma's MLP. transformers 4.55 reads `hidden_act` (default
+// gelu_pytorch_tanh); versions 4.39 to 4.47 read `hidden_activation` and ignored hidden_act.
+// Where the two keys disagree the versions compute different models, so it is refused.
+std::string gemma_activation(const Reader& r) {
+  const std::string act = r.string_or("hidden_act", "gelu_pytorch_tanh");
+  const nlohmann::json* ha = r.find({"hidden_activation"});
+  if (ha != nullptr) {
+    OT_REQUIRE(ha->is_string(), r.source, ": key 'hidden_activation': expected a string or null, got ", ha->dump());
+    OT_REQUIRE(ha->get<std::string>() == act, r.source, ": key 'hidden_activation': \"", ha->get<std::string>(),
+               "\" differs from 'hidden_act' \"", act, "\" (transformers versions disagree on which applies; "
+               "expected the two to be equal, or hidden_activation null)");
+  }
+  return act;
+}
+
+// LLaMA and its relatives: the fields of the shared RoPE decoder block (families/llama.cpp).
+void parse_rope_decoder(ModelConfig& c, const nlohmann::json& j, const Reader& r, const std::string& type) {
+  const std::string& source = r.source;
+  c.arch = type == "llama"     ? Arch::kLlama
+           : type == "mistral" ? Arch::kMistral
+           : type == "qwen2"   ? Arch::kQwen2
+           : type == "gemma"   ? Arch::kGemma
+                               : Arch::kPhi3;
+  c.hidden_size = r.positive({"hidden_size"});
+  c.num_layers = r.positive({"num_hidden_layers"});
+  c.num_heads = r.positive({"num_attention_heads"});
+  c.num_kv_heads = r.positive_or({"num_key_value_heads"}, c.num_heads);
+  c.intermediate_size = r.positive({"intermediate_size"});
+  c.max_positions = r.positive_or({"max_position_embeddings"}, 2048);
+  c.norm_eps = r.number_or("rms_norm_eps", 1e-6);
+  c.rope_theta = r.number_or("rope_theta", 10000.0);
+  c.attention_dropout = r.number_or("attention_dropout", 0.0);
+  // head_dim: given (null or absent = hidden / heads; Gemma's default is 256).
+  c.head_dim = r.positive_or({"head_dim"}, c.arch == Arch::kGemma && !j.contains("head_dim") ? 256 : 0);
+  c.rope_scaling = read_rope_scaling(j, source, type, c.arch != Arch::kPhi3);
+  c.activation = c.arch == Arch::kGemma ? gemma_activation(r) : r.string_or("hidden_act", "silu");
+  OT_REQUIRE(c.activation == "silu" || c.activation == "gelu" || c.activation == "gelu_new" ||
+                 c.activation == "gelu_pytorch_tanh" || c.activation == "relu",
+             source, ": key 'hidden_act': '", c.activation,
+             "' is not supported (expected silu, gelu, gelu_new, gelu_pytorch_tanh or relu)");
+  const int64_t original_layers = bundle_num_original_layers(j, c.num_layers, source);
+  bool tie_default = false;
+  switch (c.arch) {
+    case Arch::kLlama:
+      c.attention_bias = r.bool_or("attention_bias", false);
+      c.qkv_bias = c.attention_bias;
+      c.mlp_bias = r.bool_or("mlp_bias", false);
+      c.summed_padding_mask = written_before_4_36(j);
+      break;
+    case Arch::kMistral:
+      c.attention_bias = c.qkv_bias = false;
+      c.sliding_window = window_or_none(r, "sliding_window", 4096);
+      break;
+    case Arch::kQwen2:
+      c.attention_bias = false;
+      c.qkv_bias = true;
+      read_qwen2_window(c, r, original_layers);
+      break;
+    case Arch::kGemma:
+      c.attention_bias = c.qkv_bias = r.bool_or("attention_bias", false);
+      c.norm_plus_one = true;
+      c.embedding_scale = std::sqrt(double(c.hidden_size));
+      tie_default = true;
+      break;
+    case Arch::kPhi3: {
+      c.attention_bias = c.qkv_bias = false;
+      c.fused_projections = true;
+      c.sliding_window = window_or_none(r, "sliding_window", 0);
+      c.residual_dropout = r.number_or("resid_pdrop", 0.0);
+      c.embedding_dropout = r.number_or("embd_pdrop", 0.0);
+      const double partial = r.number_or("partial_rotary_factor", 1.0);
+      OT_REQUIRE(partial == 1.0, source, ": key 'partial_rotary_factor': ", partial,
+                 " is not supported (expected 1.0: RoPE over the whole head)");
+      break;
+    }
+    default:
+      break;
+  }
+  c.tie_word_embeddings = r.bool_or("tie_word_embeddings", tie_default);
 }
 
 // ViT (ViTModel, ViTForImageClassification), EVA's encoder in ViT layout (eva_vit: ViT
@@ -258,25 +450,8 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
         r.bool_or("apply_residual_connection_post_layernorm", false);
     c.residual_dropout = r.number_or("hidden_dropout", 0.0);
     c.attention_dropout = r.number_or("attention_dropout", 0.0);
-  } else if (type == "llama") {
-    c.arch = Arch::kLlama;
-    c.hidden_size = r.positive({"hidden_size"});
-    c.num_layers = r.positive({"num_hidden_layers"});
-    c.num_heads = r.positive({"num_attention_heads"});
-    c.num_kv_heads = r.positive_or({"num_key_value_heads"}, c.num_heads);
-    c.intermediate_size = r.positive({"intermediate_size"});
-    c.max_positions = r.positive_or({"max_position_embeddings"}, 2048);
-    c.norm_eps = r.number_or("rms_norm_eps", 1e-6);
-    c.rope_theta = r.number_or("rope_theta", 10000.0);
-    c.attention_bias = r.bool_or("attention_bias", false);
-    c.mlp_bias = r.bool_or("mlp_bias", false);
-    c.activation = r.string_or("hidden_act", "silu");
-    c.attention_dropout = r.number_or("attention_dropout", 0.0);
-    auto rs = j.find("rope_scaling");
-    OT_REQUIRE(rs == j.end() || rs->is_null(), source,
-               ": key 'rope_scaling': RoPE scaling is not supported (expected null)");
-    OT_REQUIRE(c.activation == "silu", source, ": key 'hidden_act': expected \"silu\", got \"",
-               c.activation, "\"");
+  } else if (type == "llama" || type == "mistral" || type == "qwen2" || type == "gemma" || type == "phi3") {
+    parse_rope_decoder(c, j, r, type);
   } else if (type == "vit" || type == "eva_vit" || type == "clip_vision_model" || type == "clip") {
     parse_vision(c, j, source, type);
     return c;
@@ -285,12 +460,14 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
   }
   c.vocab_size = r.positive({"vocab_size"});
   if (c.num_kv_heads == 0) c.num_kv_heads = c.num_heads;
-  OT_REQUIRE(c.hidden_size % c.num_heads == 0, source, ": hidden size ", c.hidden_size,
-             " is not divisible by the number of attention heads ", c.num_heads);
+  // (a RoPE decoder's explicit head_dim need not divide hidden_size: Gemma)
+  if (c.head_dim == 0)
+    OT_REQUIRE(c.hidden_size % c.num_heads == 0, source, ": hidden size ", c.hidden_size,
+               " is not divisible by the number of attention heads ", c.num_heads);
   OT_REQUIRE(c.num_heads % c.num_kv_heads == 0, source, ": num_attention_heads ", c.num_heads,
              " is not a multiple of num_key_value_heads ", c.num_kv_heads);
-  c.head_dim = c.hidden_size / c.num_heads;
-  if (c.arch == Arch::kLlama)
+  if (c.head_dim == 0) c.head_dim = c.hidden_size / c.num_heads;
+  if (is_rope_decoder(c.arch))
     OT_REQUIRE(c.head_dim % 2 == 0, source, ": RoPE needs an even head dimension, got ", c.head_dim);
   if (c.arch == Arch::kOPT || c.arch == Arch::kGPT2)
     OT_REQUIRE(c.activation == "relu" || c.activation == "gelu" || c.activation == "gelu_new" ||
@@ -299,7 +476,8 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
                "' is not supported (expected relu, gelu, gelu_new, gelu_pytorch_tanh or silu)");
   for (double p : {c.embedding_dropout, c.residual_dropout, c.attention_dropout, c.activation_dropout})
     OT_REQUIRE(p >= 0.0 && p < 1.0, source, ": dropout probabilities must lie in [0, 1), got ", p);
-  c.tie_word_embeddings = r.bool_or("tie_word_embeddings", true);
+  if (!is_rope_decoder(c.arch)) c.tie_word_embeddings = r.bool_or("tie_word_embeddings", true);
+  if (c.arch == Arch::kGPT2) c.summed_padding_mask = true;
   c.pad_token_id = r.token_id("pad_token_id");
   c.bos_token_id = r.token_id("bos_token_id");
   c.eos_token_id = r.token_id("eos_token_id");
@@ -338,6 +516,10 @@ nlohmann::json model_config_to_json(const ModelConfig& c) {
           c.num_layers;
       break;
     case Arch::kLlama:
+    case Arch::kMistral:
+    case Arch::kQwen2:
+    case Arch::kGemma:
+    case Arch::kPhi3:
       j["num_hidden_layers"] = c.num_layers;
       break;
     case Arch::kViT:

@@ -1,6 +1,7 @@
 // model/config.h: the architecture description of a model, parsed from a Hugging Face
 // config.json. One struct covers the supported families: the decoder LMs (OPT, GPT-2, BLOOM,
-// LLaMA) and the vision encoders (ViT, EVA's ViT, CLIP's vision tower); family-specific fields are
+// and the RoPE decoders LLaMA, Mistral, Qwen2, Gemma, Phi-3) and the vision encoders (ViT,
+// EVA's ViT, CLIP's vision tower); family-specific fields are
 // grouped and documented. The raw JSON is kept so a
 // written checkpoint carries every key the user's config had.
 #pragma once
@@ -9,13 +10,29 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace ot {
 
-enum class Arch { kOPT, kGPT2, kBloom, kLlama, kViT, kCLIPVision };
+enum class Arch { kOPT, kGPT2, kBloom, kLlama, kMistral, kQwen2, kGemma, kPhi3, kViT, kCLIPVision };
 
-std::string arch_name(Arch a);  // the HF model_type: opt, gpt2, bloom, llama, vit, clip_vision_model
+// the HF model_type: opt, gpt2, bloom, llama, mistral, qwen2, gemma, phi3, vit, clip_vision_model
+std::string arch_name(Arch a);
 bool is_vision(Arch a);         // an image encoder (ViT, CLIP vision), not a decoder LM
+// A decoder of the LLaMA kind (model/families/llama.cpp): RMSNorm, RoPE, gated MLP, no learned
+// positions. LLaMA, Mistral, Qwen2, Gemma and Phi-3.
+bool is_rope_decoder(Arch a);
+
+// RoPE frequency scaling (config.json `rope_scaling`, with `rope_type` or the older `type`),
+// as transformers' modeling_rope_utils defines it. kDefault: inv_freq = 1 / theta^(2i/D).
+struct RopeScaling {
+  enum class Kind { kDefault, kLinear, kDynamic, kLlama3 };
+  Kind kind = Kind::kDefault;
+  double factor = 1.0;                  // linear, dynamic, llama3
+  double low_freq_factor = 1.0;         // llama3
+  double high_freq_factor = 4.0;        // llama3
+  int64_t original_max_positions = 0;   // llama3: original_max_position_embeddings
+};
 
 struct ModelConfig;
 // The model_type written to config.json: arch_name, except `eva_vit` for a ViT-layout EVA
@@ -54,16 +71,32 @@ struct ModelConfig {
   bool scale_attn_by_inverse_layer_idx = false;
   // BLOOM
   bool apply_residual_connection_post_layernorm = false;
-  // LLaMA
+  // RoPE decoders (LLaMA, Mistral, Qwen2, Gemma, Phi-3). head_dim above comes from config.json's
+  // `head_dim` where given (Gemma: may differ from hidden_size / num_heads).
   double rope_theta = 10000.0;
-  bool attention_bias = false;
+  RopeScaling rope_scaling;
+  bool attention_bias = false;     // bias on o_proj (LLaMA, Gemma: attention_bias; Qwen2: none)
+  // (qkv_bias below: bias on q/k/v; LLaMA, Gemma: attention_bias; Qwen2: always; Mistral, Phi-3: none)
   bool mlp_bias = false;
+  bool fused_projections = false;  // Phi-3: qkv_proj = [q; k; v] and gate_up_proj = [gate; up] rows
+  bool norm_plus_one = false;      // Gemma: RMSNorm computes x_hat * (1 + w) in fp32, w starts at 0
+  double embedding_scale = 0.0;    // Gemma: embeddings times sqrt(hidden_size) (0: not scaled)
+  // Sliding-window attention (Mistral, Qwen2, Phi-3): key k visible to query q iff
+  // q - sliding_window < k <= q. 0: no window. sliding_layers[i] says whether the block of
+  // ORIGINAL index i uses it (empty: every block does); offsite bundles keep original indices.
+  int64_t sliding_window = 0;
+  std::vector<bool> sliding_layers;
+  // How padded batches are masked, which only changes query rows at padded positions (a
+  // left-padded batch's loss reads one): transformers up to 4.35 summed the causal and padding
+  // biases for GPT-2 and LLaMA (a key both future and padded gets -inf); later versions mask
+  // with one lowest value, so a query with no visible key attends uniformly to all keys.
+  bool summed_padding_mask = false;
   // Vision encoders (ViT, CLIP's vision tower): square images of image_size pixels cut into
   // (image_size / patch_size)^2 patches, plus a class token in front.
   int64_t image_size = 0;
   int64_t patch_size = 0;
   int64_t num_channels = 3;
-  bool qkv_bias = true;         // ViT
+  bool qkv_bias = true;         // ViT, and the RoPE decoders' q/k/v projections
   int64_t num_labels = 0;       // rows of ViTForImageClassification's classifier (0: none)
   bool vit_pooler = false;      // ViTModel's pooler (dense + tanh on the class token)
   bool eva = false;             // model_type eva_vit (checkpoint/eva_vit.h): ViT blocks, no pooler
@@ -77,6 +110,12 @@ struct ModelConfig {
   int64_t num_patches() const { return patch_size > 0 ? (image_size / patch_size) * (image_size / patch_size) : 0; }
   double vit_final_norm_eps() const { return final_norm_eps > 0 ? final_norm_eps : norm_eps; }
   bool opt_projects() const { return arch == Arch::kOPT && word_embed_proj_dim != hidden_size; }
+  // Whether the block of original index `layer` attends within the sliding window.
+  bool layer_slides(int64_t layer) const {
+    if (sliding_window <= 0) return false;
+    if (sliding_layers.empty()) return true;
+    return layer >= 0 && layer < static_cast<int64_t>(sliding_layers.size()) && sliding_layers[static_cast<size_t>(layer)];
+  }
   bool opt_final_norm() const {
     return arch == Arch::kOPT && do_layer_norm_before && !remove_final_layer_norm;
   }

@@ -13,7 +13,11 @@ FamilyParts make_family_parts(const ModelConfig& c) {
     case Arch::kOPT: return families::make_opt(c);
     case Arch::kGPT2: return families::make_gpt2(c);
     case Arch::kBloom: return families::make_bloom(c);
-    case Arch::kLlama: return families::make_llama(c);
+    case Arch::kLlama:
+    case Arch::kMistral:
+    case Arch::kQwen2:
+    case Arch::kGemma:
+    case Arch::kPhi3: return families::make_llama(c);
     case Arch::kViT:
     case Arch::kCLIPVision: break;
   }
@@ -25,7 +29,11 @@ std::shared_ptr<BlockBase> make_block(const ModelConfig& c, int64_t layer_index)
     case Arch::kOPT: return families::make_opt_block(c, layer_index);
     case Arch::kGPT2: return families::make_gpt2_block(c, layer_index);
     case Arch::kBloom: return families::make_bloom_block(c, layer_index);
-    case Arch::kLlama: return families::make_llama_block(c, layer_index);
+    case Arch::kLlama:
+    case Arch::kMistral:
+    case Arch::kQwen2:
+    case Arch::kGemma:
+    case Arch::kPhi3: return families::make_llama_block(c, layer_index);
     case Arch::kViT: return families::make_vit_block(c, layer_index);
     case Arch::kCLIPVision: return families::make_clip_vision_block(c, layer_index);
   }
@@ -72,7 +80,7 @@ AttentionContext DecoderLMImpl::make_context(const at::Tensor& ids, const at::Te
   } else {
     ctx.position_ids = torch::arange(past, S, dev.dtype(torch::kLong)).unsqueeze(0).expand({B, T});
   }
-  if (config_.max_positions > 0 && config_.arch != Arch::kLlama) {
+  if (config_.max_positions > 0 && !is_rope_decoder(config_.arch)) {
     int64_t top = ctx.position_ids.numel() ? ctx.position_ids.max().item<int64_t>() : 0;
     OT_REQUIRE(top < config_.max_positions, "sequence position ", top, " exceeds the model's ",
                config_.max_positions, " learned positions (max_position_embeddings)");
@@ -84,14 +92,29 @@ AttentionContext DecoderLMImpl::make_context(const at::Tensor& ids, const at::Te
     at::Tensor km = key_mask.defined() ? key_mask : torch::ones({B, S}, dev.dtype(torch::kLong));
     auto allowed = causal_padding_allowed(km, B, T, past, dev);
     ctx.bias = alibi_bias(km, config_.num_heads, dtype) + additive_bias(allowed, dtype);
-  } else if (padded && (config_.arch == Arch::kGPT2 || config_.arch == Arch::kLlama)) {
+  } else if (padded && config_.summed_padding_mask) {
     ctx.bias = additive_bias_summed(key_mask, B, T, past, dtype);
   } else if (need_mask) {
     // OPT clamps its scores at the lowest value, so masked keys all end up equal.
     ctx.bias = additive_bias(causal_padding_allowed(padded ? key_mask : at::Tensor(), B, T, past, dev), dtype);
   }
-  if (config_.arch == Arch::kLlama)
-    rope_tables(ctx.position_ids, config_.head_dim, config_.rope_theta, dtype, ctx.rope_cos, ctx.rope_sin);
+  // Sliding-window blocks: the window masks keys only once there are more than it holds.
+  const int64_t window = config_.sliding_window;
+  if (window > 0 && S > window) {
+    auto allowed = causal_padding_allowed(padded ? key_mask : at::Tensor(), B, T, past, dev);
+    ctx.window_bias = additive_bias(within_window(allowed, T, past, window), dtype);
+  } else {
+    ctx.window_bias = ctx.bias;
+  }
+  if (is_rope_decoder(config_.arch)) {
+    // Dynamic NTK scaling depends on the longest position of this forward.
+    const int64_t seq_len = config_.rope_scaling.kind == RopeScaling::Kind::kDynamic && ctx.position_ids.numel() > 0
+                                ? ctx.position_ids.max().item<int64_t>() + 1
+                                : 0;
+    auto inv_freq = rope_inv_freq(config_.head_dim, config_.rope_theta, config_.rope_scaling, config_.max_positions,
+                                  seq_len, dev);
+    rope_tables(ctx.position_ids, inv_freq, dtype, ctx.rope_cos, ctx.rope_sin);
+  }
   return ctx;
 }
 

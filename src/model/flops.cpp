@@ -29,9 +29,14 @@ std::vector<PartFlops> parts(BlockModelImpl& model, int64_t seq_len) {
   std::vector<PartFlops> out;
   const ModelConfig& cfg = model.config();
   const double C = double(cfg.hidden_size);
+  // Attention scores and the weighted sum: 4 * keys * (heads * head_dim) per token (Gemma's
+  // head_dim need not be C / heads); a sliding-window block sees at most `sliding_window` keys.
+  const double attn_width = is_rope_decoder(cfg.arch) ? double(cfg.num_heads * cfg.head_dim) : C;
   for (int64_t i = 0; i < model.num_blocks(); ++i) {
     PartFlops b = matrices(model.block(i).parameters());
-    b.forward += 4.0 * double(seq_len) * C;
+    int64_t keys = seq_len;
+    if (cfg.layer_slides(model.block_origin().at(static_cast<size_t>(i)))) keys = std::min(keys, cfg.sliding_window);
+    b.forward += 4.0 * double(keys) * attn_width;
     out.push_back(b);
   }
   PartFlops head;

@@ -10,6 +10,7 @@
 #include "checkpoint/hf_checkpoint.h"
 #include "model/decoder_lm.h"
 #include "model/load.h"
+#include "model/offsite_section.h"
 #include "model/vision_encoder.h"
 #include "util/device.h"
 #include "util/error.h"
@@ -50,6 +51,15 @@ nlohmann::json inspect_model_dir(const std::string& dir) {
     j["vocab_size"] = cfg.vocab_size;
     j["max_positions"] = cfg.max_positions;
     j["tied_head"] = cfg.tie_word_embeddings;
+    if (is_rope_decoder(cfg.arch)) j["head_dim"] = cfg.head_dim;
+    if (cfg.sliding_window > 0) {
+      // A bundle's blocks keep the layer index they had in the original model.
+      std::vector<int64_t> origin = bundle_block_origin(cfg_json, cfg.num_layers, path_join(dir, "config.json"));
+      int64_t sliding = 0;
+      for (int64_t i = 0; i < cfg.num_layers; ++i)
+        sliding += cfg.layer_slides(origin.empty() ? i : origin[static_cast<size_t>(i)]) ? 1 : 0;
+      j["sliding_window"] = {{"window", cfg.sliding_window}, {"blocks", sliding}};
+    }
   }
   j["parameters"] = {{"embeddings", model->num_parameters(ModelPart::kEmbeddings)},
                      {"blocks", model->num_parameters(ModelPart::kBlocks)},
@@ -96,7 +106,11 @@ std::string format_inspection(const nlohmann::json& j) {
   } else {
     os << ", vocab " << j["vocab_size"];
     if (j["max_positions"].get<int64_t>() > 0) os << ", " << j["max_positions"] << " positions";
-    os << (j["tied_head"].get<bool>() ? ", tied head" : ", untied head") << "\n";
+    os << (j["tied_head"].get<bool>() ? ", tied head" : ", untied head");
+    if (j.contains("sliding_window"))
+      os << ", sliding window " << j["sliding_window"]["window"] << " (" << j["sliding_window"]["blocks"] << " of "
+         << j["layers"] << " blocks)";
+    os << "\n";
   }
   const auto& p = j["parameters"];
   os << "parameters   " << human(p["total"]) << " total (" << p["total"] << ")\n";

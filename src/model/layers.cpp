@@ -201,13 +201,14 @@ at::Tensor LayerNormImpl::forward(const at::Tensor& x) {
   return torch::layer_norm(x, {options.dim}, weight, bias, options.eps);
 }
 
-RMSNormImpl::RMSNormImpl(int64_t d, double e) : dim(d), eps(e) {
+RMSNormImpl::RMSNormImpl(int64_t d, double e, bool p) : dim(d), eps(e), plus_one(p) {
   weight = register_parameter("weight", torch::empty({d}));
 }
 
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
   auto xf = x.to(torch::kFloat);
   auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  if (plus_one) return (normed * (1.0 + weight.to(torch::kFloat))).to(x.scalar_type());
   return weight * normed.to(x.scalar_type());
 }
 

@@ -111,13 +111,16 @@ class LayerNormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LayerNorm);
 
-// LLaMA's RMSNorm: x / sqrt(mean(x^2) + eps) * weight, computed in fp32 as HF does.
+// LLaMA's RMSNorm: x_hat = x / sqrt(mean(x^2) + eps) in fp32, then weight * x_hat cast back
+// to x's dtype, as HF does. `plus_one` (Gemma): (x_hat * (1 + weight)) in fp32, then cast;
+// its weight starts at 0.
 class RMSNormImpl : public torch::nn::Module {
  public:
-  RMSNormImpl(int64_t dim, double eps);
+  RMSNormImpl(int64_t dim, double eps, bool plus_one = false);
   at::Tensor forward(const at::Tensor& x);
   int64_t dim;
   double eps;
+  bool plus_one;
   at::Tensor weight;
 };
 TORCH_MODULE(RMSNorm);

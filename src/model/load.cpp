@@ -98,7 +98,7 @@ DecoderLM load_model(const std::string& dir, const LoadOptions& opts) {
   nlohmann::json cfg_json;
   ModelConfig config = read_config(dir, cfg_json);
   OT_REQUIRE(!is_vision(config.arch), path_join(dir, "config.json"), ": model_type '", arch_name(config.arch),
-             "' is a vision encoder; this command takes a language model (opt, gpt2, bloom, llama)");
+             "' is a vision encoder; this command takes a language model (opt, gpt2, bloom, llama, mistral, qwen2, gemma, phi3)");
   // Parameters stay uninitialised (and their pages untouched) until replaced below.
   DecoderLM model(config);
   fill(model, cfg_json, dir, opts);

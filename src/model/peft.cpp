@@ -16,7 +16,12 @@ std::vector<std::string> default_lora_targets(Arch arch) {
     case Arch::kOPT: return {"q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"};
     case Arch::kGPT2: return {"c_attn", "c_proj", "c_fc"};
     case Arch::kBloom: return {"query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"};
-    case Arch::kLlama: return {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+    case Arch::kLlama:
+    case Arch::kMistral:
+    case Arch::kQwen2:
+    case Arch::kGemma: return {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+    // Phi-3's fused projections: LoRA on the whole fused Linear, as PEFT targets it.
+    case Arch::kPhi3: return {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"};
     case Arch::kViT: return {"query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"};
     case Arch::kCLIPVision: return {"q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"};
   }
@@ -28,7 +33,11 @@ std::vector<std::string> default_adapter_targets(Arch arch) {
     case Arch::kOPT: return {"out_proj", "fc2"};
     case Arch::kGPT2: return {"attn.c_proj", "mlp.c_proj"};
     case Arch::kBloom: return {"self_attention.dense", "dense_4h_to_h"};
-    case Arch::kLlama: return {"o_proj", "down_proj"};
+    case Arch::kLlama:
+    case Arch::kMistral:
+    case Arch::kQwen2:
+    case Arch::kGemma:
+    case Arch::kPhi3: return {"o_proj", "down_proj"};
     case Arch::kViT: return {"attention.output.dense", "output.dense"};
     case Arch::kCLIPVision: return {"out_proj", "fc2"};
   }
