@@ -8,6 +8,7 @@
 #include "checkpoint/eva_vit.h"
 #include "checkpoint/llama2c.h"
 #include "cli/commands.h"
+#include "model/load.h"
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -19,6 +20,11 @@ struct Llama2cOptions {
   std::string checkpoint;
   std::string tokenizer;
   std::string out;
+  bool force = false;
+};
+
+struct PlainOptions {
+  std::string model, out;
   bool force = false;
 };
 
@@ -62,6 +68,28 @@ void register_convert(CLI::App& app) {
     require_writable_output(opts->out, opts->force);
     convert_llama2c(opts->checkpoint, opts->tokenizer, opts->out);
     std::cout << "wrote " << opts->out << " (config.json, model.safetensors, tokenizer.bin)\n";
+  });
+
+  auto plain = std::make_shared<PlainOptions>();
+  CLI::App* ph = convert->add_subcommand(
+      "plain-hf",
+      "a bundle with rank-compressed or channel-pruned emulator blocks -> the same model in the layout transformers "
+      "loads (factors multiplied out, pruned channels as zeros)");
+  ph->add_option("--model", plain->model, "model or bundle directory")->required();
+  ph->add_option("--out", plain->out, "output directory (written atomically)")->required();
+  ph->add_flag("--force", plain->force, "replace a non-empty output directory");
+  ph->callback([plain] {
+    require_writable_output(plain->out, plain->force);
+    if (is_vision_model_dir(plain->model)) {
+      VisionEncoder m = load_vision_model(plain->model);
+      make_plain(*m);
+      save_model(m, plain->out);
+    } else {
+      DecoderLM m = load_model(plain->model);
+      make_plain(*m);
+      save_model(m, plain->out);
+    }
+    std::cout << "wrote " << plain->out << " (every projection dense, every MLP at intermediate_size)\n";
   });
 
   auto eva = std::make_shared<EvaVitOptions>();

@@ -66,19 +66,15 @@ void ProjectionBase::keep_inputs(const at::Tensor& index) {
   in_features = idx.numel();
 }
 
-void ProjectionBase::grow_outputs(int64_t count) {
-  OT_REQUIRE(count >= out_features, "grow_outputs: ", count, " < ", out_features);
+void ProjectionBase::place_outputs(int64_t count, const at::Tensor& positions) {
+  OT_REQUIRE(count >= out_features && positions.numel() == out_features, "place_outputs: ", out_features,
+             " outputs into ", count, " at ", positions.numel(), " positions");
   torch::NoGradGuard ng;
+  const at::Tensor at = positions.to(weight.device(), torch::kLong);
   std::vector<int64_t> shape = weight.sizes().vec();
   shape[static_cast<size_t>(output_dim())] = count;
-  at::Tensor w = torch::zeros(shape, weight.options());
-  w.narrow(output_dim(), 0, out_features).copy_(weight);
-  weight.set_data(w);
-  if (bias.defined()) {
-    at::Tensor b = torch::zeros({count}, bias.options());
-    b.narrow(0, 0, out_features).copy_(bias);
-    bias.set_data(b);
-  }
+  weight.set_data(torch::zeros(shape, weight.options()).index_copy_(output_dim(), at, weight));
+  if (bias.defined()) bias.set_data(torch::zeros({count}, bias.options()).index_copy_(0, at, bias));
   out_features = count;
 }
 

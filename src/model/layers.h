@@ -39,9 +39,10 @@ class ProjectionBase : public torch::nn::Module {
   void keep_inputs(const at::Tensor& index);
   // The weight's dimension that indexes outputs (Linear 0, Conv1D 1); inputs are the other.
   int64_t output_dim() const { return weight_is_in_out() ? 1 : 0; }
-  // Zero outputs (inputs) appended up to `count`: the inverse of keep_* for export, exact
-  // because a channel whose weights are all zero contributes nothing.
-  void grow_outputs(int64_t count);
+  // The inverse of keep_* for export: `count` outputs, the current ones at `positions`
+  // (int64, one per current output) and zero elsewhere; `count` inputs, the current ones
+  // first. Exact for an MLP channel: one whose weights are all zero contributes nothing.
+  void place_outputs(int64_t count, const at::Tensor& positions);
   void grow_inputs(int64_t count);
 
   // Low rank (truncated SVD): W (out, in) = U S V^T is replaced by its `rank` leading

@@ -69,6 +69,21 @@ void shape_from_config(BlockModelImpl& model, const nlohmann::json& cfg_json, co
   }
 }
 
+void make_plain(BlockModelImpl& model) {
+  const ModelConfig config = model.config();
+  for (int64_t b = 0; b < model.num_blocks(); ++b) {
+    BlockBase& block = model.block(b);
+    for (const auto& named : attention_projections(block, config)) named.second->densify();
+    restore_mlp_width(block, config, config.intermediate_size);
+  }
+  if (config.raw.contains("offsite")) {
+    nlohmann::json section = config.raw["offsite"];
+    section.erase("svd_ranks");
+    section.erase("mlp_channels");
+    model.set_config_entry("offsite", section);
+  }
+}
+
 namespace {
 
 // The structure config.json describes, then the weights, for either kind of model.

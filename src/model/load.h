@@ -31,6 +31,12 @@ bool is_vision_model_dir(const std::string& dir);
 // model before its weights are loaded; `dir` names config.json in messages.
 void shape_from_config(BlockModelImpl& model, const nlohmann::json& cfg_json, const std::string& dir);
 
+// Undoes, without changing what the model computes, the structure only this project reads:
+// low-rank projections multiplied out, pruned MLP channels restored as zeros, and the
+// offsite section's svd_ranks / mlp_channels removed; the result saves as a checkpoint
+// transformers loads (`ot convert plain-hf`).
+void make_plain(BlockModelImpl& model);
+
 // A model with uninitialised weights (call init_weights or load_hf_state_dict).
 DecoderLM build_model(const ModelConfig& config, const LoadOptions& opts = {});
 

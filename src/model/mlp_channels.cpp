@@ -80,4 +80,20 @@ void keep_mlp_channels(BlockBase& block, const ModelConfig& config, const std::v
   }
 }
 
+void restore_mlp_width(BlockBase& block, const ModelConfig& config, int64_t width) {
+  const auto ps = mlp_projections(block, config);
+  const int64_t F = ps.back().projection->in_features;
+  OT_REQUIRE(width >= F, "restore_mlp_width: ", width, " < the block's ", F, " channels");
+  if (width == F) return;
+  for (const MlpProjection& p : ps) {
+    if (!p.expands) {
+      p.projection->grow_inputs(width);
+      continue;
+    }
+    std::vector<at::Tensor> at;
+    for (int64_t g = 0; g < p.groups; ++g) at.push_back(torch::arange(F, torch::kLong) + g * width);
+    p.projection->place_outputs(p.groups * width, torch::cat(at));
+  }
+}
+
 }  // namespace ot

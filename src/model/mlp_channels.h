@@ -37,4 +37,8 @@ at::Tensor per_channel_sum(const MlpProjection& p, const at::Tensor& values, con
 // Keeps channels `keep` (sorted, distinct, each in [0, F)) in every projection of the MLP.
 void keep_mlp_channels(BlockBase& block, const ModelConfig& config, const std::vector<int64_t>& keep);
 
+// Back to `width` channels (the config's intermediate_size), the added ones all zero: the
+// block computes the same function in the layout transformers expects.
+void restore_mlp_width(BlockBase& block, const ModelConfig& config, int64_t width);
+
 }  // namespace ot

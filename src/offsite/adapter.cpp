@@ -9,6 +9,7 @@
 #include "checkpoint/hf_checkpoint.h"
 #include "checkpoint/safetensors.h"
 #include "model/config.h"
+#include "model/load.h"
 #include "model/offsite_section.h"
 #include "model/peft.h"
 #include "offsite/bundle_config.h"
@@ -100,9 +101,9 @@ std::string shape_str(at::IntArrayRef v) {
 }
 
 // The parameter names inside one block ("fc1.weight"), without PEFT additions.
-std::vector<std::string> block_param_names(BlockModelImpl& namer) {
+std::vector<std::string> block_param_names(BlockBase& block) {
   std::vector<std::string> rest;
-  for (const auto& item : namer.block(0).named_parameters(true))
+  for (const auto& item : block.named_parameters(true))
     if (!is_peft_param(item.key())) rest.push_back(item.key());
   return rest;
 }
@@ -293,10 +294,15 @@ IssuedAdapter read_issued_adapter(const std::string& dir, BlockModelImpl& namer)
     t.shape = it->second.sizes().vec();
     return t;
   };
-  const auto rest = block_param_names(namer);
+  // Each block's names as the bundle's config shapes it (rank-compressed emulator blocks
+  // store factors in place of some weights); parameters stay unallocated placeholders.
+  std::shared_ptr<BlockModelImpl> shaped;
+  if (is_vision(bc.arch)) shaped = std::make_shared<VisionEncoderImpl>(bc);
+  else shaped = std::make_shared<DecoderLMImpl>(bc);
+  shape_from_config(*shaped, cfg, dir);
   for (size_t j = 0; j < is.layout.block_origin.size(); ++j) {
     const int64_t o = is.layout.block_origin[j];
-    for (const std::string& r : rest) {
+    for (const std::string& r : block_param_names(shaped->block(static_cast<int64_t>(j)))) {
       IssuedTensor t = spec_of(namer.hf_name("blocks." + std::to_string(j) + "." + r));
       t.block = o;
       t.adapter = is.layout.is_adapter(o);
