@@ -85,7 +85,7 @@ TEST(CliForward, UnknownModelType) {
   std::string ids = write_ids(tmp, R"({"input_ids": [[1, 2, 3]]})");
   auto r = run_cli("forward --model " + tmp.file("m") + " --input " + ids + " --output " + tmp.file("o.safetensors"));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("model_type 't5' is not supported (expected one of opt, gpt2, bloom, llama, mistral, qwen2, gemma, phi3, vit, clip_vision_model, clip)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("model_type 't5' is not supported (expected one of opt, gpt2, bloom, llama, mistral, qwen2, gemma, phi3, vit, eva_vit, clip_vision_model, clip)"), std::string::npos) << r.err;
 }
 
 TEST(CliInspect, ReportsPartsAndCounts) {
