@@ -153,9 +153,7 @@ TEST(ChannelPruning, GradotScoreIsItsFormula) {
 // calibration text.
 TEST(ChannelPruning, BundlesWithPrunedChannelsThroughTheCli) {
   ot::test::TempDir tmp;
-  const std::string m = ot::test::shared_path("data/models/stories260K/");
-  auto r = ot::test::run_cli("convert llama2c --checkpoint " + m + "stories260K.bin --tokenizer " + m +
-                             "tok512.bin --out " + tmp.file("full"));
+  auto r = ot::test::convert_stories260k(tmp.file("full"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string text = ot::read_text_file(ot::test::shared_path("data/corpora/tinystories/tinystories_train_head.txt"));
   std::ofstream(tmp.file("text.txt")) << text.substr(0, 20000);

@@ -14,6 +14,7 @@
 
 #include "checkpoint/hf_checkpoint.h"
 #include "checkpoint/safetensors.h"
+#include "decoder_parity.h"
 #include "hf_fixtures.h"
 #include "model/decoder_lm.h"
 #include "model/flops.h"
@@ -63,35 +64,11 @@ TEST_P(FamilyParity, LogitsLossAndEveryLayerFromSafetensors) {
   ASSERT_EQ(ot::find_weight_files(family_dir(GetParam())).format, "safetensors");
   ot::DecoderLM m = ot::load_model(family_dir(GetParam()));
   EXPECT_EQ(ot::arch_name(m->config().arch), fx["arch"].get<std::string>());
-  auto ids = json_tensor(fx["input_ids"], torch::kLong);
-  torch::NoGradGuard ng;
-  ot::ForwardOptions fo;
-  fo.hidden_states = true;
-  auto out = m->forward(ids, {}, {}, fo);
-  EXPECT_LT(max_abs_diff(out.logits, json_tensor(fx["logits"], torch::kFloat)), 1e-4);
-  EXPECT_NEAR(ot::causal_lm_loss(out.logits, ids).item<double>(), fx["loss"].get<double>(), 1e-5);
-  for (int64_t b = 0; b < 2; ++b)
-    EXPECT_NEAR(ot::causal_lm_loss(out.logits.narrow(0, b, 1), ids.narrow(0, b, 1)).item<double>(),
-                fx["loss_per_sequence"][b].get<double>(), 1e-5)
-        << "sequence " << b;
-  const auto& hs = fx["hidden_states_seq0"];
-  EXPECT_LT(max_abs_diff(out.embeddings[0], json_tensor(hs["hidden_states_hf"][0], torch::kFloat)), 1e-4);
-  ASSERT_EQ(out.block_outputs.size(), hs["decoder_layer_outputs"].size());
-  for (size_t i = 0; i < out.block_outputs.size(); ++i)
-    EXPECT_LT(max_abs_diff(out.block_outputs[i][0], json_tensor(hs["decoder_layer_outputs"][i], torch::kFloat)), 1e-4)
-        << "layer " << i;
+  ot::test::expect_decoder_parity(m, fx);
 }
 
 TEST_P(FamilyParity, PytorchModelBinGivesTheSameLogits) {
-  const auto& fx = family_fixture(GetParam());
-  ot::test::TempDir tmp;
-  fs::create_symlink(family_dir(GetParam()) + "/config.json", tmp.file("config.json"));
-  fs::create_symlink(family_dir(GetParam()) + "/pytorch_model.bin", tmp.file("pytorch_model.bin"));
-  ASSERT_EQ(ot::find_weight_files(tmp.path()).format, "torch");
-  ot::DecoderLM m = ot::load_model(tmp.path());
-  torch::NoGradGuard ng;
-  auto out = m->forward(json_tensor(fx["input_ids"], torch::kLong));
-  EXPECT_LT(max_abs_diff(out.logits, json_tensor(fx["logits"], torch::kFloat)), 1e-4);
+  ot::test::expect_torch_bin_logits(family_dir(GetParam()), family_fixture(GetParam()));
 }
 
 TEST_P(FamilyParity, PaddedBatchesAtTheirValidPositions) {

@@ -32,9 +32,7 @@ class GradientAlignmentOnAModel : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new ot::test::TempDir();
-    const std::string m = ot::test::shared_path("data/models/stories260K/");
-    auto r = ot::test::run_cli("convert llama2c --checkpoint " + m + "stories260K.bin --tokenizer " + m +
-                               "tok512.bin --out " + dir_->file("full"));
+    auto r = ot::test::convert_stories260k(dir_->file("full"));
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   static void TearDownTestSuite() { delete dir_; }

@@ -12,6 +12,7 @@
 #include "model/generate.h"
 #include "model/load.h"
 #include "model/precision.h"
+#include "decoder_parity.h"
 #include "hf_fixtures.h"
 #include "model/offsite_section.h"
 #include "test_support.h"
@@ -31,39 +32,13 @@ namespace fs = std::filesystem;
 class HFParity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(HFParity, LogitsLossAndEveryBlockFromSafetensors) {
-  const auto& fx = fixture(GetParam());
   ot::DecoderLM m = ot::load_model(fixture_dir(GetParam()));
   ASSERT_EQ(ot::find_weight_files(fixture_dir(GetParam())).format, "safetensors");
-  auto ids = json_tensor(fx["input_ids"], torch::kLong);
-  torch::NoGradGuard ng;
-  ot::ForwardOptions fo;
-  fo.hidden_states = true;
-  auto out = m->forward(ids, {}, {}, fo);
-  EXPECT_LT(max_abs_diff(out.logits, json_tensor(fx["logits"], torch::kFloat)), 1e-4);
-  auto loss = ot::causal_lm_loss(out.logits, ids).item<double>();
-  EXPECT_NEAR(loss, fx["loss"].get<double>(), 1e-5);
-  for (int64_t b = 0; b < 2; ++b) {
-    auto lb = ot::causal_lm_loss(out.logits.narrow(0, b, 1), ids.narrow(0, b, 1)).item<double>();
-    EXPECT_NEAR(lb, fx["loss_per_sequence"][b].get<double>(), 1e-5) << "sequence " << b;
-  }
-  const auto& hs = fx["hidden_states_seq0"];
-  EXPECT_LT(max_abs_diff(out.embeddings[0], json_tensor(hs["hidden_states_hf"][0], torch::kFloat)), 1e-4);
-  ASSERT_EQ(out.block_outputs.size(), hs["decoder_layer_outputs"].size());
-  for (size_t i = 0; i < out.block_outputs.size(); ++i)
-    EXPECT_LT(max_abs_diff(out.block_outputs[i][0], json_tensor(hs["decoder_layer_outputs"][i], torch::kFloat)), 1e-4)
-        << "block " << i;
+  ot::test::expect_decoder_parity(m, fixture(GetParam()));
 }
 
 TEST_P(HFParity, PytorchModelBinGivesTheSameLogits) {
-  const auto& fx = fixture(GetParam());
-  ot::test::TempDir tmp;
-  fs::create_symlink(fixture_dir(GetParam()) + "/config.json", tmp.file("config.json"));
-  fs::create_symlink(fixture_dir(GetParam()) + "/pytorch_model.bin", tmp.file("pytorch_model.bin"));
-  ASSERT_EQ(ot::find_weight_files(tmp.path()).format, "torch");
-  ot::DecoderLM m = ot::load_model(tmp.path());
-  torch::NoGradGuard ng;
-  auto out = m->forward(json_tensor(fx["input_ids"], torch::kLong));
-  EXPECT_LT(max_abs_diff(out.logits, json_tensor(fx["logits"], torch::kFloat)), 1e-4);
+  ot::test::expect_torch_bin_logits(fixture_dir(GetParam()), fixture(GetParam()));
 }
 
 TEST_P(HFParity, RightAndLeftPaddedBatches) {

@@ -83,6 +83,13 @@ CliResult run_cli(const std::string& args);
 // The same with environment assignments first ("NAME=value NAME2=value2 ").
 CliResult run_cli_env(const std::string& env, const std::string& args);
 
+// stories260K (../shared/data/models, a real pretrained llama2.c model) converted by
+// `ot convert llama2c` into the HF directory `out`; returns the command's result.
+inline CliResult convert_stories260k(const std::string& out) {
+  const std::string m = shared_path("data/models/stories260K/");
+  return run_cli("convert llama2c --checkpoint " + m + "stories260K.bin --tokenizer " + m + "tok512.bin --out " + out);
+}
+
 // Writes `contents` to `path` as-is (test inputs, including deliberately broken ones).
 inline void write_file(const std::string& path, const std::string& contents) {
   std::ofstream out(path, std::ios::binary);
