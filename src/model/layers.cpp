@@ -94,7 +94,7 @@ at::Tensor ProjectionBase::singular_values() const {
   torch::NoGradGuard ng;
   at::Tensor w = is_low_rank() ? torch::mm(svd_b.to(torch::kDouble), svd_a.to(torch::kDouble)) : weight.to(torch::kDouble);
   if (!is_low_rank() && weight_is_in_out()) w = w.t();
-  return std::get<1>(torch::linalg_svd(w, /*full_matrices=*/false));
+  return std::get<1>(torch::linalg_svd(w, /*full_matrices=*/false)).cpu();
 }
 
 void ProjectionBase::factorize(int64_t r) {

@@ -55,7 +55,7 @@ class ProjectionBase : public torch::nn::Module {
   void densify();
   bool is_low_rank() const { return svd_a.defined(); }
   int64_t rank() const { return is_low_rank() ? svd_a.size(0) : std::min(in_features, out_features); }
-  // W's singular values (descending), in float64.
+  // W's singular values (descending), in float64 on the CPU.
   at::Tensor singular_values() const;
   at::Tensor svd_a, svd_b;
   int64_t in_features = 0, out_features = 0;

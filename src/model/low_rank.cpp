@@ -34,7 +34,7 @@ int64_t rank_for(const at::Tensor& singular_values, double spec) {
     OT_REQUIRE(spec == std::floor(spec), "--svd: a rank must be an integer, got ", spec);
     return std::min<int64_t>(n, static_cast<int64_t>(spec));
   }
-  const at::Tensor energy = singular_values.to(torch::kDouble).pow(2);
+  const at::Tensor energy = singular_values.to(torch::kCPU, torch::kDouble).pow(2);
   const at::Tensor cumulative = energy.cumsum(0) / energy.sum();
   const double* c = cumulative.contiguous().data_ptr<double>();
   for (int64_t r = 0; r < n; ++r)

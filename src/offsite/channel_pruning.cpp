@@ -81,7 +81,8 @@ std::vector<std::pair<int64_t, at::Tensor>> emulator_channel_scores(BlockModelIm
   const bool was_training = decoder->is_training();
   decoder->eval();
   std::vector<at::Tensor> g_sum, g2_sum;
-  for (const Batch& b : calibration) {
+  for (const Batch& host : calibration) {
+    const Batch b = to_device(host, decoder->device());
     const at::Tensor loss = causal_lm_loss(decoder->forward(b.input_ids, b.attention_mask).logits, b.labels);
     const auto grads = torch::autograd::grad({loss}, params, {}, false, false, /*allow_unused=*/true);
     for (size_t k = 0; k < params.size(); ++k) {
@@ -117,7 +118,7 @@ std::vector<int64_t> channels_to_keep(const at::Tensor& scores, double ratio) {
   OT_REQUIRE(ratio >= 0.0 && ratio < 1.0, "--prune-channels: expected a ratio in [0, 1), got ", ratio);
   const int64_t F = scores.numel();
   const int64_t keep = std::max<int64_t>(1, F - static_cast<int64_t>(ratio * double(F)));
-  const at::Tensor s = scores.to(torch::kDouble).contiguous();
+  const at::Tensor s = scores.to(torch::kCPU, torch::kDouble).contiguous();
   const double* v = s.data_ptr<double>();
   std::vector<int64_t> order(static_cast<size_t>(F));
   std::iota(order.begin(), order.end(), 0);

@@ -33,7 +33,8 @@ std::vector<std::vector<at::Tensor>> block_gradients(DecoderLMImpl& model, const
     grad_was.push_back(p.requires_grad());
     p.requires_grad_(true);
   }
-  const at::Tensor loss = causal_lm_loss(model.forward(b.input_ids, b.attention_mask).logits, b.labels);
+  const Batch d = to_device(b, model.device());
+  const at::Tensor loss = causal_lm_loss(model.forward(d.input_ids, d.attention_mask).logits, d.labels);
   std::vector<at::Tensor> grads = torch::autograd::grad({loss}, inputs, {}, /*retain_graph=*/false,
                                                         /*create_graph=*/false, /*allow_unused=*/true);
   for (size_t k = 0; k < inputs.size(); ++k) inputs[k].requires_grad_(grad_was[k]);

@@ -187,7 +187,8 @@ TEST(FamilyRope, LinearAndDynamicScalingFollowTheirDefinitions) {
 }
 
 TEST(FamilySlidingWindow, MistralMaskIsHFsBand) {
-  const auto& fx = family_fixture("mistral");
+  const std::string mistral = "mistral";  // named: a reference into the cache, not to a temporary
+  const auto& fx = family_fixture(mistral);
   ot::DecoderLM m = ot::load_model(family_dir("mistral"));
   ASSERT_EQ(m->config().sliding_window, fx["sliding_window"]["sliding_window"].get<int64_t>());
   auto ids = json_tensor(fx["input_ids"], torch::kLong);
