@@ -74,14 +74,16 @@ Distiller::Middle Distiller::run_to_emulator_output(const Batch& b, AttentionCon
   return m;
 }
 
-std::vector<at::Tensor> Distiller::teacher_outputs(const at::Tensor& input, const AttentionContext& ctx) {
+std::vector<at::Tensor> Distiller::teacher_outputs(const at::Tensor& input, const AttentionContext& ctx,
+                                                   bool every_block) {
   torch::NoGradGuard ng;
   std::vector<at::Tensor> out;
   at::Tensor t = input;
   for (int64_t i = layout_.bottom; i < layout_.num_original - layout_.top; ++i) {
     t = teacher_->run_block(i, t, ctx);
-    out.push_back(t);
+    if (every_block) out.push_back(t);
   }
+  if (!every_block) out.push_back(t);
   return out;
 }
 
@@ -90,7 +92,7 @@ at::Tensor Distiller::loss(const Batch& b, Metrics& extra) {
   const Middle m = run_to_emulator_output(b, ctx);
   at::Tensor total = torch::zeros({}, m.student.options().dtype(torch::kFloat));
   if (o_.kd_weight > 0.0) {
-    const std::vector<at::Tensor> t = teacher_outputs(m.input, ctx);
+    const std::vector<at::Tensor> t = teacher_outputs(m.input, ctx, o_.layerwise);
     at::Tensor kd;
     if (o_.layerwise) {
       kd = torch::zeros({}, total.options());
@@ -118,7 +120,7 @@ double Distiller::kd_sum(const Batch& b) {
   torch::NoGradGuard ng;
   AttentionContext ctx;
   const Middle m = run_to_emulator_output(b, ctx);
-  const at::Tensor t = teacher_outputs(m.input, ctx).back();
+  const at::Tensor t = teacher_outputs(m.input, ctx, /*every_block=*/false).back();
   // Per example, as kd_loss computes it over the batch: rms over that example's tensor.
   double sum = 0.0;
   for (int64_t i = 0; i < t.size(0); ++i) sum += kd_loss(t[i], m.student[i]).item<double>();

@@ -55,8 +55,9 @@ class Distiller {
     std::vector<at::Tensor> per_block;  // each emulator block's output (student is the last)
   };
   Middle run_to_emulator_output(const Batch& b, AttentionContext& ctx);
-  // Each middle block's output, from the first middle block on (the last is T).
-  std::vector<at::Tensor> teacher_outputs(const at::Tensor& input, const AttentionContext& ctx);
+  // Each middle block's output from the first middle block on, or only the last (T): the
+  // others are kept only for layer-wise KD, which needs them.
+  std::vector<at::Tensor> teacher_outputs(const at::Tensor& input, const AttentionContext& ctx, bool every_block);
 
   std::shared_ptr<BlockModelImpl> bundle_, teacher_;
   OffsiteLayout layout_;
