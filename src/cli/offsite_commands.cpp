@@ -72,17 +72,26 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
         ->capture_default_str()->check(CLI::IsMember({"magnitude", "gradot"}));
     cmd->add_option("--gradot-lambda", a->job.emulator.gradot_lambda,
                     "gradot: weight of the loss-gap (privacy) term")->capture_default_str()->check(at_least(0.0));
+    cmd->add_option("--replace-layers", a->job.emulator.replace_layers,
+                    "harmonizers (low-rank residual MLPs trained by the distillation) in place of emulator blocks: a "
+                    "ratio like 0.5 (the least important of every --replace-group blocks, scored on --calibration) "
+                    "or original block indices like 5,7");
+    cmd->add_option("--replace-group", a->job.emulator.replace_group, "blocks per group for a --replace-layers ratio")
+        ->capture_default_str()->check(at_least(1));
+    cmd->add_option("--harmonizer-rank", a->job.emulator.harmonizer_rank,
+                    "rank of each harmonizer (default: hidden size / 4, at most 64)")->check(at_least(1));
     cmd->add_option("--quantize", a->job.emulator.quantize_bits, "uniform quantization bits of emulator weights (0: off)")->capture_default_str()->check(in_range(0, 16));
     cmd->add_option("--distill", a->distill, "distil the emulator on this corpus (text or JSONL)");
     cmd->add_option("--eval-corpus", a->eval, "perplexity text for choosing the best distilled emulator");
     cmd->add_option("--eval-blocks", a->eval_blocks, "use only the first N blocks of --eval-corpus (0: all)")->check(at_least(0));
-    cmd->add_option("--calibration", a->calibration, "text for --strategy cka");
+    cmd->add_option("--calibration", a->calibration,
+                    "text for --strategy cka, the block importance of --replace-layers and --channel-score gradot");
     cmd->add_option("--distill-images", a->distill_images,
                     "vision: distil the emulator by feature KD on these images, FORMAT=PATH (train split)");
     cmd->add_option("--eval-images", a->eval_images,
                     "vision: held-out images, FORMAT=PATH; the distilled emulator with the lowest mean KD loss on them is kept");
     cmd->add_option("--calibration-images", a->calibration_images,
-                    "vision: images for --strategy cka, FORMAT=PATH (train split; the first 64)");
+                    "vision: images for --strategy cka and --replace-layers, FORMAT=PATH (train split; the first 64)");
     cmd->add_option("--eval-split", a->eval_split, "split of --eval-images")->capture_default_str();
     cmd->add_option("--max-images", a->max_images, "use only the first N distillation images (0: all)")->check(at_least(0));
     cmd->add_option("--max-eval-images", a->max_eval_images, "use only the first N held-out images (0: all)")->check(at_least(0));

@@ -95,12 +95,25 @@ EmulatorOptions checked_split(EmulatorOptions emu, int64_t n) {
   return emu;
 }
 
-void record_layout(results::RunRecorder* rec, const OffsiteLayout& layout) {
+void record_layout(results::RunRecorder* rec, const OffsiteLayout& layout, const EmulatorOptions& emu) {
   if (!rec) return;
   rec->set_attribute("num_original_layers", layout.num_original);
   std::string origin;
   for (int64_t b : layout.block_origin) origin += (origin.empty() ? "" : ",") + std::to_string(b);
   rec->set_attribute("block_origin", origin);
+  rec->set_attribute("emulator.adapter", std::to_string(layout.bottom) + "," + std::to_string(layout.top));
+  rec->set_attribute("emulator.layers", static_cast<int64_t>(layout.middle_kept.size()));
+  rec->set_attribute("emulator.strategy", emu.strategy);
+  rec->set_attribute("emulator.repeat", int64_t(emu.repeat));
+  rec->set_attribute("emulator.prune", emu.prune_ratio);
+  rec->set_attribute("emulator.quantize_bits", int64_t(emu.quantize_bits));
+  rec->set_attribute("emulator.svd", emu.svd);
+  rec->set_attribute("emulator.prune_channels", emu.prune_channels);
+  rec->set_attribute("emulator.channel_score", emu.channel_score);
+  rec->set_attribute("emulator.gradot_lambda", emu.gradot_lambda);
+  rec->set_attribute("emulator.replace_layers", emu.replace_layers);
+  rec->set_attribute("emulator.replace_group", emu.replace_group);
+  rec->set_attribute("emulator.harmonizer_rank", emu.harmonizer_rank);
 }
 
 FinetunePlan plan_finetune(BlockModelImpl& model, const FinetuneJob& job) {

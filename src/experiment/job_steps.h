@@ -55,8 +55,10 @@ void write_on_rank0(Fn&& fn) {
 // resolved to every middle block.
 EmulatorOptions checked_split(EmulatorOptions emu, int64_t n);
 
-// The bundle's block map as run attributes.
-void record_layout(results::RunRecorder* rec, const OffsiteLayout& layout);
+// The bundle's block map and the emulator options that built it as run attributes (the
+// options under their TOML names, "emulator.svd", so that runs from the command line carry
+// them as TOML runs do in their config).
+void record_layout(results::RunRecorder* rec, const OffsiteLayout& layout, const EmulatorOptions& emu);
 
 // What a fine-tuning job trains, decided from the job and applied to `model` (PEFT modules
 // added, gradients enabled): a bundle is first checked against itself (block map, stored

@@ -17,6 +17,7 @@
 #include "offsite/adapter.h"
 #include "offsite/channel_pruning.h"
 #include "offsite/cka.h"
+#include "offsite/layer_replacement.h"
 #include "offsite/rank_compression.h"
 #include "tokenizer/tokenizer.h"
 #include "util/content_hash.h"
@@ -108,6 +109,8 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
   if (is_vision_model_dir(job.model_dir)) return run_vision_emulator_job(job, rec);
   EmulatorOutcome out;
   reset_peak_rss();  // this stage's peak_memory_mib, not the process's so far
+  OT_REQUIRE(job.emulator.replace_layers.empty() || job.distill, "--replace-layers: harmonizers start as the "
+             "identity and are trained by distillation; give --distill CORPUS");
   DecoderLM full = load_model(job.model_dir, job.load);
   const int64_t n = full->num_blocks();
   const EmulatorOptions emu = checked_split(job.emulator, n);
@@ -117,7 +120,8 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
   const std::string tok_path = tokenizer_path_for(job.tokenizer, job.model_dir);
   if (job.calibration || job.distill || job.eval) tok = load_tokenizer(tok_path);
 
-  // Calibration text (CKA selection, gradot channel scores): its first blocks, 4 per batch.
+  // Calibration text (CKA selection, block importance, gradot channel scores): its first
+  // blocks, 4 per batch.
   std::vector<Batch> calibration;
   if (job.calibration) {
     auto src = corpus_blocks(*job.calibration, *tok, tok_path, job.cache_dir);
@@ -137,9 +141,10 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
   }
   out.layout = make_layout(n, emu, kept);
   DecoderLM bundle = build_bundle(full, out.layout, emu);
+  const LayerReplacement replacement = replace_emulator_layers(*full, *bundle, out.layout, emu, calibration, job.trainer.seed);
   const std::vector<int64_t> mlp_widths = prune_emulator_channels(*bundle, out.layout, emu, calibration);
   const nlohmann::json svd_ranks = emu.svd > 0.0 ? compress_emulator_ranks(*bundle, out.layout, emu.svd) : nlohmann::json();
-  record_layout(rec, out.layout);
+  record_layout(rec, out.layout, emu);
 
   std::shared_ptr<BatchSource> eval_src;
   if (job.eval) eval_src = corpus_blocks(*job.eval, *tok, tok_path, job.cache_dir);
@@ -182,6 +187,10 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
   nlohmann::json section = offsite_section(out.layout, emu, model_fingerprint(*full));
   if (emu.prune_channels > 0.0) section["mlp_channels"] = mlp_widths;
   if (emu.svd > 0.0) section["svd_ranks"] = svd_ranks;
+  if (!replacement.ranks.is_null()) {
+    section["harmonizer_ranks"] = replacement.ranks;
+    section["emulator"]["layer_replacement"] = replacement.record;
+  }
   if (job.distill) {
     auto train_src = corpus_blocks(*job.distill, *tok, tok_path, job.cache_dir);
     bundle->set_activation_checkpointing(job.trainer.checkpoint_activations);

@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "offsite/replace_spec.h"
 #include "train/trainer_options.h"
 #include "util/error.h"
 
@@ -136,9 +137,16 @@ const std::vector<Section>& sections() {
         {"channel_score", Kind::kString, "\"magnitude\"", "channel score: magnitude, or gradot (on calibration_data)",
          {"magnitude", "gradot"}},
         {"gradot_lambda", Kind::kFloat, "0.0", "gradot: weight of the loss-gap (privacy) term", {}, 0.0},
+        {"replace_layers", Kind::kString, "\"\"",
+         "harmonizers in place of emulator blocks: a ratio like \"0.5\" (the least important by calibration_data, "
+         "per group) or original block indices like \"5,7\"; trained by distillation (needs distill.data)"},
+        {"replace_group", Kind::kInt, "2", "replace_layers ratio: blocks per group, of which the ratio is replaced", {},
+         1.0},
+        {"harmonizer_rank", Kind::kInt, "0", "rank of each harmonizer (0: hidden size / 4, at most 64)", {}, 0.0},
         {"report_batches", Kind::kInt, "0",
          "batches of distill.eval_data (else distill.data) for the gradient alignment of the adapter (0: off)", {}, 0.0},
-        {"calibration_data", Kind::kString, "\"\"", "data source for strategy = cka"},
+        {"calibration_data", Kind::kString, "\"\"",
+         "data source for strategy = cka, the block importance of replace_layers and the gradot channel score"},
         {"bundle", Kind::kString, "\"\"", "use this existing bundle (e.g. a distilled emulator) instead of building one"},
         {"save_to", Kind::kString, "\"\"", "recipe distill: write the bundle here (default: the run's work directory)"}}},
       {"distill",
@@ -436,6 +444,20 @@ class Checker {
     const std::string strategy = get_str("emulator.strategy");
     if (strategy == "cka" && get_str("emulator.calibration_data").empty())
       fail_at("emulator.strategy", "emulator.strategy = \"cka\" needs emulator.calibration_data");
+    if (const std::string replace = get_str("emulator.replace_layers"); !replace.empty()) {
+      ReplaceSpec spec;
+      try {
+        spec = parse_replace_layers(replace, "emulator.replace_layers");
+      } catch (const Error& e) {
+        fail_at("emulator.replace_layers", e.what());
+      }
+      if (spec.needs_importance() && get_str("emulator.calibration_data").empty())
+        fail_at("emulator.replace_layers", "emulator.replace_layers: a ratio scores the blocks on "
+                "emulator.calibration_data; set it (or list the blocks)");
+      if (get_str("distill.data").empty() && get_str("emulator.bundle").empty())
+        fail_at("emulator.replace_layers", "emulator.replace_layers: harmonizers are trained by distillation; "
+                "set distill.data");
+    }
   }
 
   // Numbers declared as floats are stored as floats so that the resolved text is stable.

@@ -139,6 +139,9 @@ ExperimentSpec spec_of(const Config& c, const RuntimeSpec& runtime) {
   e.svd = c.number("emulator.svd");
   e.channel_score = c.str("emulator.channel_score");
   e.gradot_lambda = c.number("emulator.gradot_lambda");
+  e.replace_layers = c.str("emulator.replace_layers");
+  e.replace_group = c.integer("emulator.replace_group");
+  e.harmonizer_rank = c.integer("emulator.harmonizer_rank");
   e.train_head = c.flag("finetune.train_head");
   s.emulator.calibration_data = c.str("emulator.calibration_data");
   s.emulator.bundle = c.str("emulator.bundle");

@@ -22,6 +22,7 @@
 #include "offsite/adapter.h"
 #include "offsite/channel_pruning.h"
 #include "offsite/cka.h"
+#include "offsite/layer_replacement.h"
 #include "offsite/distill.h"
 #include "offsite/rank_compression.h"
 #include "util/content_hash.h"
@@ -139,29 +140,40 @@ EmulatorOutcome run_vision_emulator_job(const EmulatorJob& job, results::RunReco
   if (job.calibration_images) calibration_data = load_image_data(*job.calibration_images);
   OT_REQUIRE(job.emulator.strategy != "cka" || calibration_data, "--strategy cka: needs calibration images "
              "(--calibration-images FORMAT=PATH)");
+  OT_REQUIRE(job.emulator.replace_layers.empty() || distill_data, "--replace-layers: harmonizers start as the "
+             "identity and are trained by distillation; give --distill-images FORMAT=PATH");
 
   VisionEncoder full = load_vision_model(job.model_dir, job.load);
   const int64_t n = full->num_blocks();
   EmulatorOptions emu = checked_split(job.emulator, n);
   if (job.num_labels > 0) emu.train_head = true;  // a new classifier is the data owner's to train
-  std::vector<int64_t> kept;
-  if (emu.strategy == "cka") {
-    // The middle blocks' outputs on the first 64 calibration images, in batches of 16.
+  // Calibration (CKA selection, block importance): the first 64 images, in batches of 16.
+  std::vector<Batch> calibration;
+  if (calibration_data) {
     const ImageProcessorConfig processor = image_processor_for_model(job.model_dir, full->config().image_size);
     ImageClassificationSource src(calibration_data, {}, processor, ImageSourceOptions{});
-    std::vector<Batch> batches;
     const int64_t images = std::min<int64_t>(src.size(), 64);
     for (int64_t i = 0; i < images; i += 16) {
       std::vector<int64_t> idx;
       for (int64_t j = i; j < std::min(images, i + 16); ++j) idx.push_back(j);
-      batches.push_back(src.batch(idx));
+      calibration.push_back(src.batch(idx));
     }
-    kept = cka_select_middle_blocks(*full, emu.bottom, emu.top, emu.layers, batches);
+  }
+  std::vector<int64_t> kept;
+  if (emu.strategy == "cka") {
+    kept = cka_select_middle_blocks(*full, emu.bottom, emu.top, emu.layers, calibration);
   } else {
     kept = select_middle_blocks(n - emu.bottom - emu.top, emu.layers, emu.strategy);
   }
   out.layout = make_layout(n, emu, kept);
   VisionEncoder bundle = build_bundle(full, out.layout, emu);
+  if (const LayerReplacement r = replace_emulator_layers(*full, *bundle, out.layout, emu, calibration, job.trainer.seed);
+      !r.ranks.is_null()) {
+    nlohmann::json section = bundle->config().raw.at("offsite");
+    section["harmonizer_ranks"] = r.ranks;
+    section["emulator"]["layer_replacement"] = r.record;
+    bundle->set_config_entry("offsite", section);
+  }
   if (emu.prune_channels > 0.0) {  // by magnitude: an encoder has no language-modelling loss for gradot
     nlohmann::json section = bundle->config().raw.at("offsite");
     section["mlp_channels"] = prune_emulator_channels(*bundle, out.layout, emu, {});
@@ -178,7 +190,7 @@ EmulatorOutcome run_vision_emulator_job(const EmulatorJob& job, results::RunReco
     torch::manual_seed(job.trainer.seed);  // the issued classifier is reproducible
     bundle->set_classifier(names, init_std(bundle));
   }
-  record_layout(rec, out.layout);
+  record_layout(rec, out.layout, emu);
 
   if (distill_data) {
     const ImageProcessorConfig processor = image_processor_for_model(job.model_dir, full->config().image_size);

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "model/harmonizer.h"
+
 namespace ot {
 
 namespace {
@@ -34,6 +36,10 @@ std::vector<PartFlops> parts(BlockModelImpl& model, int64_t seq_len) {
   const double attn_width = is_rope_decoder(cfg.arch) ? double(cfg.num_heads * cfg.head_dim) : C;
   for (int64_t i = 0; i < model.num_blocks(); ++i) {
     PartFlops b = matrices(model.block(i).parameters());
+    if (as_harmonizer(model.block(i)) != nullptr) {  // no attention: its two matrices are all
+      out.push_back(b);
+      continue;
+    }
     int64_t keys = seq_len;
     if (cfg.layer_slides(model.block_origin().at(static_cast<size_t>(i)))) keys = std::min(keys, cfg.sliding_window);
     b.forward += 4.0 * double(keys) * attn_width;

@@ -7,6 +7,8 @@
 // train. Recomputation by activation checkpointing is not counted (it is not model work).
 // Embedding lookups and element-wise work are left out, and so is a vision encoder's patch
 // projection (once per token, like an embedding); its output layers count once per image.
+// Matrices are counted as stored, so a compressed emulator counts what it computes: low-rank
+// factors, pruned MLP widths, and harmonizers (two matrices, no attention).
 #pragma once
 
 #include <cstdint>

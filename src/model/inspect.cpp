@@ -9,7 +9,10 @@
 
 #include "checkpoint/hf_checkpoint.h"
 #include "model/decoder_lm.h"
+#include "model/harmonizer.h"
 #include "model/load.h"
+#include "model/low_rank.h"
+#include "model/mlp_channels.h"
 #include "model/offsite_section.h"
 #include "model/vision_encoder.h"
 #include "util/device.h"
@@ -72,7 +75,31 @@ nlohmann::json inspect_model_dir(const std::string& dir) {
   j["format"] = wf.format;
   j["files"] = wf.files;
   if (!wf.index.empty()) j["index"] = wf.index;
-  if (cfg_json.contains("offsite")) j["offsite"] = cfg_json["offsite"];
+  if (cfg_json.contains("offsite")) {
+    j["offsite"] = cfg_json["offsite"];
+    // A bundle's blocks as built: compression makes them differ from the config's shape.
+    nlohmann::json blocks = nlohmann::json::array();
+    for (int64_t b = 0; b < model->num_blocks(); ++b) {
+      BlockBase& block = model->block(b);
+      nlohmann::json d = {{"origin", model->block_origin().at(static_cast<size_t>(b))}};
+      int64_t params = 0;
+      for (const auto& p : block.parameters()) params += p.numel();
+      d["parameters"] = params;
+      if (const HarmonizerBlock* h = as_harmonizer(block)) {
+        d["kind"] = "harmonizer";
+        d["rank"] = h->rank();
+      } else {
+        d["kind"] = "block";
+        d["ffn"] = mlp_width(block, cfg);
+        nlohmann::json ranks = nlohmann::json::object();
+        for (const auto& [name, proj] : attention_projections(block, cfg))
+          if (proj->is_low_rank()) ranks[name] = proj->rank();
+        if (!ranks.empty()) d["attention_ranks"] = ranks;
+      }
+      blocks.push_back(d);
+    }
+    j["blocks"] = blocks;
+  }
   return j;
 }
 
@@ -123,6 +150,24 @@ std::string format_inspection(const nlohmann::json& j) {
   os << "files        " << j["format"].get<std::string>() << ":";
   for (const auto& f : j["files"]) os << " " << f.get<std::string>();
   os << "\n";
+  if (j.contains("blocks")) {
+    os << "blocks      ";
+    for (const auto& b : j["blocks"]) {
+      os << "\n  " << std::left << std::setw(11) << ("from " + std::to_string(b["origin"].get<int64_t>()))
+         << human(b["parameters"].get<int64_t>());
+      if (b["kind"] == "harmonizer") {
+        os << ", harmonizer of rank " << b["rank"];
+        continue;
+      }
+      os << ", ffn " << b["ffn"];
+      if (b.contains("attention_ranks")) {
+        os << ", attention ranks";
+        for (auto it = b["attention_ranks"].begin(); it != b["attention_ranks"].end(); ++it)
+          os << " " << it.key() << " " << it.value();
+      }
+    }
+    os << "\n";
+  }
   if (j.contains("offsite")) os << "offsite      " << j["offsite"].dump() << "\n";
   return os.str();
 }

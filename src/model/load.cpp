@@ -3,9 +3,11 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <numeric>
 
 #include "checkpoint/hf_checkpoint.h"
+#include "model/harmonizer.h"
 #include "model/low_rank.h"
 #include "model/mlp_channels.h"
 #include "model/offsite_section.h"
@@ -42,10 +44,25 @@ void shape_from_config(BlockModelImpl& model, const nlohmann::json& cfg_json, co
     for (int64_t b : o) blocks.push_back(make_block(config, b));
     model.set_blocks(std::move(blocks), std::move(o));
   }
+  // Blocks replaced by harmonizers (layer replacement): built as such, under the same origin.
+  const std::vector<int64_t> harmonizers = bundle_harmonizer_ranks(cfg_json, model.num_blocks(), config.hidden_size, source);
+  if (std::count(harmonizers.begin(), harmonizers.end(), 0) != static_cast<int64_t>(harmonizers.size())) {
+    std::vector<std::shared_ptr<BlockBase>> blocks;
+    for (int64_t b = 0; b < model.num_blocks(); ++b) {
+      const int64_t r = harmonizers[static_cast<size_t>(b)];
+      blocks.push_back(r > 0 ? make_harmonizer(config, r) : model.block_ptr(b));
+    }
+    model.set_blocks(std::move(blocks), model.block_origin());
+  }
   // Blocks whose MLP channels were pruned: shaped to their stored widths.
   const std::vector<int64_t> widths = bundle_mlp_channels(cfg_json, model.num_blocks(), config.intermediate_size, source);
   for (size_t b = 0; b < widths.size(); ++b) {
     BlockBase& block = model.block(static_cast<int64_t>(b));
+    if (as_harmonizer(block) != nullptr) {
+      OT_REQUIRE(widths[b] == config.intermediate_size, source, ": offsite.mlp_channels: block ", b,
+                 " is a harmonizer, which has no pruned MLP (expected ", config.intermediate_size, ", got ", widths[b], ")");
+      continue;
+    }
     if (widths[b] == mlp_width(block, config)) continue;
     std::vector<int64_t> first(static_cast<size_t>(widths[b]));
     std::iota(first.begin(), first.end(), 0);
@@ -73,6 +90,8 @@ void make_plain(BlockModelImpl& model) {
   const ModelConfig config = model.config();
   for (int64_t b = 0; b < model.num_blocks(); ++b) {
     BlockBase& block = model.block(b);
+    OT_REQUIRE(as_harmonizer(block) == nullptr, "block ", b, " (original block ", model.block_origin().at(static_cast<size_t>(b)),
+               ") is a harmonizer, a module transformers has no layer for; a plain checkpoint cannot hold it");
     for (const auto& named : attention_projections(block, config)) named.second->densify();
     restore_mlp_width(block, config, config.intermediate_size);
   }

@@ -26,15 +26,17 @@ VisionEncoder load_vision_model(const std::string& dir, const LoadOptions& opts 
 bool is_vision_model_dir(const std::string& dir);
 
 // What a checkpoint's config.json says about its structure beyond the architecture: an
-// offsite bundle's block map (blocks built with their original index) and MLP widths
-// (channel pruning), and bottleneck adapters saved with the model. Applied to a freshly built
-// model before its weights are loaded; `dir` names config.json in messages.
+// offsite bundle's block map (blocks built with their original index), harmonizers (layer
+// replacement), MLP widths (channel pruning) and low-rank projections, and bottleneck
+// adapters saved with the model. Applied to a freshly built model before its weights are
+// loaded; `dir` names config.json in messages.
 void shape_from_config(BlockModelImpl& model, const nlohmann::json& cfg_json, const std::string& dir);
 
 // Undoes, without changing what the model computes, the structure only this project reads:
 // low-rank projections multiplied out, pruned MLP channels restored as zeros, and the
 // offsite section's svd_ranks / mlp_channels removed; the result saves as a checkpoint
-// transformers loads (`ot convert plain-hf`).
+// transformers loads (`ot convert plain-hf`). A bundle holding harmonizers is refused: no
+// transformers layer computes one.
 void make_plain(BlockModelImpl& model);
 
 // A model with uninitialised weights (call init_weights or load_hf_state_dict).

@@ -58,6 +58,23 @@ std::vector<int64_t> bundle_mlp_channels(const nlohmann::json& config, int64_t n
   return widths;
 }
 
+std::vector<int64_t> bundle_harmonizer_ranks(const nlohmann::json& config, int64_t num_blocks, int64_t hidden_size,
+                                             const std::string& source) {
+  std::vector<int64_t> ranks;
+  const nlohmann::json* s = offsite_section(config, source);
+  if (s == nullptr || !s->contains("harmonizer_ranks")) return ranks;
+  const nlohmann::json& r = (*s)["harmonizer_ranks"];
+  OT_REQUIRE(r.is_array() && static_cast<int64_t>(r.size()) == num_blocks, source,
+             ": offsite.harmonizer_ranks: expected one rank per block (", num_blocks, "), got ", r.dump().substr(0, 200));
+  for (const auto& v : r) {
+    OT_REQUIRE(v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= hidden_size, source,
+               ": offsite.harmonizer_ranks: expected ranks in [0, ", hidden_size, "] (0: the block itself), got ",
+               v.dump());
+    ranks.push_back(v.get<int64_t>());
+  }
+  return ranks;
+}
+
 std::vector<std::map<std::string, int64_t>> bundle_svd_ranks(const nlohmann::json& config, int64_t num_blocks,
                                                              const std::string& source) {
   std::vector<std::map<std::string, int64_t>> ranks;

@@ -36,6 +36,12 @@ std::vector<int64_t> bundle_mlp_channels(const nlohmann::json& config, int64_t n
 std::vector<std::map<std::string, int64_t>> bundle_svd_ranks(const nlohmann::json& config, int64_t num_blocks,
                                                              const std::string& source);
 
+// `offsite.harmonizer_ranks` of a bundle's config.json (layer replacement, model/harmonizer.h):
+// empty when absent; otherwise one integer per block in [0, hidden_size], the rank of the
+// harmonizer the block is, or 0 for a block of the model's own kind.
+std::vector<int64_t> bundle_harmonizer_ranks(const nlohmann::json& config, int64_t num_blocks, int64_t hidden_size,
+                                             const std::string& source);
+
 // `offsite.num_original_layers` of a bundle's config.json, or `fallback` when the config
 // has no `offsite` section or the section lacks the key; a present value must be a
 // positive integer.

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "model/decoder_lm.h"
+#include "model/harmonizer.h"
 #include "model/lm_loss.h"
 #include "model/mlp_channels.h"
 #include "util/error.h"
@@ -51,6 +52,7 @@ std::vector<std::pair<int64_t, at::Tensor>> emulator_channel_scores(BlockModelIm
   std::map<const BlockBase*, bool> seen;
   for (int64_t j = 0; j < bundle.num_blocks(); ++j) {
     if (layout.is_adapter(layout.block_origin.at(static_cast<size_t>(j)))) continue;
+    if (as_harmonizer(bundle.block(j)) != nullptr) continue;  // no MLP of the model's own
     if (seen.emplace(&bundle.block(j), true).second) positions.push_back(j);
   }
   std::vector<std::vector<MlpProjection>> projections;
@@ -137,7 +139,10 @@ std::vector<int64_t> prune_emulator_channels(BlockModelImpl& bundle, const Offsi
       keep_mlp_channels(bundle.block(position), cfg, channels_to_keep(s, o.prune_channels));
   }
   std::vector<int64_t> widths;
-  for (int64_t j = 0; j < bundle.num_blocks(); ++j) widths.push_back(mlp_width(bundle.block(j), cfg));
+  for (int64_t j = 0; j < bundle.num_blocks(); ++j) {
+    BlockBase& block = bundle.block(j);
+    widths.push_back(as_harmonizer(block) != nullptr ? cfg.intermediate_size : mlp_width(block, cfg));
+  }
   return widths;
 }
 

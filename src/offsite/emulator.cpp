@@ -8,6 +8,7 @@
 #include <numeric>
 #include <set>
 
+#include "model/harmonizer.h"
 #include "model/mlp_channels.h"
 #include "offsite/layer_selection.h"
 #include "util/error.h"
@@ -65,11 +66,16 @@ OffsiteLayout make_layout(int64_t n, const EmulatorOptions& o, const std::vector
 
 std::shared_ptr<BlockBase> copy_block(const ModelConfig& cfg, BlockBase& src, int64_t layer_index) {
   torch::NoGradGuard ng;
-  auto dst = make_block(cfg, layer_index);
-  if (const int64_t width = mlp_width(src, cfg); width != mlp_width(*dst, cfg)) {  // channel-pruned
-    std::vector<int64_t> first(static_cast<size_t>(width));
-    std::iota(first.begin(), first.end(), 0);
-    keep_mlp_channels(*dst, cfg, first);
+  std::shared_ptr<BlockBase> dst;
+  if (HarmonizerBlock* h = as_harmonizer(src)) {
+    dst = make_harmonizer(cfg, h->rank());
+  } else {
+    dst = make_block(cfg, layer_index);
+    if (const int64_t width = mlp_width(src, cfg); width != mlp_width(*dst, cfg)) {  // channel-pruned
+      std::vector<int64_t> first(static_cast<size_t>(width));
+      std::iota(first.begin(), first.end(), 0);
+      keep_mlp_channels(*dst, cfg, first);
+    }
   }
   auto sp = src.named_parameters(true);
   auto dp = dst->named_parameters(true);

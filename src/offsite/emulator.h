@@ -33,6 +33,11 @@ struct EmulatorOptions {
   // Rank compression of the emulator's attention projections (offsite/rank_compression.h):
   // a rank >= 1 or an energy fraction in (0, 1); 0 = off.
   double svd = 0.0;
+  // Layer replacement by harmonizers (offsite/layer_replacement.h): "" (off), a ratio in
+  // (0, 1) of the emulator's blocks, or original block indices "5,7".
+  std::string replace_layers;
+  int64_t replace_group = 2;    // a ratio replaces int(ratio * g + 0.5) of every g blocks
+  int64_t harmonizer_rank = 0;  // 0: model/harmonizer.h's default_harmonizer_rank
 };
 
 // Where the blocks of a bundle come from.

@@ -3,6 +3,7 @@
 
 #include <map>
 
+#include "model/harmonizer.h"
 #include "model/low_rank.h"
 #include "util/error.h"
 
@@ -15,7 +16,7 @@ nlohmann::json compress_emulator_ranks(BlockModelImpl& bundle, const OffsiteLayo
   nlohmann::json ranks = nlohmann::json::array();
   for (int64_t j = 0; j < bundle.num_blocks(); ++j) {
     BlockBase& block = bundle.block(j);
-    if (layout.is_adapter(layout.block_origin.at(static_cast<size_t>(j)))) {
+    if (layout.is_adapter(layout.block_origin.at(static_cast<size_t>(j))) || as_harmonizer(block) != nullptr) {
       ranks.push_back(nlohmann::json::object());
       continue;
     }

@@ -104,6 +104,14 @@ TEST(ExperimentConfig, WrongTypesAndImpossibleValues) {
   expect_error([&] { load_config(write_toml(d, "g.toml", kMinimal), {"finetune.lr"}); }, {"--set 'finetune.lr'", "KEY=VALUE"});
   expect_error([&] { load_config(write_toml(d, "h.toml", kMinimal), {"finetune.lr=fast"}); },
                {"--set finetune.lr=fast", "finetune.lr: expected a number, got a string"});
+  expect_error([&] { load_config(with("r1.toml", "\n[emulator]\nreplace_layers = \"1.5\"\n")); },
+               {"r1.toml:16:1", "emulator.replace_layers: expected a ratio in (0, 1)"});
+  expect_error([&] { load_config(with("r2.toml", "\n[emulator]\nreplace_layers = \"0.5\"\n")); },
+               {"r2.toml:16:1", "scores the blocks on emulator.calibration_data"});
+  expect_error([&] { load_config(with("r3.toml", "\n[emulator]\nreplace_layers = \"3,5\"\n")); },
+               {"r3.toml:16:1", "harmonizers are trained by distillation; set distill.data"});
+  expect_error([&] { load_config(with("r4.toml", "\n[emulator]\nreplace_layers = \"5,3\"\n")); },
+               {"r4.toml:16:1", "strictly increasing"});
   const std::string cyc = write_toml(d, "cyc.toml", "extends = \"cyc.toml\"\n");
   expect_error([&] { load_config(cyc); }, {"cycle"});
 }
