@@ -14,6 +14,7 @@
 #include "checkpoint/safetensors.h"
 #include "data/image_source.h"
 #include "hf_fixtures.h"
+#include "model/harmonizer.h"
 #include "model/load.h"
 #include "model/vision_encoder.h"
 #include "offsite/adapter.h"
@@ -249,6 +250,34 @@ TEST(VisionDistillation, CkaSelectsMiddleBlocksOnImages) {
   r = ot::test::run_cli("emulator --model " + vision_dir("vit") + " --adapter 1,1 --emulator-layers 1 --strategy cka --out " +
                         tmp.file("b2"));
   EXPECT_NE(r.err.find("--strategy cka: needs calibration images"), std::string::npos) << r.err;
+}
+
+// Layer replacement on an encoder: block importance on calibration images, the harmonizer
+// trained by feature KD, a bundle that reloads with it; without distillation images refused.
+TEST(VisionDistillation, HarmonizersReplaceTheLessImportantBlock) {
+  ot::test::TempDir tmp;
+  random_cifar(tmp.path(), 24, 4);
+  std::filesystem::rename(tmp.file("test_batch.bin"), tmp.file("data_batch_1.bin"));
+  const std::string images = "cifar10=" + tmp.path();
+  const std::string emulator = "emulator --model " + vision_dir("vit") + " --adapter 1,1 --emulator-layers 0 "
+                               "--replace-layers 0.5 --calibration-images " + images;
+  auto r = ot::test::run_cli(emulator + " --out " + tmp.file("b0"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("give --distill-images"), std::string::npos) << r.err;
+  r = ot::test::run_cli(emulator + " --distill-images " + images + " --max-steps 2 --batch-size 8 --out " +
+                        tmp.file("bundle"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto cfg = nlohmann::json::parse(ot::read_text_file(tmp.file("bundle/config.json")));
+  const auto& record = cfg["offsite"]["emulator"]["layer_replacement"];
+  ASSERT_EQ(record["replaced_blocks"].size(), 1u);  // the two middle blocks are one group
+  const int64_t replaced = record["replaced_blocks"][0].get<int64_t>(), kept = 3 - replaced;
+  ASSERT_TRUE(replaced == 1 || replaced == 2);
+  EXPECT_LE(record["importance"][std::to_string(replaced)].get<double>(),
+            record["importance"][std::to_string(kept)].get<double>());
+  ot::VisionEncoder b = ot::load_vision_model(tmp.file("bundle"));
+  ASSERT_EQ(b->num_blocks(), 4);
+  EXPECT_NE(ot::as_harmonizer(b->block(replaced)), nullptr);
+  EXPECT_EQ(ot::as_harmonizer(b->block(kept)), nullptr);
 }
 
 // ---------------------------------------------------------------- the workflow
