@@ -267,7 +267,7 @@ TEST_F(OffsiteWorkflow, AdapterFineTuningOnARealTaskLowersItsLoss) {
   const auto& evals = run.curve("finetune_eval").values.at("loss");
   ASSERT_EQ(evals.size(), 3u);
   EXPECT_LT(evals.back(), evals.front()) << "validation loss on ARC-Easy dev falls";
-  auto cfg = nlohmann::json::parse(ot::read_text_file(p("arc-adapter/adapter_config.json")));
+  auto cfg = nlohmann::json::parse(ot::read_text_file(p("arc-adapter/offsite_adapter.json")));
   EXPECT_EQ(cfg["blocks"], nlohmann::json({0, 1, 4}));
   EXPECT_EQ(cfg["task"], "arc_easy");
 }
