@@ -84,6 +84,8 @@ PeftLoraConfig parse_peft_lora_config(const std::string& text, const std::string
   OT_REQUIRE(!has("modules_to_save") || (c["modules_to_save"].is_array() && c["modules_to_save"].empty()), path,
              ": key 'modules_to_save': expected null, got ", c["modules_to_save"].dump(),
              " (only LoRA factors are accepted, no fully trained modules)");
+  OT_REQUIRE(!has("layer_replication"), path, ": key 'layer_replication': expected null, got ",
+             c["layer_replication"].dump(), " (a model with replicated layers is not the model the adapter plugs into)");
   for (const char* k : {"rank_pattern", "alpha_pattern"})
     OT_REQUIRE(!has(k) || (c[k].is_object() && c[k].empty()), path, ": key '", k,
                "': expected {} (one rank and alpha for every module), got ", c[k].dump());

@@ -50,7 +50,7 @@ struct PeftLoraConfig {
 // Parses a PEFT adapter_config.json and accepts only what merges as plain LoRA: "peft_type"
 // "LORA", a positive integer "r", a finite "lora_alpha", "target_modules" (a non-empty list
 // of names or a regex string), "bias" "none", no "modules_to_save", no DoRA, no per-module
-// rank_pattern / alpha_pattern, "layers_to_transform" absent, null, a non-negative integer
+// rank_pattern / alpha_pattern, no layer_replication, "layers_to_transform" absent, null, a non-negative integer
 // or a list of them. Throws ot::Error naming `path` and the key otherwise.
 PeftLoraConfig parse_peft_lora_config(const std::string& text, const std::string& path);
 

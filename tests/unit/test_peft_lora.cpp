@@ -189,6 +189,10 @@ TEST_F(PeftLoraExport, MalformedOrUnissuedAdaptersAreRefusedByName) {
   EXPECT_NE(e.find("adapter_config.json: missing key 'r'"), std::string::npos) << e;
   e = refusal([](nlohmann::json& c) { c["modules_to_save"] = {"lm_head"}; }, nullptr);
   EXPECT_NE(e.find("key 'modules_to_save': expected null"), std::string::npos) << e;
+  e = refusal([](nlohmann::json& c) { c["use_dora"] = true; }, nullptr);
+  EXPECT_NE(e.find("key 'use_dora': DoRA adapters are not plain LoRA"), std::string::npos) << e;
+  e = refusal([](nlohmann::json& c) { c["layer_replication"] = {{0, 2}, {1, 3}}; }, nullptr);
+  EXPECT_NE(e.find("key 'layer_replication': expected null"), std::string::npos) << e;
   e = refusal([](nlohmann::json& c) { c["target_modules"] = {"q_proj", "nonexistent"}; }, nullptr);
   EXPECT_NE(e.find("key 'target_modules': 'nonexistent' names no projection"), std::string::npos) << e;
   // Block 1 of the original model is not an adapter block (its place in the bundle is the
