@@ -9,7 +9,9 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "experiment/jobs.h"
+#include "offsite/peft_lora.h"
 #include "util/error.h"
+#include "util/fs.h"
 #include "util/signals.h"
 
 namespace ot::cli {
@@ -170,7 +172,8 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
     cmd->add_option("--trainable", a->job.trainable, "adapter, emulator, or all (every parameter: full fine-tuning)")->capture_default_str();
     cmd->add_flag("--freeze-bottom", a->job.freeze_bottom, "train only the top adapter blocks");
     cmd->add_flag("--train-head", a->job.train_head, "also train the final norm and LM head (where the bundle issues them)");
-    cmd->add_option("--peft", a->job.peft.method, "none, lora, bitfit or adapter")->capture_default_str();
+    cmd->add_option("--peft", a->job.peft.method,
+                    "none, lora, bitfit or adapter (lora on the adapter blocks alone also writes PEFT's LoRA layout to OUT/peft/)")->capture_default_str();
     cmd->add_option("--lora-rank", a->job.peft.lora_rank, "LoRA rank")->capture_default_str()->check(at_least(1));
     cmd->add_option("--lora-alpha", a->job.peft.lora_alpha, "LoRA alpha")->capture_default_str()->check(at_least(0));
     cmd->add_option("--lora-dropout", a->job.peft.lora_dropout, "LoRA dropout")->capture_default_str()->check(in_range(0.0, 1.0));
@@ -201,7 +204,8 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
     cmd->add_option("--record", a->record, "record the run to this HDF5 file");
     cmd->add_flag("--hash-files", a->job.hash_files,
                   "record the SHA-256 digests of the bundle received and the adapter written (with --record)");
-    cmd->add_option("--out", a->job.out_dir, "adapter directory (bundle) or model directory (full model)")->required();
+    cmd->add_option("--out", a->job.out_dir, "adapter directory (bundle: offsite_adapter.json, adapter.safetensors, "
+                    "and peft/ for LoRA) or model directory (full model)")->required();
     add_training_command_options(cmd, a->job.trainer, a->rt);
     cmd->callback([a, cmdline] {
       a->job.load = apply_training_command_options(a->rt, a->job.trainer);
@@ -220,6 +224,7 @@ void register_offsite_commands(CLI::App& app, int argc, char** argv) {
                   << o.train.steps << " steps, " << o.trainable_params << " of " << o.total_params
                   << " parameters trained";
         if (o.train.best_step >= 0) std::cout << ", best validation loss " << o.train.best_metric << " at step " << o.train.best_step;
+        if (o.wrote_peft) std::cout << "; PEFT LoRA layout in " << path_join(a->job.out_dir, kPeftExportDir);
         std::cout << "\n";
       });
     });

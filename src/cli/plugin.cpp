@@ -1,7 +1,9 @@
 // cli/plugin.cpp: `ot plugin --model FULL --bundle BUNDLE --adapter ADAPTER --out DIR`: the
 // model owner checks the returned adapter against the bundle it issued (offsite/adapter.h:
 // only the issued blocks, and the head where issued, in the issued dtypes and shapes, finite),
-// writes it (LoRA already merged) into the full model and saves the adapted model as an
+// writes it (LoRA already merged) into the full model; `--peft DIR` in place of --adapter
+// takes a PEFT LoRA adapter instead (offsite/peft_lora.h: only projections of adapter blocks,
+// merged onto the full model's weights, then the same checks) and saves the adapted model as an
 // ordinary HF checkpoint, with its tokenizer or image processor. A vision bundle issued with
 // its own classifier gives the full model that classifier first.
 #include <iostream>
@@ -11,15 +13,17 @@
 #include "experiment/jobs.h"
 #include "model/load.h"
 #include "offsite/adapter.h"
+#include "offsite/peft_lora.h"
 #include "tokenizer/tokenizer.h"
 #include "util/content_hash.h"
+#include "util/error.h"
 #include "util/fs.h"
 
 namespace ot::cli {
 
 void register_plugin(CLI::App& app) {
   struct Args {
-    std::string model, bundle, adapter, out, record;
+    std::string model, bundle, adapter, peft, out, record;
     bool hash_files = false;
     RuntimeOptions rt;
   };
@@ -29,17 +33,27 @@ void register_plugin(CLI::App& app) {
   cmd->add_option("--bundle", args->bundle,
                   "the bundle issued to the data owner (`ot emulator --out`): the adapter is checked against it")
       ->required();
-  cmd->add_option("--adapter", args->adapter, "adapter directory written by `ot finetune`")->required();
+  CLI::Option* adapter =
+      cmd->add_option("--adapter", args->adapter, "adapter directory written by `ot finetune` (offsite_adapter.json)");
+  CLI::Option* peft = cmd->add_option("--peft", args->peft,
+                                      "a PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) "
+                                      "instead of --adapter, e.g. the peft/ of a LoRA fine-tune");
+  adapter->excludes(peft);
   cmd->add_option("--out", args->out, "where to write the adapted full model")->required();
   cmd->add_option("--record", args->record, "record the run (provenance, adapter identity) to this HDF5 file");
   cmd->add_flag("--hash-files", args->hash_files, "record SHA-256 digests of the bundle and the adapter (with --record)");
   add_runtime_options(cmd, args->rt);
   cmd->callback([args] {
+    OT_REQUIRE(args->adapter.empty() != args->peft.empty(), "ot plugin: give exactly one of --adapter or --peft");
     auto rec = open_recorder(args->record, "plugin",
-                             "ot plugin --model " + args->model + " --bundle " + args->bundle + " --adapter " + args->adapter, "");
+                             "ot plugin --model " + args->model + " --bundle " + args->bundle +
+                                 (args->peft.empty() ? " --adapter " + args->adapter : " --peft " + args->peft), "");
     LoadOptions lo = apply_runtime_options(args->rt);
     run_recorded(rec.get(), [&] {
-      Adapter a = load_adapter(args->adapter);  // read the small inputs first
+      const bool from_peft = !args->peft.empty();
+      const std::string source = from_peft ? args->peft : args->adapter;
+      Adapter a;
+      if (!from_peft) a = load_adapter(args->adapter);  // read the small inputs first
       const bool vision = is_vision_model_dir(args->model);
       VisionEncoder encoder{nullptr};
       DecoderLM decoder{nullptr};
@@ -50,8 +64,11 @@ void register_plugin(CLI::App& app) {
       BlockModelImpl& full = vision ? static_cast<BlockModelImpl&>(*encoder) : *decoder;
       adopt_issued_classifier(full, args->bundle);
       const IssuedAdapter issued = read_issued_adapter(args->bundle, full);
-      plug_in(full, a, args->adapter, issued);
-      nlohmann::json extra = {{"offsite_plugin", {{"adapter", args->adapter}, {"bundle", args->bundle},
+      if (from_peft)
+        a = plug_in_peft_lora(full, args->peft, issued);
+      else
+        plug_in(full, a, args->adapter, issued);
+      nlohmann::json extra = {{"offsite_plugin", {{from_peft ? "peft" : "adapter", source}, {"bundle", args->bundle},
                                                   {"blocks", a.config["blocks"]}, {"fingerprint", issued.fingerprint}}}};
       // Weights and tokenizer (or image processor) appear together: a kill between two
       // writes left a checkpoint without them.
@@ -69,16 +86,16 @@ void register_plugin(CLI::App& app) {
       if (rec) {
         rec->set_attribute("model", args->model);
         rec->set_attribute("bundle", args->bundle);
-        rec->set_attribute("adapter", args->adapter);
+        rec->set_attribute("adapter", source);
         rec->set_attribute("adapter_fingerprint", issued.fingerprint);
         rec->set_attribute("out", args->out);
         if (args->hash_files) {
           rec->set_attribute("bundle_sha256", directory_sha256(args->bundle));
-          rec->set_attribute("adapter_sha256", directory_sha256(args->adapter));
+          rec->set_attribute("adapter_sha256", directory_sha256(source));
         }
       }
       std::cout << args->out << ": " << arch_name(full.config().arch) << " with " << a.tensors.size()
-                << " adapter tensors from " << args->adapter << " (blocks " << a.config["blocks"].dump()
+                << " adapter tensors from " << source << (from_peft ? " (PEFT LoRA, merged; blocks " : " (blocks ") << a.config["blocks"].dump()
                 << ", checked against " << args->bundle << ")\n";
     });
   });

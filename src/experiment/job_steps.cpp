@@ -2,10 +2,14 @@
 #include "experiment/job_steps.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <optional>
 
 #include "dist/context.h"
 #include "model/peft.h"
 #include "offsite/layer_selection.h"
+#include "offsite/peft_lora.h"
 #include "util/content_hash.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -195,6 +199,25 @@ void record_finetune(results::RunRecorder* rec, const FinetuneJob& job, const Fi
 void write_finetune_output(BlockModelImpl& model, const FinetuneJob& job, const FinetunePlan& plan,
                            FinetuneOutcome& out, results::RunRecorder* rec,
                            const std::function<void(const std::string& tmp_dir)>& save_full) {
+  // A LoRA fine-tune of the adapter blocks alone also leaves PEFT's layout, taken before the
+  // factors fold into the weights. PEFT's LoRA holds factors only: a trained head or trained
+  // emulator blocks have no place in it, so such a run writes none and says why.
+  std::optional<PeftLora> peft_export;
+  if (plan.bundle() && job.peft.method == "lora") {
+    std::string why_not;
+    if (job.trainable != "adapter")
+      why_not = "trainable " + job.trainable + " trains emulator blocks, which are not the original model's";
+    else if (job.train_head)
+      why_not = "the head was trained too, and PEFT's LoRA layout holds LoRA factors only";
+    if (why_not.empty()) {
+      const nlohmann::json& raw = model.config().raw;
+      const std::string base = raw.contains("_name_or_path") && raw["_name_or_path"].is_string()
+                                   ? raw["_name_or_path"].get<std::string>() : "";
+      peft_export = extract_peft_lora(model, plan.positions, job.peft, base);
+    } else if (dist::is_writer()) {
+      std::cerr << path_join(job.out_dir, kPeftExportDir) << ": no PEFT LoRA export: " << why_not << "\n";
+    }
+  }
   merge_peft(model);  // LoRA folds into the weights; bottleneck adapters stay as modules
   if (!plan.bundle()) {
     write_on_rank0([&] { write_dir_atomically(job.out_dir, save_full); });
@@ -210,7 +233,15 @@ void write_finetune_output(BlockModelImpl& model, const FinetuneJob& job, const 
   conform_to_issued(a, *plan.issued);
   check_adapter(a, *plan.issued, job.trainable == "adapter" ? AdapterTarget::kFullModel : AdapterTarget::kBundle,
                 job.out_dir);  // what the owner will check, checked before it is sent
-  write_on_rank0([&] { save_adapter(a, job.out_dir); });
+  write_on_rank0([&] {
+    save_adapter(a, job.out_dir, [&](const std::string& tmp) {
+      if (!peft_export) return;
+      const std::string sub = path_join(tmp, kPeftExportDir);
+      std::filesystem::create_directories(sub);
+      save_peft_lora(*peft_export, sub);
+    });
+  });
+  out.wrote_peft = peft_export.has_value();
   if (rec && job.hash_files) {
     rec->set_attribute("bundle_sha256", directory_sha256(job.model_dir));
     rec->set_attribute("adapter_sha256", directory_sha256(job.out_dir));

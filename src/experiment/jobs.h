@@ -114,6 +114,7 @@ struct FinetuneOutcome {
   TrainResult train;
   int64_t trainable_params = 0, total_params = 0;
   bool wrote_adapter = false;  // else a full model checkpoint
+  bool wrote_peft = false;     // the adapter directory also holds PEFT's LoRA layout (peft/)
 };
 
 // Throws Preempted (util/signals.h) when a stop signal ends fine-tuning, its state saved.

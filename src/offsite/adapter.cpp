@@ -66,20 +66,32 @@ Adapter extract_adapter(BlockModelImpl& model, const std::vector<int64_t>& block
   return a;
 }
 
-void save_adapter(const Adapter& a, const std::string& dir) {
+void save_adapter(const Adapter& a, const std::string& dir,
+                  const std::function<void(const std::string& tmp_dir)>& also) {
   write_dir_atomically(dir, [&](const std::string& tmp) {
-    save_safetensors(path_join(tmp, "adapter.safetensors"), a.tensors);
-    write_text_file_atomically(path_join(tmp, "adapter_config.json"), a.config.dump(2) + "\n");
+    save_safetensors(path_join(tmp, kAdapterTensorsFile), a.tensors);
+    write_text_file_atomically(path_join(tmp, kAdapterConfigFile), a.config.dump(2) + "\n");
+    if (also) also(tmp);
   });
 }
 
 Adapter load_adapter(const std::string& dir) {
   OT_REQUIRE(dir_exists(dir), dir, ": adapter directory does not exist");
-  const std::string cfg_path = path_join(dir, "adapter_config.json");
-  const std::string st_path = path_join(dir, "adapter.safetensors");
-  OT_REQUIRE(file_exists(cfg_path), cfg_path, ": missing (expected an adapter written by `ot finetune`)");
-  OT_REQUIRE(file_exists(st_path), st_path, ": missing (expected an adapter written by `ot finetune`)");
   Adapter a;
+  a.config_file = kAdapterConfigFile;
+  std::string cfg_path = path_join(dir, kAdapterConfigFile);
+  if (!file_exists(cfg_path)) {
+    // An adapter written before the offsite metadata had its own name, or a PEFT adapter.
+    const std::string legacy = path_join(dir, kLegacyAdapterConfigFile);
+    OT_REQUIRE(file_exists(legacy), cfg_path, ": missing (expected an adapter written by `ot finetune`)");
+    nlohmann::json probe = nlohmann::json::parse(read_text_file(legacy), nullptr, /*allow_exceptions=*/false);
+    OT_REQUIRE(!is_peft_config(probe), legacy, ": a PEFT adapter config, not an offsite adapter's ", kAdapterConfigFile,
+               " (plug a PEFT LoRA adapter in with `ot plugin --peft ", dir, "`)");
+    cfg_path = legacy;
+    a.config_file = kLegacyAdapterConfigFile;
+  }
+  const std::string st_path = path_join(dir, kAdapterTensorsFile);
+  OT_REQUIRE(file_exists(st_path), st_path, ": missing (expected an adapter written by `ot finetune`)");
   a.config = parse_adapter_config(read_text_file(cfg_path), cfg_path);
   auto f = SafetensorsFile::open(st_path);
   for (const auto& kv : f.all()) a.tensors[kv.first] = kv.second.clone();
@@ -116,7 +128,7 @@ struct AdapterClaim {
 };
 
 AdapterClaim check_config(const Adapter& a, const IssuedAdapter& is, AdapterTarget target, const std::string& src) {
-  const std::string cfg = path_join(src, "adapter_config.json");
+  const std::string cfg = path_join(src, a.config_file);
   const nlohmann::json& c = a.config;
   AdapterClaim claim;
   std::set<int64_t> permitted, adapter_blocks;
@@ -166,7 +178,8 @@ std::map<std::string, at::Tensor> named_targets(BlockModelImpl& model, bool by_o
 // (empty when the check runs without one).
 void check_tensors(const Adapter& a, const IssuedAdapter& is, const AdapterClaim& claim, AdapterTarget target,
                    const std::string& src, const std::map<std::string, at::Tensor>* peft_targets) {
-  const std::string st = path_join(src, "adapter.safetensors");
+  const std::string st = path_join(src, kAdapterTensorsFile);
+  const std::string& cfg = a.config_file;
   std::set<int64_t> adapter_blocks;
   for (const auto& kv : is.tensors)
     if (kv.second.adapter && kv.second.block >= 0) adapter_blocks.insert(kv.second.block);
@@ -193,11 +206,11 @@ void check_tensors(const Adapter& a, const IssuedAdapter& is, const AdapterClaim
         OT_REQUIRE(permitted, st, ": tensor '", name, "' belongs to block ", spec.block,
                    ", which is not an adapter block (", issued_str, "): refused");
         OT_REQUIRE(claim.blocks.count(spec.block), st, ": tensor '", name, "' belongs to block ", spec.block,
-                   ", which adapter_config.json does not list (blocks ", list_str(claim.blocks), ")");
+                   ", which ", cfg, " does not list (blocks ", list_str(claim.blocks), ")");
       } else {
         OT_REQUIRE(spec.adapter, st, ": tensor '", name, "' is the model's head, which ", issued_str,
                    " does not make trainable: refused");
-        OT_REQUIRE(claim.head, st, ": tensor '", name, "' is the head's, but adapter_config.json says includes_head false");
+        OT_REQUIRE(claim.head, st, ": tensor '", name, "' is the head's, but ", cfg, " says includes_head false");
       }
       OT_REQUIRE(t.scalar_type() == spec.dtype, st, ": tensor '", name, "' is ", t.scalar_type(),
                  " but the bundle issued it as ", spec.dtype);
@@ -210,8 +223,8 @@ void check_tensors(const Adapter& a, const IssuedAdapter& is, const AdapterClaim
   for (const auto& kv : is.tensors) {
     const bool claimed = kv.second.block >= 0 ? claim.blocks.count(kv.second.block) > 0 : (claim.head && kv.second.adapter);
     OT_REQUIRE(!claimed || a.tensors.count(kv.first), st, ": tensor '", kv.first, "' is missing (",
-               kv.second.block >= 0 ? "block " + std::to_string(kv.second.block) + ", which adapter_config.json lists"
-                                    : std::string("the head, which adapter_config.json claims"),
+               kv.second.block >= 0 ? "block " + std::to_string(kv.second.block) + ", which " + cfg + " lists"
+                                    : "the head, which " + cfg + " claims",
                ")");
   }
   if (peft_targets)

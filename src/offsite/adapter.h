@@ -1,11 +1,13 @@
 // offsite/adapter.h: what the data owner sends back and the model owner plugs in.
 // adapter.safetensors holds the trained tensors under HF names of the ORIGINAL model
 // ("model.decoder.layers.23.fc1.weight", block index = original index), with any PEFT
-// already merged; adapter_config.json is the data owner's claim of what it holds (model
-// type, depth, fingerprint, blocks). Nothing of it is taken at its word: plug-in checks every
+// already merged; offsite_adapter.json (adapter_config.json in adapters written before it
+// had a name of its own) is the data owner's claim of what it holds (model type, depth,
+// fingerprint, blocks). A LoRA fine-tune also leaves PEFT's layout (offsite/peft_lora.h). Nothing of it is taken at its word: plug-in checks every
 // tensor against what the owner's bundle issued (IssuedAdapter) and refuses the rest by name.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -13,13 +15,15 @@
 
 #include "checkpoint/state_dict.h"
 #include "model/block_model.h"
+#include "offsite/bundle_config.h"
 #include "offsite/emulator.h"
 
 namespace ot {
 
 struct Adapter {
   StateDict tensors;      // original-model HF names -> tensor
-  nlohmann::json config;  // adapter_config.json
+  nlohmann::json config;  // offsite_adapter.json
+  std::string config_file = kAdapterConfigFile;  // the file the config came from, for messages
 };
 
 // Internal parameter name of `model` ("blocks.3.fc1.weight") -> HF name in the ORIGINAL
@@ -32,7 +36,13 @@ Adapter extract_adapter(BlockModelImpl& model, const std::vector<int64_t>& block
                         const std::string& fingerprint, int64_t num_original_layers,
                         const nlohmann::json& extra = nlohmann::json::object());
 
-void save_adapter(const Adapter& a, const std::string& dir);
+// Writes offsite_adapter.json and adapter.safetensors into `dir`, replacing it as a whole;
+// `also` (when set) adds files to the directory before it appears.
+void save_adapter(const Adapter& a, const std::string& dir,
+                  const std::function<void(const std::string& tmp_dir)>& also = nullptr);
+// Reads an adapter directory: offsite_adapter.json, or, in a directory written before that
+// name, an adapter_config.json in the offsite format. A PEFT adapter_config.json alone is an
+// error that points to `ot plugin --peft`.
 Adapter load_adapter(const std::string& dir);
 
 // What a bundle issued, read from the bundle directory: the model owner's record against

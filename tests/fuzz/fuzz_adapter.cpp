@@ -1,10 +1,12 @@
 // tests/fuzz/fuzz_adapter.cpp: libFuzzer target for the torch-free checks of loading an
-// adapter directory (offsite/adapter.h load_adapter): adapter_config.json through
-// parse_adapter_config and adapter.safetensors through the safetensors header parser.
+// adapter directory (offsite/adapter.h load_adapter): offsite_adapter.json through
+// parse_adapter_config and adapter.safetensors through the safetensors header parser; the
+// same JSON also goes through parse_peft_lora_config, as a PEFT adapter_config.json
+// (offsite/peft_lora.h read_peft_lora).
 // An accepted config must give plug-in (check_identity, the bottleneck modules) the types
 // it reads without further checks: string model_type and fingerprint, integer
 // num_original_layers, integer blocks, boolean includes_head, object peft. Input:
-// adapter_config.json, optionally followed by a NUL byte and adapter.safetensors. Any input
+// the JSON file, optionally followed by a NUL byte and adapter.safetensors. Any input
 // must load or throw ot::Error; anything else escaping, a crash or a sanitizer report is a
 // bug. Torch-free.
 #include <cstddef>
@@ -24,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const void* nul = std::memchr(data, 0, size);
   const std::size_t json_size = nul ? static_cast<std::size_t>(static_cast<const std::uint8_t*>(nul) - data) : size;
   try {
-    const nlohmann::json c = ot::parse_adapter_config(std::string(text, json_size), "adapter_config.json");
+    const nlohmann::json c = ot::parse_adapter_config(std::string(text, json_size), "offsite_adapter.json");
     // What plug-in reads unchecked; a type error here escapes and is reported as a crash.
     (void)c.at("model_type").get<std::string>();
     (void)c.at("fingerprint").get<std::string>();
@@ -32,6 +34,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)c.value("blocks", std::vector<std::int64_t>{});
     (void)c.value("includes_head", false);
     if (c.contains("peft") && !c.at("peft").is_object()) __builtin_trap();
+  } catch (const ot::Error& e) {
+    ot::fuzz::rejected(e);
+  }
+  try {
+    const ot::PeftLoraConfig p = ot::parse_peft_lora_config(std::string(text, json_size), "adapter_config.json");
+    // What merging relies on without further checks.
+    if (p.r < 1 || !(p.scaling() == p.scaling())) __builtin_trap();
+    if (p.target_modules.empty() == p.target_regex.empty()) __builtin_trap();
+    for (std::int64_t l : p.layers_to_transform)
+      if (l < 0) __builtin_trap();
   } catch (const ot::Error& e) {
     ot::fuzz::rejected(e);
   }

@@ -46,8 +46,9 @@ std::string run_python(const std::string& code) {
 }
 
 // Found by tests/fuzz/fuzz_adapter (seeds blocks_not_array, format_not_string.json):
-// adapter_config.json values of the wrong type escaped as nlohmann::json::type_error (at
-// load or at plug-in) instead of a message naming the file and key.
+// values of the wrong type in the adapter's metadata (offsite_adapter.json; then called
+// adapter_config.json) escaped as nlohmann::json::type_error (at load or at plug-in) instead
+// of a message naming the file and key.
 TEST(AdapterConfig, WrongTypesAreRejectedWithTheKey) {
   ot::test::TempDir tmp;
   const std::string dir = tmp.file("adapter");
@@ -56,9 +57,9 @@ TEST(AdapterConfig, WrongTypesAreRejectedWithTheKey) {
   const nlohmann::json good = {{"format", "offsite-adapter"}, {"format_version", 1}, {"model_type", "opt"},
                                {"num_original_layers", 6},    {"blocks", {0, 5}},   {"fingerprint", "0123abcd"}};
   auto expect_rejected = [&](const nlohmann::json& cfg, const std::vector<std::string>& parts) {
-    ot::test::write_file(dir + "/adapter_config.json", cfg.dump());
+    ot::test::write_file(dir + "/offsite_adapter.json", cfg.dump());
     std::vector<std::string> all = parts;
-    all.push_back(dir + "/adapter_config.json");
+    all.push_back(dir + "/offsite_adapter.json");
     ot::test::expect_error([&] { ot::load_adapter(dir); }, all);
   };
   nlohmann::json c = good;
@@ -263,11 +264,11 @@ TEST_F(PluginIntegrity, TheConfigsClaimsAreCheckedAgainstTheBundle) {
   ot::Adapter a = honest_;
   a.config["blocks"] = {0, 3, 99};
   std::string e = refusal(a);
-  EXPECT_NE(e.find("adapter_config.json: block 99 is not an adapter block of the bundle"), std::string::npos) << e;
+  EXPECT_NE(e.find("offsite_adapter.json: block 99 is not an adapter block of the bundle"), std::string::npos) << e;
   a = honest_;
   a.config["blocks"] = {0};  // the tensors of block 3 are then unclaimed
   e = refusal(a);
-  EXPECT_NE(e.find("belongs to block 3, which adapter_config.json does not list"), std::string::npos) << e;
+  EXPECT_NE(e.find("belongs to block 3, which offsite_adapter.json does not list"), std::string::npos) << e;
   a = honest_;
   a.config["includes_head"] = true;
   e = refusal(a);
@@ -283,7 +284,7 @@ TEST_F(PluginIntegrity, TheConfigsClaimsAreCheckedAgainstTheBundle) {
   a = honest_;
   a.config.erase("blocks");
   e = refusal(a);
-  EXPECT_NE(e.find("adapter_config.json: malformed"), std::string::npos) << e;
+  EXPECT_NE(e.find("offsite_adapter.json: malformed"), std::string::npos) << e;
 }
 
 TEST_F(PluginIntegrity, DtypeShapeValuesAndCompletenessAreChecked) {

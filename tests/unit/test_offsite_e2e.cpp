@@ -253,6 +253,50 @@ TEST_F(OffsiteWorkflow, PluginRefusesTensorsTheBundleDidNotIssue) {
 
 namespace {
 
+TEST_F(OffsiteWorkflow, LoraFineTuneAlsoWritesPeftLayoutThatPlugsInToTheSameModel) {
+  auto emu = run_cli("emulator --model " + p("full") + " --adapter 1,1 --emulator-layers 1 --out " + p("lora-bundle"));
+  ASSERT_EQ(emu.exit_code, 0) << emu.err;
+  auto ft = run_cli("finetune --model " + p("lora-bundle") + " --corpus " + p("train.txt") +
+                    " --peft lora --lora-rank 2 --lora-alpha 4 --lora-dropout 0 --max-steps 2 --lr 1e-2 --block-size 64"
+                    " --threads 1 --out " + p("lora-adapter"));
+  ASSERT_EQ(ft.exit_code, 0) << ft.err;
+  EXPECT_NE(ft.out.find("PEFT LoRA layout in " + p("lora-adapter/peft")), std::string::npos) << ft.out;
+  EXPECT_TRUE(ot::file_exists(p("lora-adapter/offsite_adapter.json")));
+  EXPECT_FALSE(ot::file_exists(p("lora-adapter/adapter_config.json")));
+  auto cfg = nlohmann::json::parse(ot::read_text_file(p("lora-adapter/peft/adapter_config.json")));
+  EXPECT_EQ(cfg["peft_type"], "LORA");
+  EXPECT_EQ(cfg["r"], 2);
+  EXPECT_EQ(cfg["lora_alpha"], 4);
+  EXPECT_EQ(cfg["layers_to_transform"], nlohmann::json({0, 4}));
+  auto st = ot::SafetensorsFile::open(p("lora-adapter/peft/adapter_model.safetensors")).all();
+  EXPECT_EQ(st.at("base_model.model.model.layers.4.mlp.down_proj.lora_B.weight").size(1), 2);
+  // The owner plugs in either form and gets the same model, bit for bit.
+  auto r = run_cli("plugin --model " + p("full") + " --bundle " + p("lora-bundle") + " --adapter " + p("lora-adapter") +
+                   " --out " + p("lora-via-offsite"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_cli("plugin --model " + p("full") + " --bundle " + p("lora-bundle") + " --peft " + p("lora-adapter/peft") +
+              " --out " + p("lora-via-peft"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto a = ot::SafetensorsFile::open(p("lora-via-offsite/model.safetensors")).all();
+  auto b = ot::SafetensorsFile::open(p("lora-via-peft/model.safetensors")).all();
+  auto orig = ot::SafetensorsFile::open(p("full/model.safetensors")).all();
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& kv : a) EXPECT_TRUE(torch::equal(kv.second, b.at(kv.first))) << kv.first;
+  EXPECT_FALSE(torch::equal(a.at("model.layers.4.mlp.down_proj.weight"), orig.at("model.layers.4.mlp.down_proj.weight")));
+  r = run_cli("plugin --model " + p("full") + " --bundle " + p("lora-bundle") + " --out " + p("lora-none"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("give exactly one of --adapter or --peft"), std::string::npos) << r.err;
+  // A head trained besides LoRA has no place in PEFT's layout: no export, and the reason.
+  auto emu_head = run_cli("emulator --model " + p("full") + " --adapter 1,1 --emulator-layers 1 --train-head --out " +
+                          p("lora-head-bundle"));
+  ASSERT_EQ(emu_head.exit_code, 0) << emu_head.err;
+  ft = run_cli("finetune --model " + p("lora-head-bundle") + " --corpus " + p("train.txt") +
+               " --peft lora --train-head --max-steps 1 --block-size 64 --threads 1 --out " + p("lora-head-adapter"));
+  ASSERT_EQ(ft.exit_code, 0) << ft.err;
+  EXPECT_FALSE(std::filesystem::exists(p("lora-head-adapter/peft")));
+  EXPECT_NE(ft.err.find("no PEFT LoRA export: the head was trained too"), std::string::npos) << ft.err;
+}
+
 TEST_F(OffsiteWorkflow, AdapterFineTuningOnARealTaskLowersItsLoss) {
   // A bundle without distillation (layer drop only) fine-tuned on ARC-Easy train.
   auto emu = run_cli("emulator --model " + p("full") + " --adapter 2,1 --emulator-layers 1 --out " + p("arc-bundle"));
@@ -267,7 +311,7 @@ TEST_F(OffsiteWorkflow, AdapterFineTuningOnARealTaskLowersItsLoss) {
   const auto& evals = run.curve("finetune_eval").values.at("loss");
   ASSERT_EQ(evals.size(), 3u);
   EXPECT_LT(evals.back(), evals.front()) << "validation loss on ARC-Easy dev falls";
-  auto cfg = nlohmann::json::parse(ot::read_text_file(p("arc-adapter/adapter_config.json")));
+  auto cfg = nlohmann::json::parse(ot::read_text_file(p("arc-adapter/offsite_adapter.json")));
   EXPECT_EQ(cfg["blocks"], nlohmann::json({0, 1, 4}));
   EXPECT_EQ(cfg["task"], "arc_easy");
 }
