@@ -168,11 +168,8 @@ TEST(ChannelPruning, BundlesWithPrunedChannelsThroughTheCli) {
   EXPECT_EQ(stored.at("model.layers.1.mlp.down_proj.weight").size(1), F - F / 2);
   EXPECT_EQ(stored.at("model.layers.0.mlp.down_proj.weight").size(1), F);
 
-  r = ot::test::run_cli("finetune --model " + tmp.file("bundle") + " --corpus " + tmp.file("text.txt") +
-                        " --block-size 32 --batch-size 4 --max-steps 3 --out " + tmp.file("adapter"));
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = ot::test::run_cli("plugin --model " + tmp.file("full") + " --bundle " + tmp.file("bundle") + " --adapter " +
-                        tmp.file("adapter") + " --out " + tmp.file("plugged"));
+  r = ot::test::finetune_and_plug_in(tmp.file("full"), tmp.file("bundle"), tmp.file("text.txt"), tmp.file("adapter"),
+                                     tmp.file("plugged"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = ot::test::run_cli("inspect " + tmp.file("bundle"));
   EXPECT_EQ(r.exit_code, 0) << r.err;

@@ -215,11 +215,8 @@ TEST(LayerReplacement, BundlesThroughTheCli) {
   // It reloads as it was built, fine-tunes and plugs in.
   ot::DecoderLM bundle = ot::load_model(tmp.file("bundle"));
   ASSERT_NE(ot::as_harmonizer(bundle->block(replaced[0])), nullptr);
-  r = ot::test::run_cli("finetune --model " + tmp.file("bundle") + " --corpus " + tmp.file("text.txt") +
-                        " --block-size 32 --batch-size 4 --max-steps 3 --out " + tmp.file("adapter"));
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = ot::test::run_cli("plugin --model " + tmp.file("full") + " --bundle " + tmp.file("bundle") + " --adapter " +
-                        tmp.file("adapter") + " --out " + tmp.file("plugged"));
+  r = ot::test::finetune_and_plug_in(tmp.file("full"), tmp.file("bundle"), tmp.file("text.txt"), tmp.file("adapter"),
+                                     tmp.file("plugged"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = ot::test::run_cli("inspect " + tmp.file("bundle"));
   ASSERT_EQ(r.exit_code, 0) << r.err;

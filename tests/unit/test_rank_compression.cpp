@@ -122,11 +122,8 @@ TEST(RankCompression, BundlesStoreFactorsAndExportPlain) {
             std::filesystem::file_size(tmp.file("dense/model.safetensors")));
 
   // The data owner fine-tunes against it; the owner plugs the adapter in.
-  r = ot::test::run_cli("finetune --model " + tmp.file("bundle") + " --corpus " + tmp.file("text.txt") +
-                        " --block-size 32 --batch-size 4 --max-steps 3 --out " + tmp.file("adapter"));
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = ot::test::run_cli("plugin --model " + tmp.file("full") + " --bundle " + tmp.file("bundle") + " --adapter " +
-                        tmp.file("adapter") + " --out " + tmp.file("plugged"));
+  r = ot::test::finetune_and_plug_in(tmp.file("full"), tmp.file("bundle"), tmp.file("text.txt"), tmp.file("adapter"),
+                                     tmp.file("plugged"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
 
   // An energy fraction, with channel pruning, exported plain: dense, full width, same logits.

@@ -90,6 +90,17 @@ inline CliResult convert_stories260k(const std::string& out) {
   return run_cli("convert llama2c --checkpoint " + m + "stories260K.bin --tokenizer " + m + "tok512.bin --out " + out);
 }
 
+// The two parties' steps after `ot emulator` on stories260K: the data owner fine-tunes
+// `bundle` on the text file `text` for 3 steps into `adapter`, the owner plugs it into `full`
+// at `plugged`. Returns the first failing command's result, else the plug-in's.
+inline CliResult finetune_and_plug_in(const std::string& full, const std::string& bundle, const std::string& text,
+                                      const std::string& adapter, const std::string& plugged) {
+  CliResult r = run_cli("finetune --model " + bundle + " --corpus " + text +
+                        " --block-size 32 --batch-size 4 --max-steps 3 --out " + adapter);
+  if (r.exit_code != 0) return r;
+  return run_cli("plugin --model " + full + " --bundle " + bundle + " --adapter " + adapter + " --out " + plugged);
+}
+
 // Writes `contents` to `path` as-is (test inputs, including deliberately broken ones).
 inline void write_file(const std::string& path, const std::string& contents) {
   std::ofstream out(path, std::ios::binary);
