@@ -60,6 +60,62 @@ nlohmann::json figure_summary(const Analysis& a, const RunCollection& runs) {
     }
     g["columns"] = columns;
     g["cells"] = cells;
+
+    // The 8-task average (in %), the privacy-utility differences, the checks and the
+    // published numbers, all in the shown scale.
+    g["has_average"] = t.has_average;
+    nlohmann::json average = nlohmann::json::object();
+    for (const auto& [setting, stat] : t.average) average[setting] = stat_json(stat, 100.0);
+    g["average"] = average;
+    nlohmann::json differences = nlohmann::json::array();
+    for (const Difference& d : t.differences) {
+      nlohmann::json per_task = nlohmann::json::object();
+      for (std::size_t i = 0; i < t.columns.size(); ++i) {
+        if (d.per_column[i]) per_task[t.columns[i].task] = stat_json(*d.per_column[i], t.columns[i].percent ? 100.0 : 1.0);
+      }
+      differences.push_back({{"name", d.kind.name},
+                             {"label", d.kind.label},
+                             {"better", d.kind.better},
+                             {"worse", d.kind.worse},
+                             {"cells", per_task},
+                             {"average", d.average ? stat_json(*d.average, 100.0) : nlohmann::json()}});
+    }
+    g["differences"] = differences;
+    nlohmann::json checks = nlohmann::json::array();
+    for (const Check& c : t.checks) {
+      nlohmann::json margins = nlohmann::json::object();
+      for (std::size_t i = 0; i < t.columns.size(); ++i) {
+        if (!c.margins[i]) continue;
+        margins[t.columns[i].task] = {{"margin", *c.margins[i] * (t.columns[i].percent ? 100.0 : 1.0)},
+                                      {"runs_holding", c.runs_holding[i].first},
+                                      {"runs", c.runs_holding[i].second}};
+      }
+      checks.push_back({{"name", c.name},
+                        {"better", c.better},
+                        {"worse", c.worse},
+                        {"margins", margins},
+                        {"average_margin", c.average_margin ? nlohmann::json(*c.average_margin * 100.0) : nlohmann::json()}});
+    }
+    g["checks"] = checks;
+    if (t.paper) {
+      nlohmann::json pcells = nlohmann::json::array();
+      for (const auto& [key, value] : t.paper->cells) {
+        const Column* col = nullptr;
+        for (const Column& c : t.columns) {
+          if (c.task == key.second) col = &c;
+        }
+        pcells.push_back({{"setting", key.first}, {"task", key.second}, {"value", value * (col && col->percent ? 100.0 : 1.0)}});
+      }
+      nlohmann::json pavg = nlohmann::json::object();
+      for (const auto& [setting, value] : t.paper->average) pavg[setting] = value * 100.0;
+      nlohmann::json pdiff = nlohmann::json::object();
+      for (const DifferenceKind& kind : difference_kinds()) {
+        if (auto v = paper_average_difference(*t.paper, kind)) pdiff[kind.name] = *v * 100.0;
+      }
+      g["paper"] = {{"ref", t.paper->ref.text()}, {"cells", pcells}, {"average", pavg}, {"average_differences", pdiff}};
+    } else {
+      g["paper"] = nullptr;
+    }
     groups.push_back(g);
     for (const std::string& rel : t.run_paths) group_of_run[rel] = t.name;
   }
@@ -73,6 +129,7 @@ nlohmann::json figure_summary(const Analysis& a, const RunCollection& runs) {
                         {"group", group_of_run.at(r.rel_path)},
                         {"curves", r.curves}};
     j["seed"] = r.seed ? nlohmann::json(*r.seed) : nlohmann::json();
+    j["cka"] = r.cka;
     run_list.push_back(j);
   }
   out["runs"] = run_list;

@@ -1,5 +1,6 @@
 // analysis/figures.h: the figures of `ot analyze`. Defines the JSON summary that the plot
-// script reads (groups with their table cells, the runs with their curves and file paths,
+// script reads (groups with their table cells, 8-task averages, privacy-utility differences,
+// checks and published numbers; the runs with their curves, CKA matrices and file paths,
 // the sweeps, the efficiency numbers, and the paper's vocabulary: settings and tasks in order
 // with their labels, the checks, each shown metric's direction) and plot_figures, which runs
 // `python3 analysis/plot_results.py` on it and turns every way that can fail (no Python,

@@ -1,6 +1,7 @@
 // analysis/paper.h: the Offsite-Tuning paper's published numbers (analysis/paper_numbers.csv,
-// typed in from ../shared/PAPER.md: Tables 1 and 2 and the efficiency table) and the
-// `paper_table` attribute that points a group of runs at them ("table1:opt-1.3b").
+// typed in from ../shared/PAPER.md: Tables 1, 2 and 3, the efficiency table, and GradOT's
+// OPT-1.3B averages from section 4) and the `paper_table` attribute that points a group of
+// runs at them ("table1:opt-1.3b", "gradot:crash").
 #pragma once
 
 #include <string>
@@ -11,10 +12,11 @@ namespace ot::analysis {
 // One published number, as printed: accuracies in %, perplexities as is, throughput and
 // memory as the paper's efficiency figure shows them.
 struct PaperNumber {
-  std::string table;    // "table1", "table2", "efficiency"
-  std::string model;    // "gpt2-xl", "opt-1.3b", "opt-6.7b", "bloom-7.1b"
-  std::string setting;  // zs_full, zs_emulator, ft_full, ft_emulator, plugin; efficiency: ft, ft_lora, ot, ot_lora
-  std::string task;     // openbookqa, ..., wikitext; empty for efficiency rows
+  std::string table;    // "table1", "table2", "table3", "efficiency", "gradot"
+  std::string model;    // "gpt2-xl", "opt-1.3b", ...; gradot: the row of its table ("crash", "gradot", ...)
+  std::string setting;  // zs_full, zs_emulator, ft_full, ft_emulator, plugin, or a difference (privacy_gap);
+                        // efficiency: ft, ft_lora, ot, ot_lora
+  std::string task;     // openbookqa, ..., wikitext, average_8 (the 8-task average); empty for efficiency rows
   std::string metric;   // acc, perplexity, tokens_per_s, peak_memory_mb
   double value = 0;
 };

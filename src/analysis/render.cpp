@@ -68,6 +68,14 @@ std::string stat_cell(const Stat& s, int group_runs, double scale, int decimals,
   return out;
 }
 
+// A difference: signed mean ± sem, "(n=K)" as stat_cell.
+std::string signed_stat_cell(const Stat& s, int group_runs, double scale, int decimals, const Style& st) {
+  std::string out = signed_fixed(s.mean * scale, decimals);
+  if (s.has_sem) out += st.pm() + fixed(s.sem * scale, decimals);
+  if (s.n != group_runs) out += " (n=" + std::to_string(s.n) + ")";
+  return out;
+}
+
 std::string margin_cell(const std::optional<double>& m, double scale, int decimals, const Style& st) {
   if (!m) return st.none();
   return signed_fixed(*m * scale, decimals) + " " + (*m > 0 ? st.yes() : st.no());
@@ -121,8 +129,6 @@ std::vector<std::string> column_headers(const GroupTable& t, const std::string& 
   return h;
 }
 
-const char* kGapLabel = "Privacy gap (Plug-in minus OT Emulator)";
-
 Grid results_grid(const GroupTable& t, const Style& st) {
   Grid g;
   g.header = column_headers(t, "Setting", st);
@@ -139,16 +145,16 @@ Grid results_grid(const GroupTable& t, const Style& st) {
     }
     g.rows.push_back(row);
   }
-  bool any_gap = false;
-  for (const auto& gap : t.gap) any_gap = any_gap || gap.has_value();
-  if (any_gap) {
-    g.rule_before.insert(g.rows.size());
-    std::vector<std::string> row{kGapLabel};
+  // The privacy-utility differences (tables.h), signed, with their sem.
+  for (const Difference& d : t.differences) {
+    if (&d == &t.differences.front()) g.rule_before.insert(g.rows.size());
+    std::vector<std::string> row{st.text(d.kind.label)};
     for (std::size_t i = 0; i < t.columns.size(); ++i) {
       const Column& c = t.columns[i];
-      row.push_back(t.gap[i] ? signed_fixed(*t.gap[i] * scale_of(c), decimals_of(c)) : st.none());
+      row.push_back(d.per_column[i] ? signed_stat_cell(*d.per_column[i], t.n_runs, scale_of(c), decimals_of(c), st)
+                                    : st.none());
     }
-    if (t.has_average) row.push_back(t.average_gap ? signed_fixed(*t.average_gap * 100.0, 1) : st.none());
+    if (t.has_average) row.push_back(d.average ? signed_stat_cell(*d.average, t.n_runs, 100.0, 1, st) : st.none());
     g.rows.push_back(row);
   }
   return g;
@@ -194,26 +200,78 @@ Grid paper_grid(const GroupTable& t, const Style& st) {
     }
     if (t.has_average) {
       auto it = p.average.find(s);
+      any = any || it != p.average.end();
       row.push_back(it != p.average.end() ? fixed(it->second * 100.0, 1) : st.none());
     }
     if (any) g.rows.push_back(row);
   }
-  std::vector<std::string> gap{kGapLabel};
-  bool any_gap = false;
-  for (const Column& c : t.columns) {
-    auto pl = p.cells.find({"plugin", c.task});
-    auto em = p.cells.find({"ft_emulator", c.task});
-    const bool both = pl != p.cells.end() && em != p.cells.end();
-    any_gap = any_gap || both;
-    gap.push_back(both ? signed_fixed(margin(c, pl->second, em->second) * scale_of(c), decimals_of(c)) : st.none());
+  const std::size_t row_count_before_differences = g.rows.size();
+  for (const DifferenceKind& kind : difference_kinds()) {
+    std::vector<std::string> row{st.text(kind.label)};
+    bool any = false;
+    for (const Column& c : t.columns) {
+      auto b = p.cells.find({kind.better, c.task});
+      auto w = p.cells.find({kind.worse, c.task});
+      const bool both = b != p.cells.end() && w != p.cells.end();
+      any = any || both;
+      row.push_back(both ? signed_fixed(margin(c, b->second, w->second) * scale_of(c), decimals_of(c)) : st.none());
+    }
+    if (t.has_average) {
+      const std::optional<double> avg = paper_average_difference(p, kind);
+      any = any || avg.has_value();
+      row.push_back(avg ? signed_fixed(*avg * 100.0, 1) : st.none());
+    }
+    if (!any) continue;
+    if (row_count_before_differences == g.rows.size()) g.rule_before.insert(g.rows.size());
+    g.rows.push_back(row);
   }
-  if (t.has_average) {
-    const bool both = p.average.count("plugin") && p.average.count("ft_emulator");
-    gap.push_back(both ? signed_fixed((p.average.at("plugin") - p.average.at("ft_emulator")) * 100.0, 1) : st.none());
-  }
-  if (any_gap) {
-    g.rule_before.insert(g.rows.size());
-    g.rows.push_back(gap);
+  return g;
+}
+
+// The privacy-utility metrics side by side, one row per group and headline column (its 8-task
+// average where it has one, else each task column): utility (Plug-in, the two emulators, the
+// full model's references) and the differences of tables.h.
+Grid privacy_utility_grid(const Analysis& a, const Style& st) {
+  Grid g;
+  g.header = {"Group", "Task", st.text(setting_label("plugin")), st.text(setting_label("zs_emulator")),
+              st.text(setting_label("ft_emulator")), st.text(setting_label("zs_full")), st.text(setting_label("ft_full"))};
+  for (const DifferenceKind& kind : difference_kinds()) g.header.push_back(st.text(kind.label));
+  for (const GroupTable& t : a.groups) {
+    if (t.differences.empty()) continue;
+    auto add = [&](const std::string& task_header, auto stat_of, auto diff_of, double scale, int decimals) {
+      std::vector<std::string> row{st.text(t.name), task_header};
+      for (const char* s : {"plugin", "zs_emulator", "ft_emulator", "zs_full", "ft_full"}) {
+        const Stat* v = stat_of(s);
+        row.push_back(v ? stat_cell(*v, t.n_runs, scale, decimals, st) : st.none());
+      }
+      for (const DifferenceKind& kind : difference_kinds()) {
+        const std::optional<Stat> d = diff_of(kind.name);
+        row.push_back(d ? signed_stat_cell(*d, t.n_runs, scale, decimals, st) : st.none());
+      }
+      g.rows.push_back(row);
+    };
+    if (t.has_average) {
+      add("Avg (8)",
+          [&](const std::string& s) -> const Stat* {
+            auto it = t.average.find(s);
+            return it == t.average.end() ? nullptr : &it->second;
+          },
+          [&](const std::string& name) -> std::optional<Stat> {
+            const Difference* d = t.difference(name);
+            return d ? d->average : std::nullopt;
+          },
+          100.0, 1);
+      continue;
+    }
+    for (std::size_t i = 0; i < t.columns.size(); ++i) {
+      const Column& c = t.columns[i];
+      add(st.text(c.header), [&](const std::string& s) { return t.cell(s, c.task); },
+          [&](const std::string& name) -> std::optional<Stat> {
+            const Difference* d = t.difference(name);
+            return d ? d->per_column[i] : std::nullopt;
+          },
+          scale_of(c), decimals_of(c));
+    }
   }
   return g;
 }
@@ -407,6 +465,7 @@ std::string paper_source(const PaperRef& ref) {
   if (ref.table == "table2") return "PAPER.md Table 2, " + ref.model;
   if (ref.table == "table3") return "PAPER.md Table 3, " + ref.model;
   if (ref.table == "efficiency") return "PAPER.md efficiency table, " + ref.model;
+  if (ref.table == "gradot") return "PAPER.md 4, GradOT's OPT-1.3B table, row " + ref.model + " (8-task averages)";
   return "PAPER.md " + ref.table + ", " + ref.model;
 }
 
@@ -438,8 +497,10 @@ std::string render_markdown(const Analysis& a, const RunCollection& runs) {
         "cell. Accuracies ("
      << a.metric
      << " where a task has it) in %, other metrics as recorded. Privacy gap: OT Plug-in minus OT Emulator "
-        "(for lower-is-better metrics Emulator minus Plug-in), so positive means the plug-in is better. "
-        "Avg (8): the mean over the eight tasks, WikiText excluded.\n";
+        "(for lower-is-better metrics Emulator minus Plug-in), so positive means the plug-in is better; "
+        "the utility-lost rows likewise compare the full model with the emulator alone (Full ZS minus Emulator "
+        "ZS, FT minus OT Emulator). A difference is the mean of the runs' own differences ± their standard "
+        "error where every run has both cells. Avg (8): the mean over the eight tasks, WikiText excluded.\n";
   for (const std::string& note : a.notes) os << "\nNote: " << note << ".\n";
 
   for (const GroupTable& t : a.groups) {
@@ -452,6 +513,16 @@ std::string render_markdown(const Analysis& a, const RunCollection& runs) {
          << markdown_table(checks_grid(t, st));
     }
     if (t.paper) os << "\nPublished (" << paper_source(t.paper->ref) << "):\n\n" << markdown_table(paper_grid(t, st));
+  }
+
+  const Grid privacy = privacy_utility_grid(a, st);
+  if (!privacy.rows.empty()) {
+    os << "\n## Privacy and utility\n\nWhat the data owner's emulator can do alone against what the plug-in "
+          "gives: per group, the 8-task average where it has one, else each task. Privacy gap: OT Plug-in minus OT "
+          "Emulator; utility lost: the full model minus the emulator, zero-shot and fine-tuned (positive: the "
+          "emulator is worse, as offsite-tuning needs). Differences are the mean of the runs' own differences ± its "
+          "sem where every run has both cells.\n\n"
+       << markdown_table(privacy);
   }
 
   if (!a.efficiency.empty() || !a.paper_efficiency.empty()) {
@@ -495,6 +566,12 @@ std::string render_latex(const Analysis& a) {
                                   "holds; (k/n): it holds in k of the n runs; Holds: the columns where the means hold).");
     }
     if (t.paper) float_env(latex_tabular(paper_grid(t, st)), "Published: " + st.text(paper_source(t.paper->ref)) + ".");
+  }
+  const Grid privacy = privacy_utility_grid(a, st);
+  if (!privacy.rows.empty()) {
+    float_env(latex_tabular(privacy),
+              "Privacy and utility: the emulator alone against the plug-in (8-task average, else each task); "
+              "differences are better minus worse, mean $\\pm$ standard error over paired runs.");
   }
   if (!a.efficiency.empty()) float_env(latex_tabular(efficiency_grid(a, st)), "Efficiency.");
   for (const auto& [ref, numbers] : a.paper_efficiency) {

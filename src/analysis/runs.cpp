@@ -50,6 +50,19 @@ RunData to_run_data(const results::RunReader& r, const std::string& path, const 
       if (is_seed_key(key) && value.is_number_integer()) d.seed = value.get<std::int64_t>();
     }
   }
+  if (r.has_attribute("cka_similarity")) {
+    const std::string& text = r.string_attribute("cka_similarity");
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    bool ok = j.is_object() && j.contains("blocks") && j["blocks"].is_array() && j.contains("matrix") &&
+              j["matrix"].is_array() && j["matrix"].size() == j["blocks"].size() && j.contains("kept") &&
+              j["kept"].is_array();
+    for (std::size_t i = 0; ok && i < j["matrix"].size(); ++i) {
+      ok = j["matrix"][i].is_array() && j["matrix"][i].size() == j["blocks"].size();
+    }
+    OT_REQUIRE(ok, path, ": root attribute 'cka_similarity' should be a JSON object {\"blocks\": [...], \"matrix\": ",
+               "a square array of as many rows, \"kept\": [...]}; it is '", text.substr(0, 200), "'");
+    d.cka = std::move(j);
+  }
   d.eval = r.eval();
   d.efficiency = r.efficiency();
   for (const auto& kv : r.curves()) d.curves.push_back(kv.first);  // std::map: sorted

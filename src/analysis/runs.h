@@ -29,6 +29,9 @@ struct RunData {
   std::vector<results::EvalRow> eval;
   std::vector<results::EfficiencyEntry> efficiency;
   std::vector<std::string> curves;  // curve names (/curves/<name>), sorted
+  // The CKA matrix of a CKA layer selection (attribute cka_similarity: {"blocks", "matrix",
+  // "kept"}), else null.
+  nlohmann::json cka;
 };
 
 // A run file that reads but whose run did not complete.

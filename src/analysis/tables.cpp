@@ -118,6 +118,29 @@ GroupSamples gather(const std::vector<const RunData*>& runs) {
   return g;
 }
 
+constexpr const char* kAverageTask = "average_8";
+
+bool is_difference_name(const std::string& name) {
+  const auto& kinds = difference_kinds();
+  return std::any_of(kinds.begin(), kinds.end(), [&](const DifferenceKind& k) { return k.name == name; });
+}
+
+// `better` minus `worse` from two stats and, where they exist, the runs' paired values.
+std::optional<Stat> difference_stat(const Stat* better, const Stat* worse, const std::vector<double>& paired,
+                                    double sign_of_margin) {
+  if (better == nullptr || worse == nullptr) return std::nullopt;
+  const int n = std::min(better->n, worse->n);
+  if (static_cast<int>(paired.size()) == n && better->n == worse->n && n > 1) return aggregate(paired, {});
+  Stat s;
+  s.mean = sign_of_margin * (better->mean - worse->mean);
+  s.n = n;
+  if (better->has_sem && worse->has_sem) {
+    s.sem = std::sqrt(better->sem * better->sem + worse->sem * worse->sem);
+    s.has_sem = true;
+  }
+  return s;
+}
+
 // The 8-task average of one setting, when all 8 cells exist.
 std::optional<Stat> average_of(const GroupTable& t, const std::string& setting, const GroupSamples& g) {
   std::vector<const Stat*> cells;
@@ -180,6 +203,17 @@ std::optional<PaperCells> paper_cells(const GroupTable& t, const PaperRef& ref,
   PaperCells p;
   p.ref = ref;
   for (const PaperNumber& n : numbers) {
+    // Rows on the 8-task average (a paper that prints only averages, e.g. GradOT's table),
+    // shown only beside a table that has the average.
+    if (n.task == kAverageTask) {
+      if (!t.has_average || !is_accuracy_metric(n.metric)) continue;
+      if (is_difference_name(n.setting)) {
+        p.average_differences[n.setting] = n.value / 100.0;
+      } else {
+        p.average[n.setting] = n.value / 100.0;
+      }
+      continue;
+    }
     const Column* col = find_column(t, n.task);
     if (col == nullptr) continue;
     const bool same_kind = (is_accuracy_metric(n.metric) && col->percent) ||
@@ -189,6 +223,7 @@ std::optional<PaperCells> paper_cells(const GroupTable& t, const PaperRef& ref,
   }
   if (t.has_average) {
     for (const std::string& s : paper_settings()) {
+      if (p.average.count(s)) continue;  // published as such
       double sum = 0;
       bool all = true;
       for (const std::string& task : average_tasks()) {
@@ -269,6 +304,42 @@ GroupTable build_group(const std::vector<const RunData*>& runs, const std::strin
   if (t.average.count("plugin") && t.average.count("ft_emulator")) {
     t.average_gap = t.average.at("plugin").mean - t.average.at("ft_emulator").mean;
   }
+  for (const DifferenceKind& kind : difference_kinds()) {
+    Difference d{kind, {}, std::nullopt};
+    bool any = false;
+    for (const Column& c : t.columns) {
+      std::vector<double> paired;
+      for (const std::map<Key, double>& run : g.per_run) {
+        auto rb = run.find({kind.better, c.task, c.metric});
+        auto rw = run.find({kind.worse, c.task, c.metric});
+        if (rb != run.end() && rw != run.end()) paired.push_back(margin(c, rb->second, rw->second));
+      }
+      d.per_column.push_back(
+          difference_stat(t.cell(kind.better, c.task), t.cell(kind.worse, c.task), paired, c.lower_is_better ? -1 : 1));
+      any = any || d.per_column.back().has_value();
+    }
+    if (t.average.count(kind.better) && t.average.count(kind.worse)) {
+      // Each run's difference of its own two 8-task averages, where it has all 16 cells.
+      std::vector<double> paired;
+      for (const std::map<Key, double>& run : g.per_run) {
+        double sum = 0;
+        bool all = true;
+        for (const std::string& task : average_tasks()) {
+          const Column* c = find_column(t, task);
+          auto rb = run.find({kind.better, task, c->metric});
+          auto rw = run.find({kind.worse, task, c->metric});
+          if (rb == run.end() || rw == run.end()) {
+            all = false;
+            break;
+          }
+          sum += rb->second - rw->second;
+        }
+        if (all) paired.push_back(sum / static_cast<double>(average_tasks().size()));
+      }
+      d.average = difference_stat(&t.average.at(kind.better), &t.average.at(kind.worse), paired, 1);
+    }
+    if (any) t.differences.push_back(std::move(d));
+  }
   for (const PatternCheck& pattern : pattern_checks()) {
     const std::string &better = pattern.better, &worse = pattern.worse;
     Check check{pattern.name, better, worse, {}, std::nullopt, {}};
@@ -304,6 +375,13 @@ GroupTable build_group(const std::vector<const RunData*>& runs, const std::strin
         push_unique(notes, "no published numbers for paper_table '" + ref.text() + "' in " + paper->path());
       } else {
         t.paper = paper_cells(t, ref, numbers);
+        if (t.paper->cells.empty() && t.paper->average.empty() && t.paper->average_differences.empty()) {
+          // E.g. averages-only numbers (GradOT's) beside a group without all eight tasks.
+          push_unique(notes, "the published numbers of paper_table '" + ref.text() + "' in " + paper->path() +
+                                 " match no column of group '" + t.label + "' (rows on the 8-task average need all "
+                                 "eight tasks)");
+          t.paper.reset();
+        }
       }
     }
   }
@@ -325,35 +403,30 @@ GroupTable build_group(const std::vector<const RunData*>& runs, const std::strin
       }
     }
   }
-  for (std::size_t i = 0; i < t.columns.size(); ++i) {
-    if (!t.gap[i]) continue;
-    const Column& c = t.columns[i];
-    Stat s;
-    s.mean = *t.gap[i];
-    s.n = std::min(t.cell("plugin", c.task)->n, t.cell("ft_emulator", c.task)->n);
-    LongRow row{"privacy_gap", c.task, c.metric, s, std::nullopt};
-    if (t.paper) {
-      auto p = t.paper->cells.find({"plugin", c.task});
-      auto e = t.paper->cells.find({"ft_emulator", c.task});
-      if (p != t.paper->cells.end() && e != t.paper->cells.end()) row.paper = margin(c, p->second, e->second);
+  for (const Difference& d : t.differences) {
+    for (std::size_t i = 0; i < t.columns.size(); ++i) {
+      if (!d.per_column[i]) continue;
+      const Column& c = t.columns[i];
+      LongRow row{d.kind.name, c.task, c.metric, *d.per_column[i], std::nullopt};
+      if (t.paper) {
+        auto b = t.paper->cells.find({d.kind.better, c.task});
+        auto w = t.paper->cells.find({d.kind.worse, c.task});
+        if (b != t.paper->cells.end() && w != t.paper->cells.end()) row.paper = margin(c, b->second, w->second);
+      }
+      t.long_rows.push_back(row);
     }
-    t.long_rows.push_back(row);
   }
   for (const std::string& s : t.settings) {
     auto it = t.average.find(s);
     if (it == t.average.end()) continue;
-    LongRow row{s, "average_8", preferred, it->second, std::nullopt};
+    LongRow row{s, kAverageTask, preferred, it->second, std::nullopt};
     if (t.paper && t.paper->average.count(s)) row.paper = t.paper->average.at(s);
     t.long_rows.push_back(row);
   }
-  if (t.average_gap) {
-    Stat s;
-    s.mean = *t.average_gap;
-    s.n = std::min(t.average.at("plugin").n, t.average.at("ft_emulator").n);
-    LongRow row{"privacy_gap", "average_8", preferred, s, std::nullopt};
-    if (t.paper && t.paper->average.count("plugin") && t.paper->average.count("ft_emulator")) {
-      row.paper = t.paper->average.at("plugin") - t.paper->average.at("ft_emulator");
-    }
+  for (const Difference& d : t.differences) {
+    if (!d.average) continue;
+    LongRow row{d.kind.name, kAverageTask, preferred, *d.average, std::nullopt};
+    if (t.paper) row.paper = paper_average_difference(*t.paper, d.kind);
     t.long_rows.push_back(row);
   }
   return t;
@@ -386,7 +459,10 @@ Stat aggregate(const std::vector<double>& values, const std::vector<double>& std
   double sum = 0;
   for (double v : values) sum += v;
   s.mean = sum / static_cast<double>(values.size());
-  const bool all_equal = std::all_of(values.begin(), values.end(), [&](double v) { return v == values.front(); });
+  // Equal up to rounding (a difference of two cells that moved together over seeds).
+  const double tolerance = 1e-12 * std::max(1.0, std::fabs(values.front()));
+  const bool all_equal = std::all_of(values.begin(), values.end(),
+                                     [&](double v) { return std::fabs(v - values.front()) <= tolerance; });
   if (values.size() > 1 && all_equal) {
     s.mean = values.front();  // exactly, and no rounding noise in the sem
     s.has_sem = true;
@@ -400,6 +476,29 @@ Stat aggregate(const std::vector<double>& values, const std::vector<double>& std
     s.has_sem = true;
   }
   return s;
+}
+
+const std::vector<DifferenceKind>& difference_kinds() {
+  static const std::vector<DifferenceKind> kinds = {
+      {"privacy_gap", "Privacy gap (Plug-in minus OT Emulator)", "plugin", "ft_emulator"},
+      {"zs_emulator_gap", "Emulator ZS utility lost (Full ZS minus Emulator ZS)", "zs_full", "zs_emulator"},
+      {"ft_emulator_gap", "OT Emulator utility lost (FT minus OT Emulator)", "ft_full", "ft_emulator"},
+  };
+  return kinds;
+}
+
+std::optional<double> paper_average_difference(const PaperCells& p, const DifferenceKind& kind) {
+  auto it = p.average_differences.find(kind.name);
+  if (it != p.average_differences.end()) return it->second;
+  if (p.average.count(kind.better) && p.average.count(kind.worse)) return p.average.at(kind.better) - p.average.at(kind.worse);
+  return std::nullopt;
+}
+
+const Difference* GroupTable::difference(const std::string& name) const {
+  for (const Difference& d : differences) {
+    if (d.kind.name == name) return &d;
+  }
+  return nullptr;
 }
 
 double margin(const Column& column, double better, double worse) {

@@ -62,6 +62,28 @@ struct PaperCells {
   PaperRef ref;
   std::map<std::pair<std::string, std::string>, double> cells;  // (setting, task)
   std::map<std::string, double> average;                        // setting -> 8-task average
+  // Differences published as such on the 8-task average (difference name -> value), e.g.
+  // GradOT's "Emu FT -> Plug-in" column, where the paper gives no per-setting averages.
+  std::map<std::string, double> average_differences;
+};
+
+// A privacy-utility metric: how much one setting beats another ("better minus worse" in each
+// column's direction, so positive: the paper's pattern). The three (difference_kinds()):
+//   privacy_gap      OT Plug-in minus OT Emulator: what the fine-tuned emulator alone lacks
+//   zs_emulator_gap  Full ZS minus Emulator ZS: the emulator's zero-shot utility lost
+//   ft_emulator_gap  FT minus OT Emulator: the emulator's fine-tuned utility lost
+struct DifferenceKind {
+  std::string name, label, better, worse;
+};
+const std::vector<DifferenceKind>& difference_kinds();
+
+// One difference over a group's runs: the mean of the runs' own differences with their sem
+// where every run has both cells (paired seeds), else the difference of the means with
+// sqrt(sem_a^2 + sem_b^2) when both cells have a sem.
+struct Difference {
+  DifferenceKind kind;
+  std::vector<std::optional<Stat>> per_column;
+  std::optional<Stat> average;  // on the 8-task average
 };
 
 // One line of tables.csv.
@@ -70,6 +92,10 @@ struct LongRow {
   Stat stat;
   std::optional<double> paper;
 };
+
+// The published value of a difference on the 8-task average: as published, else from the
+// two published averages; nullopt if neither.
+std::optional<double> paper_average_difference(const PaperCells& p, const DifferenceKind& kind);
 
 struct GroupTable {
   std::string name;  // the label, made unique if two groups share one
@@ -88,6 +114,7 @@ struct GroupTable {
 
   std::vector<std::optional<double>> gap;  // plug-in beats OT emulator by, per column
   std::optional<double> average_gap;
+  std::vector<Difference> differences;     // the kinds with at least one value, in kind order
   std::vector<Check> checks;               // those with at least one margin
 
   std::optional<PaperCells> paper;
@@ -95,6 +122,7 @@ struct GroupTable {
 
   bool has_eval() const { return !columns.empty(); }
   const Stat* cell(const std::string& setting, const std::string& task) const;
+  const Difference* difference(const std::string& name) const;  // nullptr if it has no value
 };
 
 // One group's efficiency numbers (the /efficiency table), over its runs.

@@ -46,6 +46,15 @@ void record_alignment(results::RunRecorder* rec, const std::string& setting, con
   rec->set_attribute("gradient_alignment_" + setting, j.dump());
 }
 
+void record_cka(results::RunRecorder* rec, const CkaSelection& cka) {
+  if (!rec) return;
+  std::vector<int64_t> blocks, kept;
+  for (size_t i = 0; i < cka.similarity.size(); ++i) blocks.push_back(cka.first_block + static_cast<int64_t>(i));
+  for (int64_t k : cka.kept) kept.push_back(cka.first_block + k);
+  const nlohmann::json j = {{"blocks", blocks}, {"matrix", cka.similarity}, {"kept", kept}};
+  rec->set_attribute("cka_similarity", j.dump());
+}
+
 void record_eval(results::RunRecorder* rec, const std::string& setting, const std::string& task,
                  const std::string& metric, double value, int64_t n) {
   if (!rec) return;

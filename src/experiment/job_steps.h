@@ -12,6 +12,7 @@
 #include "dist/context.h"
 #include "experiment/jobs.h"
 #include "offsite/adapter.h"
+#include "offsite/cka.h"
 #include "model/precision.h"
 #include "offsite/emulator.h"
 #include "offsite/gradient_alignment.h"
@@ -28,6 +29,11 @@ Trainer::LogFn recorder_log(results::RunRecorder* rec);
 // JSON attribute gradient_alignment_<setting> (nothing for a null recorder).
 void record_alignment(results::RunRecorder* rec, const std::string& setting, const std::string& corpus,
                       const GradientAlignment& a);
+
+// The CKA matrix of a CKA layer selection as the JSON attribute cka_similarity: {"blocks":
+// the model blocks of its rows, "matrix", "kept": the model blocks kept} (nothing for a null
+// recorder).
+void record_cka(results::RunRecorder* rec, const CkaSelection& cka);
 
 // One eval row without a standard error (nothing for a null recorder).
 void record_eval(results::RunRecorder* rec, const std::string& setting, const std::string& task,

@@ -135,7 +135,9 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
   std::vector<int64_t> kept;
   if (emu.strategy == "cka") {
     OT_REQUIRE(job.calibration.has_value(), "--strategy cka: needs --calibration CORPUS");
-    kept = cka_select_middle_blocks(full, emu.bottom, emu.top, emu.layers, calibration);
+    const CkaSelection cka = cka_select_middle_blocks(full, emu.bottom, emu.top, emu.layers, calibration);
+    record_cka(rec, cka);
+    kept = cka.kept;
   } else {
     kept = select_middle_blocks(m, emu.layers, emu.strategy);
   }

@@ -161,7 +161,9 @@ EmulatorOutcome run_vision_emulator_job(const EmulatorJob& job, results::RunReco
   }
   std::vector<int64_t> kept;
   if (emu.strategy == "cka") {
-    kept = cka_select_middle_blocks(*full, emu.bottom, emu.top, emu.layers, calibration);
+    const CkaSelection cka = cka_select_middle_blocks(*full, emu.bottom, emu.top, emu.layers, calibration);
+    record_cka(rec, cka);
+    kept = cka.kept;
   } else {
     kept = select_middle_blocks(n - emu.bottom - emu.top, emu.layers, emu.strategy);
   }

@@ -18,6 +18,30 @@ double linear_cka(const at::Tensor& x, const at::Tensor& y) {
   return (nx > 0 && ny > 0) ? cross / (nx * ny) : 0.0;
 }
 
+std::vector<std::vector<double>> linear_cka_matrix(const std::vector<at::Tensor>& reps) {
+  // Each representation centred and its ||Xc^T Xc||_F once, then one product per pair.
+  std::vector<at::Tensor> centred;
+  std::vector<double> self_norm;
+  for (const auto& r : reps) {
+    OT_REQUIRE(r.dim() == 2 && r.size(0) == reps[0].size(0), "cka: expected (N, C) inputs with equal N");
+    at::Tensor x = r.to(torch::kDouble);
+    x = x - x.mean(0, true);
+    self_norm.push_back(torch::mm(x.t(), x).norm().item<double>());
+    centred.push_back(std::move(x));
+  }
+  const size_t m = reps.size();
+  std::vector<std::vector<double>> sim(m, std::vector<double>(m, 0.0));
+  for (size_t i = 0; i < m; ++i) {
+    sim[i][i] = self_norm[i] > 0 ? 1.0 : 0.0;
+    for (size_t j = i + 1; j < m; ++j) {
+      const double cross = torch::mm(centred[j].t(), centred[i]).pow(2).sum().item<double>();
+      const double denom = self_norm[i] * self_norm[j];
+      sim[i][j] = sim[j][i] = denom > 0 ? cross / denom : 0.0;
+    }
+  }
+  return sim;
+}
+
 std::vector<int64_t> cluster_adjacent_layers(const std::vector<std::vector<double>>& sim, int64_t k) {
   const int64_t n = static_cast<int64_t>(sim.size());
   OT_REQUIRE(k >= 1 && k <= n, "cka: cannot make ", k, " clusters of ", n, " layers");
@@ -41,8 +65,8 @@ std::vector<int64_t> cluster_adjacent_layers(const std::vector<std::vector<doubl
   return kept;
 }
 
-std::vector<int64_t> cka_select_middle_blocks(BlockModelImpl& model, int64_t bottom, int64_t top, int64_t k,
-                                              const std::vector<Batch>& batches) {
+CkaSelection cka_select_middle_blocks(BlockModelImpl& model, int64_t bottom, int64_t top, int64_t k,
+                                      const std::vector<Batch>& batches) {
   OT_REQUIRE(!batches.empty(), "--strategy cka: needs calibration data (--calibration CORPUS or --calibration-images)");
   torch::NoGradGuard ng;
   const int64_t n = model.num_blocks(), m = n - bottom - top;
@@ -62,11 +86,11 @@ std::vector<int64_t> cka_select_middle_blocks(BlockModelImpl& model, int64_t bot
   }
   std::vector<at::Tensor> reps;
   for (auto& o : outs) reps.push_back(torch::cat(o, 0));
-  std::vector<std::vector<double>> sim(static_cast<size_t>(m), std::vector<double>(static_cast<size_t>(m), 0.0));
-  for (int64_t i = 0; i + 1 < m; ++i)
-    sim[static_cast<size_t>(i)][static_cast<size_t>(i + 1)] = sim[static_cast<size_t>(i + 1)][static_cast<size_t>(i)] =
-        linear_cka(reps[static_cast<size_t>(i)], reps[static_cast<size_t>(i + 1)]);
-  return cluster_adjacent_layers(sim, k);
+  CkaSelection out;
+  out.first_block = bottom;
+  out.similarity = linear_cka_matrix(reps);
+  out.kept = cluster_adjacent_layers(out.similarity, k);
+  return out;
 }
 
 }  // namespace ot

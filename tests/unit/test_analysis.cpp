@@ -43,8 +43,10 @@ struct Ev {
   double value, stderr_value = 0;
 };
 
+// `cka`: the attribute cka_similarity, unless null.
 void write_run(const std::string& root, const RunSpec& spec, const std::vector<Ev>& eval,
-               const std::vector<std::pair<std::string, double>>& efficiency = {}, bool curves = false) {
+               const std::vector<std::pair<std::string, double>>& efficiency = {}, bool curves = false,
+               const nlohmann::json& cka = nullptr) {
   results::RunInfo info;
   info.run_id = std::filesystem::path(spec.rel).stem().string();
   info.experiment = std::filesystem::path(spec.rel).parent_path().string();
@@ -58,6 +60,7 @@ void write_run(const std::string& root, const RunSpec& spec, const std::vector<E
   rec.set_attribute("sweep_params", spec.sweep.dump());
   if (!spec.paper_table.empty()) rec.set_attribute("paper_table", spec.paper_table);
   rec.set_attribute("seed", spec.seed);
+  if (!cka.is_null()) rec.set_attribute("cka_similarity", cka.dump());
   if (curves) {
     for (int step = 0; step < 4; ++step) {
       const double s = static_cast<double>(step);
@@ -140,7 +143,16 @@ void build_results(const std::string& root) {
     }
     RunSpec spec{"sweep/opt-1.3b-2-4-2_seed" + std::to_string(seed) + ".h5", "OPT-1.3B (2-4-2 Distill)", "g242", "",
                  seed, {{"emulator.layers", 4}, {"experiment.seed", seed}}};
-    write_run(root, spec, eval, {}, /*curves=*/seed == 1);
+    nlohmann::json cka;
+    if (seed == 1) {  // a CKA selection of 4 of the middle blocks 2..7
+      cka = {{"blocks", {2, 3, 4, 5, 6, 7}}, {"kept", {2, 4, 5, 7}}, {"matrix", nlohmann::json::array()}};
+      for (int i = 0; i < 6; ++i) {
+        nlohmann::json row = nlohmann::json::array();
+        for (int j = 0; j < 6; ++j) row.push_back(1.0 - 0.1 * std::abs(i - j));
+        cka["matrix"].push_back(row);
+      }
+    }
+    write_run(root, spec, eval, {}, /*curves=*/seed == 1, cka);
   }
 }
 
@@ -160,7 +172,7 @@ void write_other_schema(const std::string& path, std::int64_t version) {
 // PAPER.md; group B's Plug-in loses to Full ZS on ARC-E and brown_j).
 const char* kExpectedMarkdown = R"md(# Offsite-tuning results
 
-5 completed runs in 2 groups. A cell is the mean over the group's runs (seeds) ± the standard error of the mean; with one run, ± the harness's standard error where it reported one. "(n=K)": only K of the group's runs have the cell. Accuracies (acc where a task has it) in %, other metrics as recorded. Privacy gap: OT Plug-in minus OT Emulator (for lower-is-better metrics Emulator minus Plug-in), so positive means the plug-in is better. Avg (8): the mean over the eight tasks, WikiText excluded.
+5 completed runs in 2 groups. A cell is the mean over the group's runs (seeds) ± the standard error of the mean; with one run, ± the harness's standard error where it reported one. "(n=K)": only K of the group's runs have the cell. Accuracies (acc where a task has it) in %, other metrics as recorded. Privacy gap: OT Plug-in minus OT Emulator (for lower-is-better metrics Emulator minus Plug-in), so positive means the plug-in is better; the utility-lost rows likewise compare the full model with the emulator alone (Full ZS minus Emulator ZS, FT minus OT Emulator). A difference is the mean of the runs' own differences ± their standard error where every run has both cells. Avg (8): the mean over the eight tasks, WikiText excluded.
 
 ## OPT-1.3B (2-4-2 Distill)
 
@@ -173,7 +185,8 @@ const char* kExpectedMarkdown = R"md(# Offsite-tuning results
 | OT Emulator | 66.0 ± 0.6 | 54.5 ± 0.3 | – | 25.00 ± 0.00 |
 | OT Plug-in | 74.0 ± 0.6 | 56.0 ± 0.6 | 40.0 ± 0.5 (n=1) | 22.05 ± 0.03 |
 | distilled_emulator | – | – | – | 27.50 (n=1) |
-| Privacy gap (Plug-in minus OT Emulator) | +8.0 | +1.5 | – | +2.95 |
+| Privacy gap (Plug-in minus OT Emulator) | +8.0 ± 0.0 | +1.5 ± 0.3 | – | +2.95 ± 0.03 |
+| Emulator ZS utility lost (Full ZS minus Emulator ZS) | +10.6 ± 0.6 | +5.9 ± 0.6 | – | +10.10 ± 0.06 |
 
 Checks (PAPER.md 2.5; a positive margin of the means says the paper's pattern holds; (k/n): it holds in k of the n runs; Holds: the columns where the means hold):
 
@@ -194,7 +207,9 @@ Checks (PAPER.md 2.5; a positive margin of the means says the paper's pattern ho
 | FT | 31.4 ± 1.0 | 75.2 ± 1.0 | 61.3 ± 1.0 | 27.7 ± 1.0 | 42.7 ± 1.0 | 92.5 ± 1.0 | 31.2 ± 1.0 | 37.0 ± 1.0 | 12.52 ± 0.10 | 49.9 ± 1.0 |
 | OT Emulator | 24.8 ± 1.0 | 71.6 ± 1.0 | 58.1 ± 1.0 | 26.1 ± 1.0 | 37.0 ± 1.0 | 92.2 ± 1.0 | 24.3 ± 1.0 | 38.6 ± 1.0 | 15.54 ± 0.10 | 46.6 ± 1.0 |
 | OT Plug-in | 29.0 ± 1.0 | 74.5 ± 1.0 | 59.4 ± 1.0 | 27.8 ± 1.0 | 43.3 ± 1.0 | 92.9 ± 1.0 | 26.2 ± 1.0 | 38.9 ± 1.0 | 13.15 ± 0.10 | 49.0 ± 1.0 |
-| Privacy gap (Plug-in minus OT Emulator) | +4.2 | +2.9 | +1.3 | +1.7 | +6.3 | +0.7 | +1.9 | +0.3 | +2.39 | +2.4 |
+| Privacy gap (Plug-in minus OT Emulator) | +4.2 ± 0.0 | +2.9 ± 0.0 | +1.3 ± 0.0 | +1.7 ± 0.0 | +6.3 ± 0.0 | +0.7 ± 0.0 | +1.9 ± 0.0 | +0.3 ± 0.0 | +2.39 ± 0.00 | +2.4 ± 0.0 |
+| Emulator ZS utility lost (Full ZS minus Emulator ZS) | +4.0 ± 0.0 | +2.9 ± 0.0 | +3.0 ± 0.0 | +2.0 ± 0.0 | +6.4 ± 0.0 | +3.5 ± 0.0 | +3.3 ± 0.0 | +1.2 ± 0.0 | +7.07 ± 0.00 | +3.3 ± 0.0 |
+| OT Emulator utility lost (FT minus OT Emulator) | +6.6 ± 0.0 | +3.6 ± 0.0 | +3.2 ± 0.0 | +1.6 ± 0.0 | +5.7 ± 0.0 | +0.3 ± 0.0 | +6.9 ± 0.0 | -1.6 ± 0.0 | +3.02 ± 0.00 | +3.3 ± 0.0 |
 
 Checks (PAPER.md 2.5; a positive margin of the means says the paper's pattern holds; (k/n): it holds in k of the n runs; Holds: the columns where the means hold):
 
@@ -214,6 +229,20 @@ Published (PAPER.md Table 1, opt-1.3b):
 | OT Emulator | 24.8 | 71.6 | 58.1 | 26.1 | 37.0 | 92.2 | 24.3 | 38.6 | 15.54 | 46.6 |
 | OT Plug-in | 29.0 | 74.5 | 59.4 | 27.8 | 43.3 | 92.9 | 26.2 | 38.9 | 13.15 | 49.0 |
 | Privacy gap (Plug-in minus OT Emulator) | +4.2 | +2.9 | +1.3 | +1.7 | +6.3 | +0.7 | +1.9 | +0.3 | +2.39 | +2.4 |
+| Emulator ZS utility lost (Full ZS minus Emulator ZS) | +4.0 | +2.9 | +3.0 | +2.0 | +6.4 | +3.5 | +3.3 | +1.2 | +7.07 | +3.3 |
+| OT Emulator utility lost (FT minus OT Emulator) | +6.6 | +3.6 | +3.2 | +1.6 | +5.7 | +0.3 | +6.9 | -1.6 | +3.02 | +3.3 |
+
+## Privacy and utility
+
+What the data owner's emulator can do alone against what the plug-in gives: per group, the 8-task average where it has one, else each task. Privacy gap: OT Plug-in minus OT Emulator; utility lost: the full model minus the emulator, zero-shot and fine-tuned (positive: the emulator is worse, as offsite-tuning needs). Differences are the mean of the runs' own differences ± its sem where every run has both cells.
+
+| Group | Task | OT Plug-in | Emulator ZS | OT Emulator | Full ZS | FT | Privacy gap (Plug-in minus OT Emulator) | Emulator ZS utility lost (Full ZS minus Emulator ZS) | OT Emulator utility lost (FT minus OT Emulator) |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| OPT-1.3B (2-4-2 Distill) | PIQA | 74.0 ± 0.6 | 61.0 ± 0.6 | 66.0 ± 0.6 | 71.6 ± 0.0 | – | +8.0 ± 0.0 | +10.6 ± 0.6 | – |
+| OPT-1.3B (2-4-2 Distill) | ARC-E | 56.0 ± 0.6 | 51.0 ± 0.6 | 54.5 ± 0.3 | 56.9 ± 0.0 | – | +1.5 ± 0.3 | +5.9 ± 0.6 | – |
+| OPT-1.3B (2-4-2 Distill) | HellaSwag | 40.0 ± 0.5 (n=1) | – | – | – | – | – | – | – |
+| OPT-1.3B (2-4-2 Distill) | brown_j ppl | 22.05 ± 0.03 | 30.20 ± 0.12 | 25.00 ± 0.00 | 20.10 ± 0.06 | – | +2.95 ± 0.03 | +10.10 ± 0.06 | – |
+| OPT-1.3B (2-8-2 Distill) | Avg (8) | 49.0 ± 1.0 | 39.2 ± 1.0 | 46.6 ± 1.0 | 42.5 ± 1.0 | 49.9 ± 1.0 | +2.4 ± 0.0 | +3.3 ± 0.0 | +3.3 ± 0.0 |
 
 ## Efficiency
 
@@ -244,9 +273,12 @@ OPT-1.3B (2-4-2 Distill),plugin,hellaswag,acc,0.4,0.005,1,
 OPT-1.3B (2-4-2 Distill),plugin,brown_j,perplexity,22.05,0.02886751346,3,
 OPT-1.3B (2-4-2 Distill),plugin,brown_j,loss,3.1,0.05773502692,3,
 OPT-1.3B (2-4-2 Distill),distilled_emulator,brown_j,perplexity,27.5,,1,
-OPT-1.3B (2-4-2 Distill),privacy_gap,piqa,acc,0.08,,3,
-OPT-1.3B (2-4-2 Distill),privacy_gap,arc_easy,acc,0.015,,3,
-OPT-1.3B (2-4-2 Distill),privacy_gap,brown_j,perplexity,2.95,,3,
+OPT-1.3B (2-4-2 Distill),privacy_gap,piqa,acc,0.08,0,3,
+OPT-1.3B (2-4-2 Distill),privacy_gap,arc_easy,acc,0.015,0.002886751346,3,
+OPT-1.3B (2-4-2 Distill),privacy_gap,brown_j,perplexity,2.95,0.02886751346,3,
+OPT-1.3B (2-4-2 Distill),zs_emulator_gap,piqa,acc,0.106,0.005773502692,3,
+OPT-1.3B (2-4-2 Distill),zs_emulator_gap,arc_easy,acc,0.059,0.005773502692,3,
+OPT-1.3B (2-4-2 Distill),zs_emulator_gap,brown_j,perplexity,10.1,0.05773502692,3,
 OPT-1.3B (2-8-2 Distill),zs_full,openbookqa,acc,0.234,0.01,2,0.234
 OPT-1.3B (2-8-2 Distill),zs_full,piqa,acc,0.716,0.01,2,0.716
 OPT-1.3B (2-8-2 Distill),zs_full,piqa,acc_norm,0.766,0.01,2,
@@ -297,21 +329,41 @@ OPT-1.3B (2-8-2 Distill),plugin,sciq,acc,0.929,0.01,2,0.929
 OPT-1.3B (2-8-2 Distill),plugin,webqs,acc,0.262,0.01,2,0.262
 OPT-1.3B (2-8-2 Distill),plugin,race,acc,0.389,0.01,2,0.389
 OPT-1.3B (2-8-2 Distill),plugin,wikitext,perplexity,13.15,0.1,2,13.15
-OPT-1.3B (2-8-2 Distill),privacy_gap,openbookqa,acc,0.042,,2,0.042
-OPT-1.3B (2-8-2 Distill),privacy_gap,piqa,acc,0.029,,2,0.029
-OPT-1.3B (2-8-2 Distill),privacy_gap,arc_easy,acc,0.013,,2,0.013
-OPT-1.3B (2-8-2 Distill),privacy_gap,arc_challenge,acc,0.017,,2,0.017
-OPT-1.3B (2-8-2 Distill),privacy_gap,hellaswag,acc,0.063,,2,0.063
-OPT-1.3B (2-8-2 Distill),privacy_gap,sciq,acc,0.007,,2,0.007
-OPT-1.3B (2-8-2 Distill),privacy_gap,webqs,acc,0.019,,2,0.019
-OPT-1.3B (2-8-2 Distill),privacy_gap,race,acc,0.003,,2,0.003
-OPT-1.3B (2-8-2 Distill),privacy_gap,wikitext,perplexity,2.39,,2,2.39
+OPT-1.3B (2-8-2 Distill),privacy_gap,openbookqa,acc,0.042,0,2,0.042
+OPT-1.3B (2-8-2 Distill),privacy_gap,piqa,acc,0.029,0,2,0.029
+OPT-1.3B (2-8-2 Distill),privacy_gap,arc_easy,acc,0.013,0,2,0.013
+OPT-1.3B (2-8-2 Distill),privacy_gap,arc_challenge,acc,0.017,0,2,0.017
+OPT-1.3B (2-8-2 Distill),privacy_gap,hellaswag,acc,0.063,0,2,0.063
+OPT-1.3B (2-8-2 Distill),privacy_gap,sciq,acc,0.007,0,2,0.007
+OPT-1.3B (2-8-2 Distill),privacy_gap,webqs,acc,0.019,0,2,0.019
+OPT-1.3B (2-8-2 Distill),privacy_gap,race,acc,0.003,0,2,0.003
+OPT-1.3B (2-8-2 Distill),privacy_gap,wikitext,perplexity,2.39,0,2,2.39
+OPT-1.3B (2-8-2 Distill),zs_emulator_gap,openbookqa,acc,0.04,0,2,0.04
+OPT-1.3B (2-8-2 Distill),zs_emulator_gap,piqa,acc,0.029,0,2,0.029
+OPT-1.3B (2-8-2 Distill),zs_emulator_gap,arc_easy,acc,0.03,0,2,0.03
+OPT-1.3B (2-8-2 Distill),zs_emulator_gap,arc_challenge,acc,0.02,0,2,0.02
+OPT-1.3B (2-8-2 Distill),zs_emulator_gap,hellaswag,acc,0.064,0,2,0.064
+OPT-1.3B (2-8-2 Distill),zs_emulator_gap,sciq,acc,0.035,0,2,0.035
+OPT-1.3B (2-8-2 Distill),zs_emulator_gap,webqs,acc,0.033,0,2,0.033
+OPT-1.3B (2-8-2 Distill),zs_emulator_gap,race,acc,0.012,0,2,0.012
+OPT-1.3B (2-8-2 Distill),zs_emulator_gap,wikitext,perplexity,7.07,0,2,7.07
+OPT-1.3B (2-8-2 Distill),ft_emulator_gap,openbookqa,acc,0.066,0,2,0.066
+OPT-1.3B (2-8-2 Distill),ft_emulator_gap,piqa,acc,0.036,0,2,0.036
+OPT-1.3B (2-8-2 Distill),ft_emulator_gap,arc_easy,acc,0.032,0,2,0.032
+OPT-1.3B (2-8-2 Distill),ft_emulator_gap,arc_challenge,acc,0.016,0,2,0.016
+OPT-1.3B (2-8-2 Distill),ft_emulator_gap,hellaswag,acc,0.057,0,2,0.057
+OPT-1.3B (2-8-2 Distill),ft_emulator_gap,sciq,acc,0.003,0,2,0.003
+OPT-1.3B (2-8-2 Distill),ft_emulator_gap,webqs,acc,0.069,0,2,0.069
+OPT-1.3B (2-8-2 Distill),ft_emulator_gap,race,acc,-0.016,0,2,-0.016
+OPT-1.3B (2-8-2 Distill),ft_emulator_gap,wikitext,perplexity,3.02,0,2,3.02
 OPT-1.3B (2-8-2 Distill),zs_full,average_8,acc,0.425125,0.01,2,0.425125
 OPT-1.3B (2-8-2 Distill),zs_emulator,average_8,acc,0.39225,0.01,2,0.39225
 OPT-1.3B (2-8-2 Distill),ft_full,average_8,acc,0.49875,0.01,2,0.49875
 OPT-1.3B (2-8-2 Distill),ft_emulator,average_8,acc,0.465875,0.01,2,0.465875
 OPT-1.3B (2-8-2 Distill),plugin,average_8,acc,0.49,0.01,2,0.49
-OPT-1.3B (2-8-2 Distill),privacy_gap,average_8,acc,0.024125,,2,0.024125
+OPT-1.3B (2-8-2 Distill),privacy_gap,average_8,acc,0.024125,0,2,0.024125
+OPT-1.3B (2-8-2 Distill),zs_emulator_gap,average_8,acc,0.032875,0,2,0.032875
+OPT-1.3B (2-8-2 Distill),ft_emulator_gap,average_8,acc,0.032875,0,2,0.032875
 OPT-1.3B (2-8-2 Distill),efficiency,,tokens_per_s,5100,200,2,
 OPT-1.3B (2-8-2 Distill),efficiency,,peak_memory_mib,9000,2,2,
 OPT-1.3B (2-8-2 Distill),efficiency,,trainable_params,201326592,0,2,
@@ -473,6 +525,16 @@ TEST(Analyze, BadInputsAreClearErrors) {
       << r.err;
   std::filesystem::remove(root + "/b/bad.h5");
 
+  // cka_similarity must be a square matrix over its blocks.
+  RunSpec lopsided{"d/run.h5", "L", "g3", "", 1, nlohmann::json::object()};
+  write_run(root, lopsided, {{"plugin", "piqa", "acc", 0.5}}, {}, false,
+            {{"blocks", {2, 3}}, {"matrix", {{1.0, 0.5}}}, {"kept", {3}}});
+  r = run_cli("analyze " + root + " --no-figures");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(root + "/d/run.h5: root attribute 'cka_similarity' should be a JSON object"), std::string::npos)
+      << r.err;
+  std::filesystem::remove(root + "/d/run.h5");
+
   // A malformed paper_table names the run file.
   RunSpec odd{"c/run.h5", "L", "g2", "table1-opt", 1, nlohmann::json::object()};
   write_run(root, odd, {{"plugin", "piqa", "acc", 0.5}});
@@ -492,14 +554,15 @@ TEST(Analyze, WritesFigures) {
                             << r.err;
   const std::string figures = root + "/analysis/figures/";
   for (const char* stem : {"curve_distill", "curve_finetune", "curve_finetune_eval", "sweep_emulator.layers",
-                           "privacy_utility_emulator.layers", "efficiency"}) {
+                           "privacy_utility_emulator.layers", "efficiency", "results_OPT-1.3B_2-8-2_Distill",
+                           "results_OPT-1.3B_2-4-2_Distill", "privacy_utility", "cka_OPT-1.3B_2-4-2_Distill"}) {
     const std::string png = slurp(figures + stem + ".png");
     ASSERT_GT(png.size(), 1000u) << stem << ".png missing or empty";
     EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8)) << stem;
     const std::string svg = slurp(figures + stem + ".svg");
     EXPECT_NE(svg.find("<svg"), std::string::npos) << stem << ".svg";
   }
-  EXPECT_NE(r.err.find("plot_results.py: wrote 12 files to " + root + "/analysis/figures\n"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("plot_results.py: wrote 20 files to " + root + "/analysis/figures\n"), std::string::npos) << r.err;
   EXPECT_EQ(r.out, kExpectedMarkdown) << "the plot script writes nothing to stdout";
 }
 
@@ -628,7 +691,7 @@ TEST(Analysis, AggregateIsTheMeanAndTheStandardErrorOfTheMean) {
 
 TEST(Analysis, PaperNumbersAreThePapersTables) {
   const PaperNumbers p = PaperNumbers::load(ot::test::repo_root() + "/analysis/paper_numbers.csv");
-  EXPECT_EQ(p.numbers().size(), 2u * 5 * 9 + 2u * 4 * 9 + 16 + 2u * 3 * 6);
+  EXPECT_EQ(p.numbers().size(), 2u * 5 * 9 + 2u * 4 * 9 + 16 + 2u * 3 * 6 + 15);  // + GradOT's averages
   // PAPER.md's derived values: OPT-1.3B 8-task averages 49.0 (Plug-in), 46.6 (OT Emulator), 49.9 (FT).
   auto average = [&](const std::string& setting) {
     double sum = 0;

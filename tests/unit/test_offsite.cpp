@@ -646,13 +646,46 @@ TEST(Cka, ClusteringMergesTheMostSimilarNeighboursAndKeepsMiddles) {
   EXPECT_EQ(ot::cluster_adjacent_layers(s, 6), (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
 }
 
+// The matrix holds linear_cka of every pair (each representation centred once), so the
+// recorded heat map is the similarity the paper defines.
+TEST(Cka, MatrixIsLinearCkaOfEveryPair) {
+  torch::manual_seed(3);
+  const at::Tensor base = torch::randn({40, 6});
+  const std::vector<at::Tensor> reps = {base, base.mm(torch::randn({6, 8})) + 0.1 * torch::randn({40, 8}),
+                                        torch::randn({40, 5}), torch::full({40, 3}, 2.0)};
+  const auto sim = ot::linear_cka_matrix(reps);
+  ASSERT_EQ(sim.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    ASSERT_EQ(sim[i].size(), 4u);
+    for (size_t j = 0; j < 4; ++j) {
+      if (i == j) continue;
+      EXPECT_NEAR(sim[i][j], ot::linear_cka(reps[i], reps[j]), 1e-12) << i << "," << j;
+      EXPECT_DOUBLE_EQ(sim[i][j], sim[j][i]);
+    }
+  }
+  EXPECT_DOUBLE_EQ(sim[0][0], 1.0);
+  EXPECT_DOUBLE_EQ(sim[3][3], 0.0);  // constant: no variance to compare
+  EXPECT_GT(sim[0][1], sim[0][2]);   // a linear map of X is more similar to X than noise is
+}
+
 TEST(Cka, SelectsFromRealActivations) {
   ot::DecoderLM m = ot::load_model(fixture_dir("llama"));
   TokenBlocks data(4, 16, 1000, 9);
-  auto kept = ot::cka_select_middle_blocks(m, 1, 1, 1, {data.batch({0, 1}), data.batch({2, 3})});
+  const ot::CkaSelection cka = ot::cka_select_middle_blocks(m, 1, 1, 1, {data.batch({0, 1}), data.batch({2, 3})});
+  const auto& kept = cka.kept;
   ASSERT_EQ(kept.size(), 1u);
   EXPECT_GE(kept[0], 0);
   EXPECT_LT(kept[0], 2);
+  // The recorded matrix: the middle blocks 1 and 2, symmetric, 1 on the diagonal, and the
+  // pair's value in [0, 1].
+  EXPECT_EQ(cka.first_block, 1);
+  ASSERT_EQ(cka.similarity.size(), 2u);
+  ASSERT_EQ(cka.similarity[0].size(), 2u);
+  EXPECT_DOUBLE_EQ(cka.similarity[0][0], 1.0);
+  EXPECT_DOUBLE_EQ(cka.similarity[1][1], 1.0);
+  EXPECT_DOUBLE_EQ(cka.similarity[0][1], cka.similarity[1][0]);
+  EXPECT_GT(cka.similarity[0][1], 0.0);
+  EXPECT_LE(cka.similarity[0][1], 1.0 + 1e-12);
 }
 
 }  // namespace

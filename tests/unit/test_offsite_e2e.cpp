@@ -90,6 +90,29 @@ TEST_F(OffsiteWorkflow, EmulatorReportsGradientAlignment) {
   EXPECT_NE(r.err.find("--report: gradient alignment needs batches"), std::string::npos) << r.err;
 }
 
+// `ot emulator --strategy cka --record`: the CKA matrix of the middle blocks is recorded
+// (attribute cka_similarity) with the blocks it covers and the blocks kept.
+TEST_F(OffsiteWorkflow, CkaSelectionRecordsItsMatrix) {
+  auto r = run_cli("emulator --model " + p("full") + " --adapter 1,1 --emulator-layers 1 --strategy cka --calibration " +
+                   p("distill.txt") + " --block-size 64 --threads 1 --record " + p("cka.h5") + " --cache-dir " +
+                   p("cache") + " --out " + p("cka_bundle"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto run = ot::results::RunReader::open(p("cka.h5"));
+  const auto cka = nlohmann::json::parse(run.string_attribute("cka_similarity"));
+  const std::size_t m = cka["blocks"].size();
+  ASSERT_GE(m, 2u);
+  EXPECT_EQ(cka["blocks"][0], 1);  // the first middle block, after the one-block bottom adapter
+  ASSERT_EQ(cka["matrix"].size(), m);
+  for (std::size_t i = 0; i < m; ++i) {
+    ASSERT_EQ(cka["matrix"][i].size(), m);
+    EXPECT_DOUBLE_EQ(cka["matrix"][i][i].get<double>(), 1.0);
+    for (std::size_t j = 0; j < m; ++j) EXPECT_DOUBLE_EQ(cka["matrix"][i][j].get<double>(), cka["matrix"][j][i].get<double>());
+  }
+  ASSERT_EQ(cka["kept"].size(), 1u);
+  EXPECT_GE(cka["kept"][0].get<int>(), 1);
+  EXPECT_LE(cka["kept"][0].get<int>(), static_cast<int>(m));
+}
+
 TEST_F(OffsiteWorkflow, FiveSettingsRecordedAndPluginBeatsZeroShot) {
   const std::string common = " --block-size 64 --batch-size 8 --threads 1 --cache-dir " + p("cache");
   auto emu = run_cli("emulator --model " + p("full") + " --adapter 1,1 --emulator-layers 1 --distill " + p("distill.txt") +

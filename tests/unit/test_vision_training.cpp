@@ -246,7 +246,7 @@ TEST(VisionDistillation, CkaSelectsMiddleBlocksOnImages) {
   ot::ImageClassificationSource src(data, {}, ot::default_image_processor_config(32), {});
   std::vector<ot::Batch> batches = {src.batch({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}),
                                     src.batch({16, 17, 18, 19, 20, 21, 22, 23})};
-  EXPECT_EQ(ot::cka_select_middle_blocks(*full, 1, 1, 1, batches)[0] + 1, b->block_origin()[1]);
+  EXPECT_EQ(ot::cka_select_middle_blocks(*full, 1, 1, 1, batches).kept[0] + 1, b->block_origin()[1]);
   r = ot::test::run_cli("emulator --model " + vision_dir("vit") + " --adapter 1,1 --emulator-layers 1 --strategy cka --out " +
                         tmp.file("b2"));
   EXPECT_NE(r.err.find("--strategy cka: needs calibration images"), std::string::npos) << r.err;
