@@ -6,17 +6,22 @@
 // block it replaces; through the CLI on stories260K a bundle stores harmonizers under the
 // replaced blocks' names, records their ranks and the importance, reloads to the same
 // logits, fine-tunes and plugs in, and the plain export and a tampered rank are refused.
+// The model FLOPs of a bundle count what its blocks store: low-rank factors, pruned MLP
+// widths, harmonizers without attention, each worked out by hand.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <fstream>
 
 #include "checkpoint/safetensors.h"
+#include "model/flops.h"
 #include "model/harmonizer.h"
 #include "model/load.h"
+#include "offsite/channel_pruning.h"
 #include "offsite/distill.h"
 #include "offsite/emulator.h"
 #include "offsite/layer_replacement.h"
+#include "offsite/rank_compression.h"
 #include "results/run_file.h"
 #include "test_support.h"
 #include "util/fs.h"
@@ -25,6 +30,45 @@ namespace {
 
 using ot::test::expect_error;
 using ot::test::fixture_dir;
+
+TEST(Flops, CompressedBundlesCountWhatTheyStore) {
+  // OPT fixture: 4 blocks, C 64, ffn 256, vocabulary 1000. A 1-2-1 bundle keeps every block,
+  // so the dense bundle costs what the model does: per block q, k, v, out (64 x 64) and fc1,
+  // fc2 (64 x 256): 2 * (4 * 4096 + 2 * 16384) = 98304, attention 4 * T * C = 4096; head 2 * C * V.
+  ot::DecoderLM full = ot::load_model(fixture_dir("opt"));
+  const int64_t T = 16;
+  const double dense = 98304.0 + 4096.0, head = 128000.0;
+  ot::EmulatorOptions o;
+  o.bottom = 1;
+  o.top = 1;
+  o.layers = 2;
+  const ot::OffsiteLayout layout = ot::make_layout(4, o, {0, 1});
+  auto bundle = [&] { return ot::build_bundle(full, layout, o); };
+  ASSERT_DOUBLE_EQ(ot::forward_flops_per_token(full, T), 4 * dense + head);
+  {
+    // Rank 8: each attention projection stores (8 x 64) + (64 x 8) = 1024 weights, not 4096.
+    ot::DecoderLM b = bundle();
+    ot::compress_emulator_ranks(*b, layout, 8);
+    const double low_rank = 2.0 * (4 * 1024 + 2 * 16384) + 4096.0;
+    EXPECT_DOUBLE_EQ(ot::forward_flops_per_token(b, T), 2 * dense + 2 * low_rank + head);
+  }
+  {
+    // Half the MLP channels: fc1 and fc2 of 128 channels, 2 * (2 * 64 * 128) = 32768.
+    ot::DecoderLM b = bundle();
+    ot::EmulatorOptions prune = o;
+    prune.prune_channels = 0.5;
+    prune.channel_score = "magnitude";
+    ot::prune_emulator_channels(*b, layout, prune, {});
+    const double pruned = 2.0 * 4 * 4096 + 32768.0 + 4096.0;
+    EXPECT_DOUBLE_EQ(ot::forward_flops_per_token(b, T), 2 * dense + 2 * pruned + head);
+  }
+  {
+    // A rank-4 harmonizer in place of block 1: down (4 x 64) and up (64 x 4), no attention.
+    ot::DecoderLM b = bundle();
+    ot::replace_with_harmonizers(*b, {1}, 4, 7);
+    EXPECT_DOUBLE_EQ(ot::forward_flops_per_token(b, T), 3 * dense + 2.0 * (256 + 256) + head);
+  }
+}
 
 TEST(Harmonizer, ComputesItsFormulaAndStartsAsTheIdentity) {
   ot::DecoderLM m = ot::load_model(fixture_dir("opt"));
