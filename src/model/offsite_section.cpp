@@ -42,37 +42,38 @@ std::vector<int64_t> bundle_block_origin(const nlohmann::json& config, int64_t n
   return o;
 }
 
+namespace {
+
+// offsite.<key>: one integer in [lo, hi] per block (empty where the section has no such key).
+std::vector<int64_t> per_block_integers(const nlohmann::json& config, const char* key, int64_t num_blocks, int64_t lo,
+                                        int64_t hi, const char* one, const char* many, const char* note,
+                                        const std::string& source) {
+  std::vector<int64_t> values;
+  const nlohmann::json* s = offsite_section(config, source);
+  if (s == nullptr || !s->contains(key)) return values;
+  const nlohmann::json& list = (*s)[key];
+  OT_REQUIRE(list.is_array() && static_cast<int64_t>(list.size()) == num_blocks, source, ": offsite.", key,
+             ": expected one ", one, " per block (", num_blocks, "), got ", list.dump().substr(0, 200));
+  for (const auto& v : list) {
+    OT_REQUIRE(v.is_number_integer() && v.get<int64_t>() >= lo && v.get<int64_t>() <= hi, source, ": offsite.", key,
+               ": expected ", many, " in [", lo, ", ", hi, "]", note, ", got ", v.dump());
+    values.push_back(v.get<int64_t>());
+  }
+  return values;
+}
+
+}  // namespace
+
 std::vector<int64_t> bundle_mlp_channels(const nlohmann::json& config, int64_t num_blocks, int64_t intermediate_size,
                                          const std::string& source) {
-  std::vector<int64_t> widths;
-  const nlohmann::json* s = offsite_section(config, source);
-  if (s == nullptr || !s->contains("mlp_channels")) return widths;
-  const nlohmann::json& w = (*s)["mlp_channels"];
-  OT_REQUIRE(w.is_array() && static_cast<int64_t>(w.size()) == num_blocks, source,
-             ": offsite.mlp_channels: expected one MLP width per block (", num_blocks, "), got ", w.dump());
-  for (const auto& v : w) {
-    OT_REQUIRE(v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= intermediate_size, source,
-               ": offsite.mlp_channels: expected widths in [1, ", intermediate_size, "], got ", v.dump());
-    widths.push_back(v.get<int64_t>());
-  }
-  return widths;
+  return per_block_integers(config, "mlp_channels", num_blocks, 1, intermediate_size, "MLP width", "widths", "",
+                            source);
 }
 
 std::vector<int64_t> bundle_harmonizer_ranks(const nlohmann::json& config, int64_t num_blocks, int64_t hidden_size,
                                              const std::string& source) {
-  std::vector<int64_t> ranks;
-  const nlohmann::json* s = offsite_section(config, source);
-  if (s == nullptr || !s->contains("harmonizer_ranks")) return ranks;
-  const nlohmann::json& r = (*s)["harmonizer_ranks"];
-  OT_REQUIRE(r.is_array() && static_cast<int64_t>(r.size()) == num_blocks, source,
-             ": offsite.harmonizer_ranks: expected one rank per block (", num_blocks, "), got ", r.dump().substr(0, 200));
-  for (const auto& v : r) {
-    OT_REQUIRE(v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= hidden_size, source,
-               ": offsite.harmonizer_ranks: expected ranks in [0, ", hidden_size, "] (0: the block itself), got ",
-               v.dump());
-    ranks.push_back(v.get<int64_t>());
-  }
-  return ranks;
+  return per_block_integers(config, "harmonizer_ranks", num_blocks, 0, hidden_size, "rank", "ranks",
+                            " (0: the block itself)", source);
 }
 
 std::vector<std::map<std::string, int64_t>> bundle_svd_ranks(const nlohmann::json& config, int64_t num_blocks,

@@ -222,6 +222,18 @@ TEST(ModelLoadErrors, MalformedOffsiteSectionNamesConfigJson) {
   cfg["offsite"] = {{"num_original_layers", "six"}, {"block_origin", {0, 1}}};
   ot::test::expect_error([&] { ot::bundle_num_original_layers(cfg, 2, "b/config.json"); },
                          {"b/config.json", "offsite.num_original_layers: expected a positive integer", "\"six\""});
+  // Per-block lists: one entry per block, each in its range.
+  cfg["offsite"] = {{"mlp_channels", {32}}};
+  ot::test::expect_error([&] { ot::bundle_mlp_channels(cfg, 2, 32, "b/config.json"); },
+                         {"b/config.json: offsite.mlp_channels: expected one MLP width per block (2), got [32]"});
+  cfg["offsite"] = {{"mlp_channels", {32, 33}}};
+  ot::test::expect_error([&] { ot::bundle_mlp_channels(cfg, 2, 32, "b/config.json"); },
+                         {"offsite.mlp_channels: expected widths in [1, 32], got 33"});
+  cfg["offsite"] = {{"harmonizer_ranks", {0, -1}}};
+  ot::test::expect_error([&] { ot::bundle_harmonizer_ranks(cfg, 2, 16, "b/config.json"); },
+                         {"offsite.harmonizer_ranks: expected ranks in [0, 16] (0: the block itself), got -1"});
+  cfg["offsite"] = {{"harmonizer_ranks", {0, 4}}};
+  EXPECT_EQ(ot::bundle_harmonizer_ranks(cfg, 2, 16, "b/config.json"), (std::vector<int64_t>{0, 4}));
 }
 
 TEST(ModelLoadErrors, WeightShapeNotMatchingConfig) {
