@@ -58,9 +58,14 @@ RunData to_run_data(const results::RunReader& r, const std::string& path, const 
               j["kept"].is_array();
     for (std::size_t i = 0; ok && i < j["matrix"].size(); ++i) {
       ok = j["matrix"][i].is_array() && j["matrix"][i].size() == j["blocks"].size();
+      for (std::size_t k = 0; ok && k < j["matrix"][i].size(); ++k) ok = j["matrix"][i][k].is_number();
     }
-    OT_REQUIRE(ok, path, ": root attribute 'cka_similarity' should be a JSON object {\"blocks\": [...], \"matrix\": ",
-               "a square array of as many rows, \"kept\": [...]}; it is '", text.substr(0, 200), "'");
+    for (const char* list : {"blocks", "kept"}) {
+      for (std::size_t k = 0; ok && k < j[list].size(); ++k) ok = j[list][k].is_number_integer();
+    }
+    OT_REQUIRE(ok, path, ": root attribute 'cka_similarity' should be a JSON object {\"blocks\": [block indices], ",
+               "\"matrix\": a square array of numbers with a row per block, \"kept\": [block indices]}; it is '",
+               text.substr(0, 200), "'");
     d.cka = std::move(j);
   }
   d.eval = r.eval();

@@ -525,10 +525,18 @@ TEST(Analyze, BadInputsAreClearErrors) {
       << r.err;
   std::filesystem::remove(root + "/b/bad.h5");
 
-  // cka_similarity must be a square matrix over its blocks.
+  // cka_similarity must be a square matrix over its blocks ...
   RunSpec lopsided{"d/run.h5", "L", "g3", "", 1, nlohmann::json::object()};
   write_run(root, lopsided, {{"plugin", "piqa", "acc", 0.5}}, {}, false,
             {{"blocks", {2, 3}}, {"matrix", {{1.0, 0.5}}}, {"kept", {3}}});
+  r = run_cli("analyze " + root + " --no-figures");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(root + "/d/run.h5: root attribute 'cka_similarity' should be a JSON object"), std::string::npos)
+      << r.err;
+  std::filesystem::remove(root + "/d/run.h5");
+  // ... of numbers, over integer block indices.
+  write_run(root, lopsided, {{"plugin", "piqa", "acc", 0.5}}, {}, false,
+            {{"blocks", {2, 3}}, {"matrix", {{1.0, "x"}, {0.5, 1.0}}}, {"kept", {3}}});
   r = run_cli("analyze " + root + " --no-figures");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find(root + "/d/run.h5: root attribute 'cka_similarity' should be a JSON object"), std::string::npos)
