@@ -36,9 +36,11 @@ results::EvalRow ev(const std::string& setting, const std::string& task, const s
   return {setting, task, metric, value, stderr_value, 100};
 }
 
-const Difference& find_difference(const GroupTable& t, const std::string& name) {
+// (A C string, not a std::string: GCC 14 takes a temporary argument of a function that
+// returns a reference for a possibly dangling one.)
+const Difference& find_difference(const GroupTable& t, const char* name) {
   const Difference* d = t.difference(name);
-  if (d == nullptr) throw std::runtime_error("no difference " + name + " in " + t.name);
+  if (d == nullptr) throw std::runtime_error(std::string("no difference ") + name + " in " + t.name);
   return *d;
 }
 

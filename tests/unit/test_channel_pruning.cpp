@@ -155,8 +155,7 @@ TEST(ChannelPruning, BundlesWithPrunedChannelsThroughTheCli) {
   ot::test::TempDir tmp;
   auto r = ot::test::convert_stories260k(tmp.file("full"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::string text = ot::read_text_file(ot::test::shared_path("data/corpora/tinystories/tinystories_train_head.txt"));
-  std::ofstream(tmp.file("text.txt")) << text.substr(0, 20000);
+  ot::test::write_tinystories_head(tmp.file("text.txt"), 20000);
   r = ot::test::run_cli("emulator --model " + tmp.file("full") + " --adapter 1,1 --emulator-layers 2 --prune-channels 0.5"
                         " --out " + tmp.file("bundle"));
   ASSERT_EQ(r.exit_code, 0) << r.err;

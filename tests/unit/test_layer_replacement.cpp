@@ -216,8 +216,7 @@ TEST(LayerReplacement, BundlesThroughTheCli) {
   ot::test::TempDir tmp;
   auto r = ot::test::convert_stories260k(tmp.file("full"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::string text = ot::read_text_file(ot::test::shared_path("data/corpora/tinystories/tinystories_train_head.txt"));
-  std::ofstream(tmp.file("text.txt")) << text.substr(0, 20000);
+  ot::test::write_tinystories_head(tmp.file("text.txt"), 20000);
   const std::string emulator = "emulator --model " + tmp.file("full") + " --adapter 1,1 --emulator-layers 0 ";
   const std::string data = " --calibration " + tmp.file("text.txt") + " --distill " + tmp.file("text.txt") +
                            " --block-size 32 --batch-size 4 --max-steps 3 ";

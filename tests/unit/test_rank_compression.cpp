@@ -101,8 +101,7 @@ TEST(RankCompression, BundlesStoreFactorsAndExportPlain) {
   ot::test::TempDir tmp;
   auto r = ot::test::convert_stories260k(tmp.file("full"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::string text = ot::read_text_file(ot::test::shared_path("data/corpora/tinystories/tinystories_train_head.txt"));
-  std::ofstream(tmp.file("text.txt")) << text.substr(0, 20000);
+  ot::test::write_tinystories_head(tmp.file("text.txt"), 20000);
   const std::string emulator = "emulator --model " + tmp.file("full") + " --adapter 1,1 --emulator-layers 2 ";
   ASSERT_EQ(ot::test::run_cli(emulator + "--out " + tmp.file("dense")).exit_code, 0);
   r = ot::test::run_cli(emulator + "--svd 8 --out " + tmp.file("bundle"));

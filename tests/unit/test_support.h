@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,15 @@ inline CliResult finetune_and_plug_in(const std::string& full, const std::string
 inline void write_file(const std::string& path, const std::string& contents) {
   std::ofstream out(path, std::ios::binary);
   out << contents;
+}
+
+// The first `bytes` of the TinyStories text in ../shared written to `path`: the text the
+// stories260K compression tests calibrate, distil and fine-tune on.
+inline void write_tinystories_head(const std::string& path, std::size_t bytes) {
+  const std::string source = shared_path("data/corpora/tinystories/tinystories_train_head.txt");
+  const std::string text = slurp(source);
+  if (text.empty()) throw std::runtime_error(source + ": cannot be read (the tests need ../shared)");
+  write_file(path, text.substr(0, bytes));
 }
 
 // Runs `fn`, expecting ot::Error whose message contains every string in `parts`.
