@@ -20,8 +20,12 @@
 #include "train/trainer.h"
 #include "util/compat.h"
 #include "util/gemm_rate.h"
+#include "util/host_threads.h"
 
 namespace {
+
+// As `ot` does (cli/main.cpp): a step's freed tensors stay in the process for the next step.
+[[maybe_unused]] const bool kFreedHostMemoryKept = ot::keep_freed_host_memory();
 
 ot::ModelConfig quickstart_config() {
   nlohmann::json j = {{"model_type", "opt"},        {"hidden_size", 128},

@@ -21,6 +21,7 @@
 #include "offsite/efficiency.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/host_threads.h"
 #include "util/gemm_rate.h"
 #include "util/gpu.h"
 
@@ -89,7 +90,7 @@ void register_bench(CLI::App& app) {
         fail(args->request, ": not valid JSON (", e.what(), ")");
       }
       const EfficiencyRequest request = efficiency_request_from_json(j, args->request);
-      if (request.threads > 0) at::set_num_threads(static_cast<int>(request.threads));
+      set_host_threads(static_cast<int>(request.threads));
       const EfficiencyResult r = run_efficiency_method(request.method, efficiency_options_of(request));
       if (dist::is_writer()) std::cout << r.to_json().dump() << std::endl;  // the team's result, once
       return;
@@ -129,7 +130,7 @@ void register_bench(CLI::App& app) {
     // The machine's speed now and after the runs: a ratio of two runs means little when the
     // GEMM rates beside them differ.
     // A team's rate is that of all its cores: the GEMM runs with as many threads as the team has.
-    if (request.ranks > 1) at::set_num_threads(static_cast<int>(request.ranks * std::max<int64_t>(1, request.threads)));
+    if (request.ranks > 1) set_host_threads(static_cast<int>(request.ranks * std::max<int64_t>(1, request.threads)));
     const GemmRate gemm_start = measure_gemm_rate(eo.device);
     std::cerr << "  " << describe(gemm_start) << " (before)\n";
     std::vector<EfficiencyResult> results;

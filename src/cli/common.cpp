@@ -13,6 +13,7 @@
 #include "train/schedule.h"
 #include "train/trainer_options.h"
 #include "util/device.h"
+#include "util/host_threads.h"
 #include "util/signals.h"
 
 namespace ot::cli {
@@ -76,7 +77,7 @@ LoadOptions apply_runtime_options(const RuntimeOptions& o) {
   l.device = parse_device(o.device);
   l.dtype = parse_dtype(o.dtype);
   check_precision(parse_precision(o.precision), l.device, l.dtype);
-  if (o.threads > 0) at::set_num_threads(o.threads);
+  set_host_threads(o.threads);
   return l;
 }
 

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "dist/context.h"
 #include "util/error.h"
+#include "util/host_threads.h"
 #include "util/version.h"
 
 namespace {
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
   try {
     // Under mpirun/srun every command runs on the MPI world as one data-parallel team
     // (`ot sweep --ranks-per-run` splits it further).
+    ot::keep_freed_host_memory();
     ot::dist::join_world_if_launched();
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -22,6 +22,7 @@
 #include "experiment/workspace.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/host_threads.h"
 #include "util/memory.h"
 #include "util/signals.h"
 
@@ -74,7 +75,7 @@ std::vector<SettingResult> run_recipe(const PlannedRun& plan, const RuntimeSpec&
 
 RunState execute_run(const PlannedRun& plan, const RunOptions& opts) {
   const Config& c = plan.config;
-  if (c.integer("runtime.threads") > 0) at::set_num_threads(static_cast<int>(c.integer("runtime.threads")));
+  set_host_threads(static_cast<int>(c.integer("runtime.threads")));
   const bool writer = dist::is_writer();
   // The claim (rank 0's decides for the team): taken before the result file is even read.
   std::unique_ptr<RunClaim> claim;
