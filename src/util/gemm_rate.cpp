@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "util/gpu.h"
+#include "util/host_threads.h"
 
 namespace ot {
 
@@ -16,7 +17,7 @@ GemmRate measure_gemm_rate(const c10::Device& device, int64_t n, double min_seco
   GemmRate r;
   r.device = gpu::device_name(device);
   r.n = n;
-  r.threads = at::get_num_threads();
+  r.threads = blas_threads();  // the GEMM's threads: OpenBLAS's own pool where it has one
   const auto opts = at::TensorOptions().dtype(at::kFloat).device(device);
   at::Tensor a = at::randn({n, n}, opts), b = at::randn({n, n}, opts), c = at::empty({n, n}, opts);
   at::mm_out(c, a, b);  // first touch, library warm-up

@@ -43,14 +43,31 @@ std::string match_blas_threads(int n) {
   if (n > 0) at::set_num_threads(n);
   const BlasThreading b = blas_threading();
   if (!b.openblas || b.parallel != 1) return "";
-  const int threads = at::get_num_threads();
-  if (auto set = openblas_symbol<void (*)(int)>("openblas_set_num_threads")) set(threads);
+  auto set_blas = openblas_symbol<void (*)(int)>("openblas_set_num_threads");
+  if (set_blas == nullptr) return "";
+  // The count asked for now, else the one an earlier call split (LibTorch's is then 1).
+  static int split = 0;
+  const int threads = n > 0 ? n : (split > 0 ? split : at::get_num_threads());
+  set_blas(threads);
+  split = 0;
   if (threads <= 1) return "";
-  return "OpenBLAS is its pthreads build (" + b.config +
-         "), whose thread pool competes with LibTorch's OpenMP threads for the cores; for full speed select "
-         "the OpenMP build (Debian: apt-get install libopenblas0-openmp && update-alternatives --set "
-         "libopenblas.so.0-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0), "
-         "or run one thread per MPI rank";
+  // Two pools on the same cores stall each other: the matrix products keep the threads and
+  // LibTorch's own operations run on one.
+  at::set_num_threads(1);
+  split = threads;
+  return "OpenBLAS is its pthreads build (" + b.config + "): its pool runs the matrix products on " +
+         std::to_string(threads) +
+         " threads and LibTorch's other operations run on one, since the two pools would compete for the "
+         "cores; the OpenMP build is faster (Debian: apt-get install libopenblas0-openmp && update-alternatives "
+         "--set libopenblas.so.0-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0)";
+}
+
+int blas_threads() {
+  const BlasThreading b = blas_threading();
+  if (b.openblas && b.parallel == 1) {
+    if (auto get = openblas_symbol<int (*)()>("openblas_get_num_threads")) return get();
+  }
+  return at::get_num_threads();
 }
 
 void set_host_threads(int n) {

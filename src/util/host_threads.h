@@ -1,6 +1,6 @@
 // util/host_threads.h: the CPU's threads and memory as a training process wants them.
-//   set_host_threads(n)       LibTorch's intra-op threads (n > 0; 0 keeps its default) and, where
-//                             OpenBLAS runs its own thread pool, OpenBLAS's to match
+//   set_host_threads(n)       LibTorch's intra-op threads (n > 0; 0 keeps its default), and
+//                             OpenBLAS's where it runs a thread pool of its own
 //   keep_freed_host_memory()  large freed blocks stay in the process for the next step
 #pragma once
 
@@ -16,16 +16,18 @@ struct BlasThreading {
 };
 BlasThreading blas_threading();
 
-// Sets LibTorch's thread count (n > 0; 0 keeps it) and returns the warning set_host_threads prints,
-// or "" when there is none.
-// OpenBLAS's pthreads build (Debian's libopenblas0-pthread, which libopenblas-dev pulls in and
-// which then wins the libopenblas.so.0 alternative) keeps a pool of its own beside LibTorch's
-// OpenMP threads: it is sized to LibTorch's count here, so one thread per MPI rank stays one, and
-// with more than one thread the two pools compete for the cores (measured on a 2-core machine:
-// the OPT-125m training step at 0.69x the OpenMP build's speed), which the warning says with the fix.
+// Sets LibTorch's thread count (n > 0; 0 keeps it). OpenBLAS's pthreads build (Debian's
+// libopenblas0-pthread, which libopenblas-dev pulls in and which then wins the libopenblas.so.0
+// alternative) keeps a thread pool of its own beside LibTorch's OpenMP threads, and the two stall
+// each other on the same cores (measured on 2 cores: the OPT-125m training step at 0.3x the
+// OpenMP build's speed). With that build the matrix products get the threads and LibTorch's own
+// operations one (0.9x the OpenMP build's speed there), so one thread per MPI rank stays one.
+// Returns a note saying so with the fix, or "" where there is nothing to say.
 std::string match_blas_threads(int n);
-// The same, printing the warning (once a process) on stderr as "ot: warning: ...".
+// The same, printing the note (once a process) on stderr as "ot: warning: ...".
 void set_host_threads(int n);
+// The threads a matrix product runs on: OpenBLAS's own pool where it has one, else LibTorch's.
+int blas_threads();
 
 // A training step frees and reallocates the same large tensors (logits, activations, gradients)
 // every step. glibc serves blocks above its mmap threshold (at most 32 MiB by default) with fresh

@@ -1,5 +1,5 @@
 // tests/unit/test_host_threads.cpp: util/host_threads.h. LibTorch's threads are set and OpenBLAS
-// (Debian's LibTorch links it) reports its build; OT_HOST_MEMORY is validated; and with freed
+// (Debian's LibTorch links it) reports its build, its own pool (pthreads build) taking the threads; OT_HOST_MEMORY is validated; and with freed
 // memory kept, a block the size of a step's logits costs no page faults the second time it is
 // allocated and written.
 #include <gtest/gtest.h>
@@ -48,9 +48,18 @@ TEST(HostThreads, SetsLibTorchThreadsAndReadsOpenBlas) {
     // Only the pthreads build warns, and the warning names the fix.
     const std::string w = ot::match_blas_threads(2);
     if (b.parallel == 1) {
+      // Its pool runs the products on both threads, LibTorch's own operations on one.
       EXPECT_NE(w.find("openblas-openmp"), std::string::npos) << w;
+      EXPECT_EQ(at::get_num_threads(), 1);
+      EXPECT_EQ(ot::blas_threads(), 2);
+      ot::match_blas_threads(0);  // 0 keeps the split
+      EXPECT_EQ(ot::blas_threads(), 2);
+      ot::match_blas_threads(1);
+      EXPECT_EQ(ot::blas_threads(), 1);
     } else {
       EXPECT_EQ(w, "");
+      EXPECT_EQ(at::get_num_threads(), 2);
+      EXPECT_EQ(ot::blas_threads(), 2);
     }
   }
   ot::set_host_threads(before);
