@@ -80,15 +80,16 @@ void set_host_threads(int n) {
 }
 
 bool keep_freed_host_memory() {
-  if (env_mentions("GLIBC_TUNABLES", "malloc.mmap_threshold") ||
-      env_mentions("GLIBC_TUNABLES", "malloc.trim_threshold"))
-    return false;
   const char* policy = std::getenv("OT_HOST_MEMORY");
   if (policy != nullptr) {
     if (std::strcmp(policy, "release") == 0) return false;
     OT_REQUIRE(std::strcmp(policy, "keep") == 0, "environment variable OT_HOST_MEMORY=", policy,
-             ": expected keep (the default: freed tensors stay in the process for reuse) or release (glibc's defaults)");
+               ": expected keep (the default: freed tensors stay in the process for reuse) or release (glibc's "
+               "defaults)");
   }
+  if (env_mentions("GLIBC_TUNABLES", "malloc.mmap_threshold") ||
+      env_mentions("GLIBC_TUNABLES", "malloc.trim_threshold"))
+    return false;  // the user's own settings stand
   // Blocks up to INT_MAX bytes (2 GiB) from the heap; freed memory at its top is kept up to as much.
   return mallopt(M_MMAP_THRESHOLD, INT_MAX) == 1 && mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1;
 }
