@@ -14,10 +14,21 @@ THREADS=${2:-2}
 PY=/usr/bin/python3
 "$PY" -c "import torch" 2>/dev/null || { echo "vs_transformers: needs Debian's python3-torch (apt-get install python3-torch)" >&2; exit 2; }
 [ -x "$OT" ] || { echo "vs_transformers: $OT not built (bash scripts/build.sh)" >&2; exit 2; }
+# Both sides use the same OpenBLAS. Its pthreads build slows PyTorch's side (its pool and the
+# OpenMP threads stall each other) while `ot` works around it, so the ratio would flatter `ot`.
+BLAS=$("$PY" -c "import ctypes; l = ctypes.CDLL('libopenblas.so.0'); l.openblas_get_config.restype = ctypes.c_char_p
+print(l.openblas_get_parallel(), l.openblas_get_config().decode())" 2>/dev/null || echo "? (no libopenblas.so.0)")
+if [ "${BLAS%% *}" = 1 ] && [ "$THREADS" -gt 1 ]; then
+  echo "vs_transformers: libopenblas.so.0 is OpenBLAS's pthreads build (${BLAS#* }); compare on its OpenMP build:" \
+    "apt-get install libopenblas0-openmp && update-alternatives --set libopenblas.so.0-x86_64-linux-gnu" \
+    "/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0" >&2
+  exit 2
+fi
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 STEPS=${OT_BENCH_STEPS:-5}
 echo "vs_transformers: $(date -u +%Y-%m-%dT%H:%M:%SZ), OPT-125m shape, batch 1 x 512, $THREADS thread(s), $STEPS timed steps, $ROUNDS rounds"
+echo "vs_transformers: BLAS ${BLAS#* }"
 IMPLS=(restated)
 if "$PY" -c "import transformers" 2>/dev/null; then
   IMPLS=(transformers restated)
