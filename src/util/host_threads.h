@@ -21,7 +21,7 @@ BlasThreading blas_threading();
 // alternative) keeps a thread pool of its own beside LibTorch's OpenMP threads, and the two stall
 // each other on the same cores (measured on 2 cores: the OPT-125m training step at 0.3x the
 // OpenMP build's speed). With that build the matrix products get the threads and LibTorch's own
-// operations one (0.9x the OpenMP build's speed there), so one thread per MPI rank stays one.
+// operations one (0.87x the OpenMP build's speed there), so one thread per MPI rank stays one.
 // Returns a note saying so with the fix, or "" where there is nothing to say.
 std::string match_blas_threads(int n);
 // The same, printing the note (once a process) on stderr as "ot: warning: ...".
