@@ -21,9 +21,9 @@
 #include "offsite/efficiency.h"
 #include "util/error.h"
 #include "util/fs.h"
-#include "util/host_threads.h"
 #include "util/gemm_rate.h"
 #include "util/gpu.h"
+#include "util/host_threads.h"
 
 namespace ot::cli {
 

@@ -49,9 +49,10 @@ int main(int argc, char** argv) {
   ot::cli::register_submit(app);
 
   try {
+    // Before anything large is allocated: a step's freed tensors stay for the next step.
+    ot::keep_freed_host_memory();
     // Under mpirun/srun every command runs on the MPI world as one data-parallel team
     // (`ot sweep --ranks-per-run` splits it further).
-    ot::keep_freed_host_memory();
     ot::dist::join_world_if_launched();
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

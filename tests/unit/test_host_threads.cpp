@@ -1,7 +1,7 @@
 // tests/unit/test_host_threads.cpp: util/host_threads.h. LibTorch's threads are set and OpenBLAS
-// (Debian's LibTorch links it) reports its build, its own pool (pthreads build) taking the threads; OT_HOST_MEMORY is validated; and with freed
-// memory kept, a block the size of a step's logits costs no page faults the second time it is
-// allocated and written.
+// (Debian's LibTorch links it) reports its build, its own pool (pthreads build) taking the
+// threads; OT_HOST_MEMORY is validated; and with freed memory kept, a block the size of a step's
+// logits costs no page faults the second time it is allocated and written.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
