@@ -217,7 +217,10 @@ EmulatorOutcome run_emulator_job(const EmulatorJob& job, results::RunRecorder* r
     if (out.train.interrupted) throw Preempted("distillation", to.state_path);
     bundle->eval();
     if (eval_src) {
-      out.distilled_emulator_ppl = ppl(bundle);
+      // An evaluation at the last step that was also the best scored these very weights on
+      // the same text (kept or not, they are the last step's): its value is theirs.
+      const bool last_was_scored = out.train.best_step >= 0 && out.train.best_step == out.train.steps;
+      out.distilled_emulator_ppl = last_was_scored ? out.train.best_metric : ppl(bundle);
       if (job.record_perplexities)
         record_eval(rec, "distilled_emulator", corpus_name(*job.eval), "ppl", *out.distilled_emulator_ppl, eval_src->size());
     }
