@@ -178,6 +178,31 @@ TEST_F(OffsiteWorkflow, FiveSettingsRecordedAndPluginBeatsZeroShot) {
   EXPECT_GT(fine.efficiency().size(), 0u);
 }
 
+// The distilled emulator's recorded score (taken from the last evaluation during
+// distillation where that scored the weights kept) is the score of the bundle written: the
+// bundle, loaded as a model of its own, scores the same on the same held-out blocks.
+TEST_F(OffsiteWorkflow, DistilledEmulatorScoreIsTheWrittenBundles) {
+  const std::string common = " --eval-corpus " + p("distill_val.txt") + " --eval-blocks 8 --block-size 64"
+                             " --batch-size 4 --threads 1 --cache-dir " + p("cache");
+  auto r = run_cli("emulator --model " + p("full") + " --adapter 1,1 --emulator-layers 1 --distill " + p("distill.txt") +
+                   " --max-steps 6 --eval-every 3 --lr 2e-3 --warmup-steps 0 --record " + p("scored.h5") + " --out " +
+                   p("scored_bundle") + common);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_cli("emulator --model " + p("scored_bundle") + " --adapter 1,1 --emulator-layers 1 --record " +
+              p("rescored.h5") + " --out " + p("rescored_bundle") + common);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto score = [](const std::string& file, const std::string& setting) {
+    auto run = ot::results::RunReader::open(file);
+    for (const auto& row : run.eval())
+      if (row.setting == setting) return row.value;
+    ADD_FAILURE() << file << ": no " << setting << " row";
+    return 0.0;
+  };
+  const double recorded = score(p("scored.h5"), "distilled_emulator");
+  EXPECT_NEAR(score(p("rescored.h5"), "zs_full"), recorded, 1e-9 * recorded);
+  EXPECT_LT(recorded, score(p("scored.h5"), "zs_emulator")) << "six distillation steps lower the emulator's perplexity";
+}
+
 // Mixed precision and activation checkpointing through the CLI on the CPU: bf16 autocast
 // distillation and adapter fine-tuning run, lower their losses, and record what the device
 // measured (device time, model FLOPs per token); what cannot run fails before any work.
